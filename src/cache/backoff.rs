@@ -1,0 +1,48 @@
+//! How long to wait before calling the source again after failures.
+
+use std::time::Duration;
+
+use crate::jitter;
+
+/// Exponential backoff with jitter after consecutive fetch failures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
+}
+
+impl Backoff {
+    /// The delay before the next fetch after `failures` consecutive failures
+    /// (at least one): `initial * 2^(failures - 1)`, capped at `max`, of which
+    /// the upper half is random ("equal jitter").
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1));
+        let base = self
+            .initial
+            .checked_mul(factor)
+            .unwrap_or(self.max)
+            .min(self.max);
+        base / 2 + jitter::up_to(base / 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+        let backoff = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        };
+        for _ in 0..100 {
+            let first = backoff.delay(1);
+            assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+            let fourth = backoff.delay(4);
+            assert!(fourth >= Duration::from_secs(4) && fourth <= Duration::from_secs(8));
+            let capped = backoff.delay(1000);
+            assert!(capped >= Duration::from_secs(15) && capped <= Duration::from_secs(30));
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! [`TokenCacheBuilder`]: settings of a [`TokenCache`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::TokenCache;
+use super::backoff::Backoff;
+use crate::TokenSource;
+
+/// Default [fetch timeout](TokenCacheBuilder::fetch_timeout).
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default first delay of the [backoff](TokenCacheBuilder::backoff) after a
+/// failed fetch.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Default longest delay of the [backoff](TokenCacheBuilder::backoff).
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) refresh_before: Option<Duration>,
+    pub(crate) fetch_timeout: Duration,
+    pub(crate) backoff: Backoff,
+}
+
+/// Builds a [`TokenCache`] with custom settings; made by
+/// [`TokenCache::builder`].
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_refresh::{BoxError, Token, TokenCache};
+///
+/// let cache = TokenCache::builder(|| async {
+///     Ok::<_, BoxError>(Token::bearer("abc").expires_in(Duration::from_secs(3600)))
+/// })
+/// .refresh_before(Duration::from_secs(120))
+/// .fetch_timeout(Duration::from_secs(5))
+/// .backoff(Duration::from_millis(500), Duration::from_secs(60))
+/// .build();
+/// ```
+pub struct TokenCacheBuilder {
+    source: Arc<dyn TokenSource>,
+    config: Config,
+}
+
+impl TokenCacheBuilder {
+    pub(crate) fn new(source: impl TokenSource) -> Self {
+        Self {
+            source: Arc::new(source),
+            config: Config {
+                refresh_before: None,
+                fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+                backoff: Backoff {
+                    initial: DEFAULT_BACKOFF_INITIAL,
+                    max: DEFAULT_BACKOFF_MAX,
+                },
+            },
+        }
+    }
+
+    /// How long before expiry to refresh a token.
+    ///
+    /// Inside this window requests keep using the current token while one
+    /// background refresh fetches the next; no request waits for it. The
+    /// window never exceeds half the token's lifetime, so a token that lives
+    /// less than twice this long is refreshed halfway through its life
+    /// rather than on every request. Each refresh starts up to a quarter of
+    /// the window earlier still, at random, so that many processes started
+    /// together do not refresh in lockstep.
+    ///
+    /// By default the window scales with the token's lifetime: a tenth of it,
+    /// at least 10 seconds and at most 5 minutes (5 minutes for a one-hour
+    /// token, 10 seconds for a one-minute token).
+    pub fn refresh_before(mut self, window: Duration) -> Self {
+        self.config.refresh_before = Some(window);
+        self
+    }
+
+    /// The longest time one call to the token source may take; a call that
+    /// takes longer fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout).
+    ///
+    /// Defaults to [`DEFAULT_FETCH_TIMEOUT`] (10 seconds).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "fetch timeout must be more than zero");
+        self.config.fetch_timeout = timeout;
+        self
+    }
+
+    /// How long to wait before calling the source again after it failed:
+    /// `initial` after the first failure, doubling with each further
+    /// consecutive failure up to `max`, with the upper half of each delay
+    /// random. Meanwhile a still-valid token stays in use, and callers that
+    /// need a new token get the last error at once.
+    ///
+    /// Defaults to [`DEFAULT_BACKOFF_INITIAL`] (1 second) and
+    /// [`DEFAULT_BACKOFF_MAX`] (30 seconds).
+    ///
+    /// # Panics
+    ///
+    /// If `initial` is greater than `max`.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        assert!(
+            initial <= max,
+            "backoff: initial delay ({initial:?}) must not exceed the maximum ({max:?})"
+        );
+        self.config.backoff = Backoff { initial, max };
+        self
+    }
+
+    /// Builds the cache. No token is fetched until one is needed.
+    pub fn build(self) -> TokenCache {
+        TokenCache::from_parts(self.source, self.config)
+    }
+}
+
+impl fmt::Debug for TokenCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCacheBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,222 @@
+//! [`TokenCache`]: one shared token, refreshed single-flight.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use http::HeaderValue;
+use tokio::time::Instant;
+
+use crate::{Error, Token, TokenSource};
+
+mod backoff;
+mod builder;
+mod entry;
+mod refresh;
+mod refresh_window;
+
+pub use builder::{
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCacheBuilder,
+};
+
+use builder::Config;
+use entry::{Entry, Status};
+use refresh::{Flight, Join, Reason};
+
+/// A shared, cheap-to-clone handle to one token, refreshed single-flight.
+///
+/// - **Hot path**: while the token is fresh, using it takes an atomic load
+///   and a reference-count increment: no lock, no clock read, no allocation.
+/// - **Single-flight**: however many callers find the token missing or
+///   expired at once, the [`TokenSource`] is called once and all of them get
+///   its result.
+/// - **Refresh ahead**: inside the [refresh window](TokenCacheBuilder::refresh_before)
+///   callers keep using the current token while one background refresh
+///   fetches the next.
+/// - **Failures**: a fetch is bounded by a [timeout](TokenCacheBuilder::fetch_timeout);
+///   after a failure the source is not called again before a
+///   [backoff](TokenCacheBuilder::backoff) delay, while a still-valid token
+///   stays in use.
+/// - **Cancellation**: the fetch runs on a task of its own, so dropping the
+///   caller that started it neither cancels it nor strands other callers.
+///
+/// Clone it to share one token between many [`TokenRefreshLayer`](crate::TokenRefreshLayer)s,
+/// services and tasks. Refreshes run on the Tokio runtime of the caller
+/// that starts them.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_refresh::{BoxError, Token, TokenCache};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let cache = TokenCache::new(|| async {
+///     // Ask your identity provider for a token here.
+///     Ok::<_, BoxError>(Token::bearer("abc").expires_in(Duration::from_secs(3600)))
+/// });
+///
+/// let token = cache.token().await?;
+/// assert_eq!(token.secret(), "abc");
+///
+/// // The server rejected it? Drop it (only if no newer one replaced it yet).
+/// assert!(cache.invalidate(&token));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TokenCache {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    /// The published token: read lock-free by every request.
+    current: ArcSwapOption<Entry>,
+    source: Arc<dyn TokenSource>,
+    config: Config,
+    flight: Mutex<Flight>,
+    generation: AtomicU64,
+}
+
+/// A token ready to be sent: its header and its generation.
+#[derive(Debug, Clone)]
+pub(crate) struct Credential {
+    pub(crate) header: HeaderValue,
+    #[allow(dead_code)] // read by the rejection handling to come
+    pub(crate) generation: u64,
+}
+
+impl Credential {
+    fn of(entry: &Entry) -> Self {
+        Self {
+            header: entry.header().clone(),
+            generation: entry.generation(),
+        }
+    }
+}
+
+impl TokenCache {
+    /// A cache with default settings over `source`. No token is fetched
+    /// until one is needed.
+    pub fn new(source: impl TokenSource) -> Self {
+        Self::builder(source).build()
+    }
+
+    /// Starts building a cache over `source` with custom settings.
+    pub fn builder(source: impl TokenSource) -> TokenCacheBuilder {
+        TokenCacheBuilder::new(source)
+    }
+
+    pub(crate) fn from_parts(source: Arc<dyn TokenSource>, config: Config) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                current: ArcSwapOption::empty(),
+                source,
+                config,
+                flight: Mutex::new(Flight::default()),
+                generation: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A valid token: the cached one, or a fresh one if there is none or it
+    /// has expired (waiting for the refresh every concurrent caller shares).
+    /// Inside the refresh window, returns the current token at once and
+    /// starts a background refresh.
+    ///
+    /// # Errors
+    ///
+    /// When a token was needed and the refresh failed: the error of that
+    /// refresh, or during the backoff that follows it, the last error.
+    pub async fn token(&self) -> Result<Token, Error> {
+        let entry = self.entry().await?;
+        Ok(entry.token().clone())
+    }
+
+    /// Drops `token` if it is still the current token, so that the next
+    /// caller fetches a new one; call it when a server rejects the token.
+    /// Returns whether it was dropped.
+    ///
+    /// A token that was already replaced is left alone: a burst of
+    /// rejections of one token causes a single refresh, and a late rejection
+    /// of an old token causes none.
+    pub fn invalidate(&self, token: &Token) -> bool {
+        let current = self.shared.current.load();
+        let Some(entry) = current.as_ref() else {
+            return false;
+        };
+        let same = if token.generation() == 0 {
+            // A token that did not come from this cache: compare values.
+            entry.token().secret() == token.secret()
+        } else {
+            entry.generation() == token.generation()
+        };
+        if !same {
+            return false;
+        }
+        // Compare-and-swap, so that a token published meanwhile survives.
+        let previous = self.shared.current.compare_and_swap(&*current, None);
+        let dropped = match (&*previous, &*current) {
+            (Some(previous), Some(current)) => Arc::ptr_eq(previous, current),
+            _ => false,
+        };
+        if dropped {
+            tracing::debug!(generation = entry.generation(), "token invalidated");
+        }
+        dropped
+    }
+
+    /// The hot path: the current token's header if it is fresh.
+    #[inline]
+    pub(crate) fn fresh_credential(&self) -> Option<Credential> {
+        let current = self.shared.current.load();
+        match current.as_ref() {
+            Some(entry) if entry.is_fresh() => Some(Credential::of(entry)),
+            _ => None,
+        }
+    }
+
+    /// The slow path: a usable token, refreshing if needed.
+    pub(crate) async fn credential(self) -> Result<Credential, Error> {
+        self.entry().await.map(|entry| Credential::of(&entry))
+    }
+
+    async fn entry(&self) -> Result<Arc<Entry>, Error> {
+        let reason = match self.shared.current.load_full() {
+            None => Reason::Missing,
+            Some(entry) => match entry.status(Instant::now()) {
+                Status::Fresh => return Ok(entry),
+                Status::RefreshDue => {
+                    // Best effort: a refresh that cannot start now (backing
+                    // off) is tried again by a later request.
+                    drop(self.shared.join_or_start(Reason::Ahead));
+                    return Ok(entry);
+                }
+                Status::Expired => Reason::Expired,
+            },
+        };
+        match self.shared.join_or_start(reason) {
+            Join::Ready(entry) => Ok(entry),
+            Join::Wait(waiter) => waiter.outcome().await,
+            Join::Failed(error) => Err(error),
+        }
+    }
+}
+
+impl Shared {
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = self.shared.current.load();
+        f.debug_struct("TokenCache")
+            .field("token", &current.as_ref().map(|entry| entry.token()))
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,210 @@
+//! Single-flight refresh: at most one fetch runs per cache, on a task of its
+//! own, and every caller that needs its result subscribes to it.
+
+use std::sync::{Arc, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::Shared;
+use super::entry::{Entry, Status};
+use crate::{Error, Token};
+
+/// The outcome of one refresh, shared by all its waiters.
+pub(crate) type Outcome = Result<Arc<Entry>, Error>;
+
+/// Why a refresh starts; recorded in tracing events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// No token yet, or it was invalidated.
+    Missing,
+    /// The token has expired.
+    Expired,
+    /// The token is inside its refresh window; requests keep using it.
+    Ahead,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::Missing => "no token",
+            Reason::Expired => "token expired",
+            Reason::Ahead => "refresh window open",
+        }
+    }
+}
+
+/// Refresh bookkeeping, behind a mutex touched only off the hot path and
+/// never held across an `.await`.
+#[derive(Debug, Default)]
+pub(crate) struct Flight {
+    /// The refresh in progress, if any.
+    running: Option<watch::Receiver<Option<Outcome>>>,
+    /// Consecutive failed fetches.
+    failures: u32,
+    /// The last failure, and when the source may be called again.
+    backoff: Option<(Error, Instant)>,
+}
+
+/// What a caller that needs a token should do next.
+pub(crate) enum Join {
+    /// A token published meanwhile is good to use.
+    Ready(Arc<Entry>),
+    /// Wait for the refresh in progress.
+    Wait(Waiter),
+    /// The source is backing off after a failure (or no refresh can run).
+    Failed(Error),
+}
+
+/// A subscription to the outcome of one refresh.
+#[derive(Debug)]
+pub(crate) struct Waiter(watch::Receiver<Option<Outcome>>);
+
+impl Waiter {
+    /// Waits for the refresh to finish. Cancel-safe, and bounded: the fetch
+    /// has a timeout, and a refresh task that dies drops its sender.
+    pub(crate) async fn outcome(mut self) -> Outcome {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(outcome) => match &*outcome {
+                Some(outcome) => outcome.clone(),
+                None => Err(Error::refresh_aborted(false)),
+            },
+            Err(_closed) => Err(Error::refresh_aborted(false)),
+        }
+    }
+}
+
+impl Shared {
+    fn flight(&self) -> MutexGuard<'_, Flight> {
+        // The lock is never held across code that can panic, but should a
+        // panic poison it, the bookkeeping is still consistent: keep going.
+        self.flight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Joins the refresh in progress, or starts one, unless a usable token
+    /// was published meanwhile or the source is backing off.
+    pub(crate) fn join_or_start(self: &Arc<Self>, reason: Reason) -> Join {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Join::Failed(Error::no_runtime());
+        };
+        let now = Instant::now();
+        let (task, waiter) = {
+            let mut flight = self.flight();
+            if let Some(running) = &flight.running {
+                return Join::Wait(Waiter(running.clone()));
+            }
+            // Re-check under the lock: a refresh may have published a token
+            // between the caller's look and now.
+            if let Some(entry) = self.current.load_full() {
+                let usable = match reason {
+                    Reason::Ahead => entry.status(now) == Status::Fresh,
+                    Reason::Missing | Reason::Expired => entry.status(now) != Status::Expired,
+                };
+                if usable {
+                    return Join::Ready(entry);
+                }
+            }
+            if let Some((error, retry_at)) = &flight.backoff
+                && now < *retry_at
+            {
+                return Join::Failed(error.clone());
+            }
+            let (sender, receiver) = watch::channel(None);
+            flight.running = Some(receiver.clone());
+            let task = RefreshTask {
+                shared: Arc::clone(self),
+                sender: Some(sender),
+            };
+            (task, Waiter(receiver))
+        };
+        // Spawned outside the lock: on a runtime that is shutting down the
+        // task is dropped at once, and its `Drop` takes the lock.
+        drop(runtime.spawn(task.run(reason)));
+        Join::Wait(waiter)
+    }
+
+    /// Records the outcome of a fetch under the lock: publishes the new
+    /// token, or starts the backoff; either way the refresh is over.
+    fn record(&self, outcome: &Outcome) {
+        let mut flight = self.flight();
+        flight.running = None;
+        match outcome {
+            Ok(entry) => {
+                flight.failures = 0;
+                flight.backoff = None;
+                self.current.store(Some(Arc::clone(entry)));
+            }
+            Err(error) => {
+                flight.failures = flight.failures.saturating_add(1);
+                let delay = self.config.backoff.delay(flight.failures);
+                flight.backoff = Some((error.clone(), Instant::now() + delay));
+            }
+        }
+    }
+}
+
+/// The refresh task. If it is dropped before it completes (the source
+/// panicked, or the runtime shut down), its `Drop` completes it with an
+/// error, so that no waiter hangs and the next caller can start again.
+struct RefreshTask {
+    shared: Arc<Shared>,
+    sender: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl RefreshTask {
+    async fn run(mut self, reason: Reason) {
+        let timeout = self.shared.config.fetch_timeout;
+        tracing::debug!(reason = reason.as_str(), "token refresh started");
+        let started = Instant::now();
+        let fetch = self.shared.source.fetch();
+        let fetched = match tokio::time::timeout(timeout, fetch).await {
+            Ok(Ok(token)) => Ok(token),
+            Ok(Err(source_error)) => Err(Error::source_failed(source_error)),
+            Err(_elapsed) => Err(Error::timeout(timeout)),
+        };
+        let took = started.elapsed();
+        match self.complete(fetched) {
+            Some(Ok(entry)) => tracing::info!(
+                reason = reason.as_str(),
+                ?took,
+                lifetime = ?entry.token().time_left(),
+                "token refresh succeeded"
+            ),
+            Some(Err(error)) => tracing::warn!(
+                reason = reason.as_str(),
+                ?took,
+                error = &error as &dyn std::error::Error,
+                "token refresh failed"
+            ),
+            None => {}
+        }
+    }
+
+    /// Publishes the outcome and wakes the waiters; `None` if already done.
+    fn complete(&mut self, fetched: Result<Token, Error>) -> Option<Outcome> {
+        let sender = self.sender.take()?;
+        let outcome = fetched.and_then(|token| {
+            Entry::new(
+                token,
+                self.shared.next_generation(),
+                self.shared.config.refresh_before,
+            )
+        });
+        self.shared.record(&outcome);
+        // No receiver left is fine: nobody was waiting.
+        let _ = sender.send(Some(outcome.clone()));
+        Some(outcome)
+    }
+}
+
+impl Drop for RefreshTask {
+    fn drop(&mut self) {
+        let error = Error::refresh_aborted(std::thread::panicking());
+        if let Some(Err(error)) = self.complete(Err(error)) {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "token refresh failed"
+            );
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The crate's error type.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Alias for a type-erased error type, as used by [`tower`](https://docs.rs/tower).
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// What went wrong while getting a token.
+///
+/// Returned by [`TokenCache::token`](crate::TokenCache::token) and
+/// [`Token::from_jwt`](crate::Token::from_jwt), and by
+/// [`TokenRefresh`](crate::TokenRefresh) as a [`BoxError`] that can be
+/// recovered with `downcast_ref::<Error>()`. Errors of the inner service pass
+/// through [`TokenRefresh`](crate::TokenRefresh) unchanged, so a `BoxError`
+/// that does not downcast to this type came from the inner service.
+///
+/// One refresh failure is shared by every caller that waited for that refresh:
+/// cloning an `Error` is cheap (the underlying source error is behind an
+/// [`Arc`]).
+///
+/// The message never contains the token or any other secret: the token
+/// source's own error is available through [`std::error::Error::source`] and
+/// is the source's responsibility.
+///
+/// # Example
+///
+/// ```
+/// use tower_token_refresh::{Error, ErrorKind, Token};
+///
+/// let err: Error = Token::from_jwt("not a jwt").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidJwt);
+/// assert_eq!(err.to_string(), "token is not a valid JWT: expected three dot-separated parts");
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    kind: Kind,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+/// The category of an [`Error`], for matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The [`TokenSource`](crate::TokenSource) returned an error; it is
+    /// available as the error's [`source`](std::error::Error::source).
+    Source,
+    /// The token source did not answer within the
+    /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout).
+    Timeout,
+    /// The refresh ended without a result: the token source panicked, or the
+    /// runtime that ran the refresh shut down.
+    RefreshAborted,
+    /// A refresh was needed but there is no Tokio runtime to run it on.
+    NoRuntime,
+    /// The token cannot be sent in an `Authorization` header (it contains
+    /// characters that HTTP header values cannot carry).
+    InvalidToken,
+    /// The token source returned a token that had already expired.
+    ExpiredToken,
+    /// [`Token::from_jwt`](crate::Token::from_jwt) was given something that
+    /// is not a JWT with readable claims.
+    InvalidJwt,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Source,
+    Timeout(Duration),
+    RefreshAborted { panicked: bool },
+    NoRuntime,
+    InvalidToken,
+    ExpiredToken,
+    InvalidJwt(&'static str),
+}
+
+impl Error {
+    fn new(kind: Kind) -> Self {
+        Self { kind, source: None }
+    }
+
+    pub(crate) fn source_failed(source: impl Into<crate::BoxError>) -> Self {
+        let source: crate::BoxError = source.into();
+        Self {
+            kind: Kind::Source,
+            source: Some(Arc::from(source)),
+        }
+    }
+
+    pub(crate) fn timeout(after: Duration) -> Self {
+        Self::new(Kind::Timeout(after))
+    }
+
+    pub(crate) fn refresh_aborted(panicked: bool) -> Self {
+        Self::new(Kind::RefreshAborted { panicked })
+    }
+
+    pub(crate) fn no_runtime() -> Self {
+        Self::new(Kind::NoRuntime)
+    }
+
+    pub(crate) fn invalid_token() -> Self {
+        Self::new(Kind::InvalidToken)
+    }
+
+    pub(crate) fn expired_token() -> Self {
+        Self::new(Kind::ExpiredToken)
+    }
+
+    pub(crate) fn invalid_jwt(reason: &'static str) -> Self {
+        Self::new(Kind::InvalidJwt(reason))
+    }
+
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self.kind {
+            Kind::Source => ErrorKind::Source,
+            Kind::Timeout(_) => ErrorKind::Timeout,
+            Kind::RefreshAborted { .. } => ErrorKind::RefreshAborted,
+            Kind::NoRuntime => ErrorKind::NoRuntime,
+            Kind::InvalidToken => ErrorKind::InvalidToken,
+            Kind::ExpiredToken => ErrorKind::ExpiredToken,
+            Kind::InvalidJwt(_) => ErrorKind::InvalidJwt,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Source => f.write_str("token source failed"),
+            Kind::Timeout(after) => write!(f, "token source did not answer within {after:?}"),
+            Kind::RefreshAborted { panicked: true } => {
+                f.write_str("token refresh ended without a result: the token source panicked")
+            }
+            Kind::RefreshAborted { panicked: false } => f.write_str(
+                "token refresh ended without a result: the runtime running it shut down",
+            ),
+            Kind::NoRuntime => {
+                f.write_str("a token refresh is needed but no tokio runtime is running")
+            }
+            Kind::InvalidToken => {
+                f.write_str("token contains characters that cannot be sent in an HTTP header")
+            }
+            Kind::ExpiredToken => {
+                f.write_str("token source returned a token that has already expired")
+            }
+            Kind::InvalidJwt(reason) => write!(f, "token is not a valid JWT: {reason}"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind);
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_ref()
+            .map(|source| &**source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_error_is_reachable_and_shared() {
+        let err = Error::source_failed("identity provider is down");
+        assert_eq!(err.kind(), ErrorKind::Source);
+        assert_eq!(err.to_string(), "token source failed");
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("identity provider is down")
+        );
+        let clone = err.clone();
+        let (a, b) = (err.source().unwrap(), clone.source().unwrap());
+        assert!(std::ptr::addr_eq(a, b), "clones share one source error");
+    }
+
+    #[test]
+    fn error_is_send_sync_and_downcastable_from_box_error() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+        let boxed: BoxError = Box::new(Error::timeout(Duration::from_secs(3)));
+        let err = boxed.downcast_ref::<Error>().expect("our error");
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(err.to_string(), "token source did not answer within 3s");
+    }
+}

@@ -1,0 +1,92 @@
+//! Tower middleware that keeps outgoing HTTP and gRPC requests authorized
+//! with short-lived bearer tokens.
+//!
+//! Access tokens (OAuth 2.0, JWTs) expire after minutes or an hour. The usual
+//! hand-written fix, an "if the token expired, fetch a new one" check on every
+//! call, refreshes once per concurrent caller, takes a lock on every request
+//! and swallows errors. This crate makes auth invisible instead:
+//!
+//! - [`TokenCache`] holds one token shared by every request, fetched from a
+//!   [`TokenSource`] (any async closure) **single-flight**: however many
+//!   requests find it missing or expired, the source is called once. It
+//!   refreshes ahead of expiry in the background, bounds every fetch with a
+//!   timeout and backs off after failures.
+//! - [`TokenRefreshLayer`] wraps any `tower::Service<http::Request<B>>` (a
+//!   hyper-util client, a tonic `Channel`, an axum app's outgoing client) and
+//!   adds `Authorization: Bearer <token>` to each request. With a fresh token
+//!   that costs about as much as adding a fixed header: no lock, no clock
+//!   read, no allocation.
+//! - Secrets stay secret: [`Token`]'s `Debug` and `Display` are redacted, the
+//!   header is marked sensitive, and no error or tracing event carries a token.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use http::{Request, Response, header::AUTHORIZATION};
+//! use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
+//! use tower_token_refresh::{Token, TokenCache, TokenRefreshLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! // Where tokens come from: any async closure (or a `TokenSource`).
+//! let cache = TokenCache::builder(|| async {
+//!     // e.g. POST to your identity provider's token endpoint.
+//!     Ok::<_, BoxError>(Token::bearer("abc").expires_in(Duration::from_secs(3600)))
+//! })
+//! .fetch_timeout(Duration::from_secs(5))
+//! .build();
+//!
+//! // Any HTTP client service; here a stand-in that echoes the header it got.
+//! let http_client = service_fn(|request: Request<String>| async move {
+//!     let sent = request.headers()[AUTHORIZATION].to_str()?.to_owned();
+//!     Ok::<_, BoxError>(Response::new(sent))
+//! });
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(TokenRefreshLayer::new(cache.clone()))
+//!     .service(http_client);
+//!
+//! let response = client.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(response.body(), "Bearer abc");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors
+//!
+//! When no token can be had, [`TokenRefresh`] fails the request with a
+//! [`BoxError`] that downcasts to [`Error`]; [`Error::kind`] says what failed
+//! (the source, a timeout, …). Errors of the inner service pass through
+//! unchanged.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | *(none yet)* | | the core works with no optional features |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::await_holding_lock
+)]
+
+mod cache;
+mod error;
+mod jitter;
+mod middleware;
+mod source;
+mod token;
+
+pub use cache::{
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCache,
+    TokenCacheBuilder,
+};
+pub use error::{BoxError, Error, ErrorKind};
+pub use middleware::{ResponseFuture, TokenRefresh, TokenRefreshLayer};
+pub use source::{TokenFuture, TokenSource};
+pub use token::Token;
