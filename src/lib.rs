@@ -90,3 +90,8 @@ pub use error::{BoxError, Error, ErrorKind};
 pub use middleware::{ResponseFuture, TokenRefresh, TokenRefreshLayer};
 pub use source::{TokenFuture, TokenSource};
 pub use token::Token;
+
+// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

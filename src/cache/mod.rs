@@ -220,3 +220,32 @@ impl fmt::Debug for TokenCache {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::BoxError;
+
+    #[tokio::test]
+    async fn the_hot_path_takes_no_lock() {
+        let cache = TokenCache::new(|| async {
+            Ok::<_, BoxError>(Token::bearer("t").expires_in(Duration::from_secs(3600)))
+        });
+        cache.token().await.unwrap();
+
+        // With the refresh lock held, the hot path must still answer.
+        let _held = cache.shared.flight();
+        let (sender, receiver) = mpsc::channel();
+        let other = cache.clone();
+        std::thread::spawn(move || {
+            let _ = sender.send(other.fresh_credential().map(|c| c.header));
+        });
+        let header = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hot path blocked on the refresh lock");
+        assert_eq!(header.unwrap(), "Bearer t");
+    }
+}

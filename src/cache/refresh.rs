@@ -75,7 +75,7 @@ impl Waiter {
 }
 
 impl Shared {
-    fn flight(&self) -> MutexGuard<'_, Flight> {
+    pub(super) fn flight(&self) -> MutexGuard<'_, Flight> {
         // The lock is never held across code that can panic, but should a
         // panic poison it, the bookkeeping is still consistent: keep going.
         self.flight.lock().unwrap_or_else(PoisonError::into_inner)

@@ -2,6 +2,7 @@
 //! demand, or hold a fetch open until the test releases it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod auth_server;
 pub mod events;
 
 use std::sync::Arc;
