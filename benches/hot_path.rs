@@ -18,20 +18,24 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
+use http_body_util::Empty;
 use tower::{BoxError, Layer, Service, service_fn};
 use tower_http::set_header::SetRequestHeaderLayer;
 use tower_token_refresh::{Token, TokenCache, TokenRefreshLayer};
 
+type Body = Empty<Bytes>;
+
 fn inner() -> impl Service<
-    Request<()>,
+    Request<Body>,
     Response = Response<()>,
     Error = Infallible,
     Future = Ready<Result<Response<()>, Infallible>>,
 > + Clone {
-    service_fn(|request: Request<()>| {
+    service_fn(|request: Request<Body>| {
         black_box(&request);
         ready(Ok(Response::new(())))
     })
@@ -44,7 +48,7 @@ struct HandWritten<S> {
     token: Arc<Mutex<(String, Instant)>>,
 }
 
-impl<S: Service<Request<()>>> Service<Request<()>> for HandWritten<S> {
+impl<S: Service<Request<Body>>> Service<Request<Body>> for HandWritten<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
@@ -53,7 +57,7 @@ impl<S: Service<Request<()>>> Service<Request<()>> for HandWritten<S> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<()>) -> S::Future {
+    fn call(&mut self, mut request: Request<Body>) -> S::Future {
         let value = {
             let token = self.token.lock().unwrap();
             if Instant::now() >= token.1 {
@@ -66,16 +70,19 @@ impl<S: Service<Request<()>>> Service<Request<()>> for HandWritten<S> {
     }
 }
 
-fn request() -> Request<()> {
-    let mut request = Request::new(());
-    request.headers_mut().reserve(8);
-    request
+/// A typical request: a URI and a few headers.
+fn request() -> Request<Body> {
+    Request::get("https://api.example.com/v1/items/42")
+        .header("accept", "application/json")
+        .header("user-agent", "bench/1.0")
+        .body(Empty::new())
+        .unwrap()
 }
 
 /// One request through `service`, driven without a runtime.
-fn send<S>(service: &mut S, request: Request<()>) -> Response<()>
+fn send<S, R>(service: &mut S, request: Request<Body>) -> Response<R>
 where
-    S: Service<Request<()>, Response = Response<()>>,
+    S: Service<Request<Body>, Response = Response<R>>,
     S::Error: std::fmt::Debug,
 {
     let mut cx = Context::from_waker(Waker::noop());
@@ -86,9 +93,9 @@ where
     }
 }
 
-fn bench_one<S>(c: &mut Criterion, name: &str, mut service: S)
+fn bench_one<S, R>(c: &mut Criterion, name: &str, mut service: S)
 where
-    S: Service<Request<()>, Response = Response<()>>,
+    S: Service<Request<Body>, Response = Response<R>>,
     S::Error: std::fmt::Debug,
 {
     c.bench_function(name, |b| {
@@ -137,7 +144,12 @@ fn hot_path(c: &mut Criterion) {
     bench_one(
         c,
         "hot_path/ours",
-        TokenRefreshLayer::new(cache).layer(inner()),
+        TokenRefreshLayer::new(cache.clone()).layer(inner()),
+    );
+    bench_one(
+        c,
+        "hot_path/ours_without_retry",
+        TokenRefreshLayer::new(cache).without_retry().layer(inner()),
     );
 }
 

@@ -136,7 +136,11 @@ async fn fetch_token(
 }
 
 /// The token an API response says it saw, or why the request failed.
-async fn read(response: Response<Incoming>) -> Result<String, String> {
+async fn read<B>(response: Response<B>) -> Result<String, String>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
     let status = response.status();
     let body = response
         .into_body()

@@ -63,6 +63,10 @@ pub enum ErrorKind {
     /// [`Token::from_jwt`](crate::Token::from_jwt) was given something that
     /// is not a JWT with readable claims.
     InvalidJwt,
+    /// The server rejected a token right after it replaced a rejected one:
+    /// the credentials are likely wrong. The source is not called again
+    /// before the [backoff](crate::TokenCacheBuilder::backoff) delay.
+    RejectedAgain,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +78,7 @@ enum Kind {
     InvalidToken,
     ExpiredToken,
     InvalidJwt(&'static str),
+    RejectedAgain,
 }
 
 impl Error {
@@ -113,6 +118,10 @@ impl Error {
         Self::new(Kind::InvalidJwt(reason))
     }
 
+    pub(crate) fn rejected_again() -> Self {
+        Self::new(Kind::RejectedAgain)
+    }
+
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self.kind {
@@ -123,6 +132,7 @@ impl Error {
             Kind::InvalidToken => ErrorKind::InvalidToken,
             Kind::ExpiredToken => ErrorKind::ExpiredToken,
             Kind::InvalidJwt(_) => ErrorKind::InvalidJwt,
+            Kind::RejectedAgain => ErrorKind::RejectedAgain,
         }
     }
 }
@@ -148,6 +158,9 @@ impl fmt::Display for Error {
                 f.write_str("token source returned a token that has already expired")
             }
             Kind::InvalidJwt(reason) => write!(f, "token is not a valid JWT: {reason}"),
+            Kind::RejectedAgain => f.write_str(
+                "the server rejected a freshly fetched token too; backing off before fetching another",
+            ),
         }
     }
 }

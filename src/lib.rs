@@ -48,7 +48,7 @@
 //!     .service(http_client);
 //!
 //! let response = client.oneshot(Request::new(String::new())).await?;
-//! assert_eq!(response.body(), "Bearer abc");
+//! assert_eq!(response.body().get_ref(), "Bearer abc");
 //! # Ok(())
 //! # }
 //! ```
@@ -79,6 +79,8 @@ mod cache;
 mod error;
 mod jitter;
 mod middleware;
+mod rejection;
+mod replay;
 mod source;
 mod token;
 
@@ -87,7 +89,9 @@ pub use cache::{
     TokenCacheBuilder,
 };
 pub use error::{BoxError, Error, ErrorKind};
-pub use middleware::{ResponseFuture, TokenRefresh, TokenRefreshLayer};
+pub use middleware::{ResponseBody, ResponseFuture, TokenRefresh, TokenRefreshLayer};
+pub use rejection::{ClassifyRejection, StandardRejection};
+pub use replay::{DEFAULT_REPLAY_LIMIT, Replay, ReplayBody, ReplayableBody};
 pub use source::{TokenFuture, TokenSource};
 pub use token::Token;
 

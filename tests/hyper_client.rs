@@ -8,16 +8,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::auth_server::AuthServer;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_token_refresh::{TokenCache, TokenRefreshLayer};
 
-async fn get<S>(client: &S, url: String) -> Response<Incoming>
+async fn get<S, R>(client: &S, url: String) -> Response<R>
 where
-    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>> + Clone,
+    S: Service<Request<Empty<Bytes>>, Response = Response<R>> + Clone,
     S::Error: std::fmt::Debug,
 {
     let request = Request::get(url).body(Empty::new()).unwrap();

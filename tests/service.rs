@@ -6,8 +6,10 @@ mod support;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
+use http_body_util::Empty;
 use support::{Behaviour, TestSource, advance, settle};
 use tokio_test::assert_pending;
 use tower::buffer::Buffer;
@@ -16,12 +18,17 @@ use tower_token_refresh::{Error, ErrorKind, TokenCache, TokenRefresh, TokenRefre
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+type Body = Empty<Bytes>;
+
 /// An inner service that answers with the `Authorization` header it got.
-fn echo_authorization()
--> impl Service<Request<()>, Response = Response<Option<HeaderValue>>, Error = Infallible, Future: Send>
-+ Clone
+fn echo_authorization() -> impl Service<
+    Request<Body>,
+    Response = Response<Option<HeaderValue>>,
+    Error = Infallible,
+    Future: Send,
+> + Clone
 + Send {
-    service_fn(|request: Request<()>| async move {
+    service_fn(|request: Request<Body>| async move {
         Ok::<_, Infallible>(Response::new(request.headers().get(AUTHORIZATION).cloned()))
     })
 }
@@ -33,13 +40,13 @@ fn assert_send<T: Send>(_: &T) {}
 fn layer_service_cache_and_future_are_thread_safe() {
     assert_service_traits::<TokenCache>();
     assert_service_traits::<TokenRefreshLayer>();
-    type Svc = tower::util::BoxCloneSyncService<Request<()>, Response<()>, Infallible>;
+    type Svc = tower::util::BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
     assert_service_traits::<TokenRefresh<Svc>>();
     let mut service = TokenRefresh::new(
         echo_authorization(),
         TokenCache::new(TestSource::issuing(HOUR)),
     );
-    let future = service.call(Request::new(()));
+    let future = service.call(Request::new(Body::new()));
     assert_send(&future);
 }
 
@@ -52,8 +59,15 @@ async fn requests_carry_the_token_in_a_sensitive_header() {
         .service(echo_authorization());
 
     for _ in 0..3 {
-        let response = client.clone().oneshot(Request::new(())).await.unwrap();
-        let header = response.into_body().expect("authorization header");
+        let response = client
+            .clone()
+            .oneshot(Request::new(Body::new()))
+            .await
+            .unwrap();
+        let header = response
+            .into_body()
+            .into_inner()
+            .expect("authorization header");
         assert_eq!(header, "Bearer token-1");
         assert!(header.is_sensitive());
     }
@@ -68,10 +82,10 @@ async fn an_existing_authorization_header_is_replaced() {
     );
     let request = Request::builder()
         .header(AUTHORIZATION, "Basic c3RhbGU=")
-        .body(())
+        .body(Body::new())
         .unwrap();
     let response = client.oneshot(request).await.unwrap();
-    assert_eq!(response.into_body().unwrap(), "Bearer token-1");
+    assert_eq!(response.into_body().into_inner().unwrap(), "Bearer token-1");
 }
 
 #[tokio::test(start_paused = true)]
@@ -91,13 +105,18 @@ async fn one_cache_serves_many_services() {
             let (a, b) = (a.clone(), b.clone());
             tokio::spawn(async move {
                 if i % 2 == 0 {
-                    a.oneshot(Request::new(()))
+                    a.oneshot(Request::new(Body::new()))
                         .await
                         .unwrap()
                         .into_body()
+                        .into_inner()
                         .is_some()
                 } else {
-                    *b.oneshot(Request::new(())).await.unwrap().body()
+                    *b.oneshot(Request::new(Body::new()))
+                        .await
+                        .unwrap()
+                        .body()
+                        .get_ref()
                 }
             })
         })
@@ -111,7 +130,7 @@ async fn one_cache_serves_many_services() {
 
 #[tokio::test(start_paused = true)]
 async fn poll_ready_forwards_to_the_inner_service() {
-    let (mock, mut handle) = tower_test::mock::pair::<Request<()>, Response<()>>();
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let mut service = TokenRefresh::new(mock, TokenCache::new(TestSource::issuing(HOUR)));
 
     handle.allow(0);
@@ -135,9 +154,9 @@ async fn inner_errors_pass_through_unchanged() {
     }
     impl std::error::Error for Upstream {}
 
-    let inner = service_fn(|_: Request<()>| async { Err::<Response<()>, _>(Upstream) });
+    let inner = service_fn(|_: Request<Body>| async { Err::<Response<Body>, _>(Upstream) });
     let client = TokenRefresh::new(inner, TokenCache::new(TestSource::issuing(HOUR)));
-    let error = client.oneshot(Request::new(())).await.unwrap_err();
+    let error = client.oneshot(Request::new(Body::new())).await.unwrap_err();
     assert!(error.downcast_ref::<Upstream>().is_some(), "{error:?}");
     assert!(error.downcast_ref::<Error>().is_none());
 }
@@ -147,14 +166,14 @@ async fn token_failures_are_typed_and_the_inner_service_is_not_called() {
     let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let inner = {
         let called = called.clone();
-        service_fn(move |_: Request<()>| {
+        service_fn(move |_: Request<Body>| {
             called.store(true, std::sync::atomic::Ordering::SeqCst);
-            async { Ok::<_, Infallible>(Response::new(())) }
+            async { Ok::<_, Infallible>(Response::new(Body::new())) }
         })
     };
     let cache = TokenCache::new(TestSource::new(Behaviour::Fail("no tokens today")));
     let error: BoxError = TokenRefresh::new(inner, cache)
-        .oneshot(Request::new(()))
+        .oneshot(Request::new(Body::new()))
         .await
         .unwrap_err();
     let error = error.downcast_ref::<Error>().expect("our error");
@@ -182,7 +201,12 @@ async fn a_buffer_inner_service_never_sees_call_without_poll_ready() {
                 tokio::spawn(async move {
                     let mut client = client;
                     let ready = client.ready().await.unwrap();
-                    ready.call(Request::new(())).await.unwrap().into_body()
+                    ready
+                        .call(Request::new(Body::new()))
+                        .await
+                        .unwrap()
+                        .into_body()
+                        .into_inner()
                 })
             })
             .collect();
@@ -202,11 +226,11 @@ async fn a_waiting_request_is_sent_once_the_token_arrives() {
     source.gate().close();
     let mut client = TokenRefresh::new(echo_authorization(), TokenCache::new(source.clone()));
     let ready = client.ready().await.unwrap();
-    let mut response = tokio_test::task::spawn(ready.call(Request::new(())));
+    let mut response = tokio_test::task::spawn(ready.call(Request::new(Body::new())));
     assert_pending!(response.poll());
     source.gate().release();
     settle().await;
     assert!(response.is_woken());
     let response = response.await.unwrap();
-    assert_eq!(response.into_body().unwrap(), "Bearer token-1");
+    assert_eq!(response.into_body().into_inner().unwrap(), "Bearer token-1");
 }

@@ -35,6 +35,7 @@ pub(crate) struct Entry {
     token: Token,
     header: HeaderValue,
     refresh_at: Option<Instant>,
+    published_at: Instant,
     due: AtomicBool,
     timer: OnceLock<AbortHandle>,
 }
@@ -71,6 +72,7 @@ impl Entry {
             token: token.with_generation(generation),
             header,
             refresh_at,
+            published_at: now,
             due: AtomicBool::new(false),
             timer: OnceLock::new(),
         });
@@ -105,6 +107,11 @@ impl Entry {
 
     pub(crate) fn header(&self) -> &HeaderValue {
         &self.header
+    }
+
+    /// When the cache received this token.
+    pub(crate) fn published_at(&self) -> Instant {
+        self.published_at
     }
 
     pub(crate) fn generation(&self) -> u64 {

@@ -13,6 +13,7 @@ use crate::{Error, Token, TokenSource};
 mod backoff;
 mod builder;
 mod entry;
+mod invalidate;
 mod refresh;
 mod refresh_window;
 
@@ -84,7 +85,6 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub(crate) struct Credential {
     pub(crate) header: HeaderValue,
-    #[allow(dead_code)] // read by the rejection handling to come
     pub(crate) generation: u64,
 }
 
@@ -142,9 +142,14 @@ impl TokenCache {
     /// A token that was already replaced is left alone: a burst of
     /// rejections of one token causes a single refresh, and a late rejection
     /// of an old token causes none.
+    ///
+    /// If tokens keep being rejected right after they were fetched (the
+    /// credentials are likely wrong), the source is not called again before
+    /// the [backoff](TokenCacheBuilder::backoff) delay, and callers get an
+    /// [`ErrorKind::RejectedAgain`](crate::ErrorKind::RejectedAgain) error
+    /// meanwhile.
     pub fn invalidate(&self, token: &Token) -> bool {
-        let current = self.shared.current.load();
-        let Some(entry) = current.as_ref() else {
+        let Some(entry) = self.shared.current.load_full() else {
             return false;
         };
         let same = if token.generation() == 0 {
@@ -153,19 +158,12 @@ impl TokenCache {
         } else {
             entry.generation() == token.generation()
         };
-        if !same {
-            return false;
-        }
-        // Compare-and-swap, so that a token published meanwhile survives.
-        let previous = self.shared.current.compare_and_swap(&*current, None);
-        let dropped = match (&*previous, &*current) {
-            (Some(previous), Some(current)) => Arc::ptr_eq(previous, current),
-            _ => false,
-        };
-        if dropped {
-            tracing::debug!(generation = entry.generation(), "token invalidated");
-        }
-        dropped
+        same && self.shared.reject_entry(&entry)
+    }
+
+    /// Drops the token of `generation` if it is still current.
+    pub(crate) fn reject(&self, generation: u64) -> bool {
+        self.shared.reject(generation)
     }
 
     /// The hot path: the current token's header if it is fresh.

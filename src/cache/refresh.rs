@@ -43,7 +43,13 @@ pub(crate) struct Flight {
     /// Consecutive failed fetches.
     failures: u32,
     /// The last failure, and when the source may be called again.
-    backoff: Option<(Error, Instant)>,
+    pub(super) backoff: Option<(Error, Instant)>,
+    /// Consecutive tokens rejected right after replacing a rejected token.
+    pub(super) rejections: u32,
+    /// The current token replaced a rejected one.
+    pub(super) current_replaced_rejected: bool,
+    /// The next token will replace a rejected one.
+    pub(super) next_replaces_rejected: bool,
 }
 
 /// What a caller that needs a token should do next.
@@ -132,6 +138,11 @@ impl Shared {
             Ok(entry) => {
                 flight.failures = 0;
                 flight.backoff = None;
+                flight.current_replaced_rejected =
+                    std::mem::take(&mut flight.next_replaces_rejected);
+                if !flight.current_replaced_rejected {
+                    flight.rejections = 0;
+                }
                 self.current.store(Some(Arc::clone(entry)));
             }
             Err(error) => {

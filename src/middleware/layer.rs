@@ -1,18 +1,42 @@
 //! [`TokenRefreshLayer`].
 
+use std::sync::Arc;
+
 use tower_layer::Layer;
 
 use super::TokenRefresh;
-use crate::TokenCache;
+use super::settings::Settings;
+use crate::replay::DEFAULT_REPLAY_LIMIT;
+use crate::{ClassifyRejection, StandardRejection, TokenCache};
 
-/// A [`Layer`] that wraps services in [`TokenRefresh`], sending each request
-/// with the token of a shared [`TokenCache`].
+/// A [`Layer`] that wraps services in [`TokenRefresh`]: each request is sent
+/// with the token of a shared [`TokenCache`], and a rejected token is
+/// replaced.
+///
+/// # Rejections
+///
+/// When a response says the server rejected the token (by default `401
+/// Unauthorized`, or gRPC `UNAUTHENTICATED` in the response headers; see
+/// [`rejection`](Self::rejection)), the token is dropped from the cache if it
+/// is still the current one, so a burst of rejections of one token causes a
+/// single refresh. Then the request is sent once more with a new token, if
+/// its body can be sent again ([`ReplayableBody`](crate::ReplayableBody)):
+/// an empty body, a body that is cheap to copy, or a body recorded while it
+/// was sent, up to the [replay limit](Self::replay_limit). Otherwise, or if
+/// the second attempt is rejected too, or no new token can be had, the
+/// rejection goes back to the caller unchanged; a `tracing` event says why
+/// it was not retried. A request is never sent more than twice.
+///
+/// gRPC `UNAUTHENTICATED` that arrives in the trailers of a streaming
+/// response drops the token too, but that call is not retried.
 ///
 /// # Example
 ///
 /// ```
 /// use std::time::Duration;
 /// use http::{Request, Response, header::AUTHORIZATION};
+/// use http_body_util::Empty;
+/// use bytes::Bytes;
 /// use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 /// use tower_token_refresh::{Token, TokenCache, TokenRefreshLayer};
 ///
@@ -24,33 +48,93 @@ use crate::TokenCache;
 ///
 /// let client = ServiceBuilder::new()
 ///     .layer(TokenRefreshLayer::new(cache))
-///     .service(service_fn(|request: Request<String>| async move {
+///     .service(service_fn(|request: Request<Empty<Bytes>>| async move {
 ///         // Stands in for an HTTP client; echoes the header it was sent.
 ///         let sent = request.headers()[AUTHORIZATION].to_str()?.to_owned();
 ///         Ok::<_, BoxError>(Response::new(sent))
 ///     }));
 ///
-/// let response = client.oneshot(Request::new(String::new())).await?;
-/// assert_eq!(response.body(), "Bearer abc");
+/// let response = client.oneshot(Request::new(Empty::new())).await?;
+/// assert_eq!(response.body().get_ref(), "Bearer abc");
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Customised:
+///
+/// ```
+/// # use tower_token_refresh::{BoxError, Token, TokenCache, TokenRefreshLayer, StandardRejection};
+/// # let cache = TokenCache::new(|| async { Ok::<_, BoxError>(Token::bearer("abc")) });
+/// use http::StatusCode;
+///
+/// let layer = TokenRefreshLayer::new(cache)
+///     // This API answers 403 for expired tokens.
+///     .rejection(StandardRejection::new().or_status(StatusCode::FORBIDDEN))
+///     // Keep at most 16 KiB of a request body to send it again.
+///     .replay_limit(16 * 1024);
+/// ```
 #[derive(Debug, Clone)]
-pub struct TokenRefreshLayer {
-    cache: TokenCache,
+pub struct TokenRefreshLayer<C = StandardRejection> {
+    settings: Settings<C>,
 }
 
 impl TokenRefreshLayer {
-    /// A layer that authorizes requests with the tokens of `cache`.
+    /// A layer that authorizes requests with the tokens of `cache`, treats
+    /// 401 and gRPC `UNAUTHENTICATED` as rejections, and retries rejected
+    /// requests once when their body can be sent again (up to
+    /// [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT) bytes of it).
     pub fn new(cache: TokenCache) -> Self {
-        Self { cache }
+        Self {
+            settings: Settings {
+                cache,
+                classifier: StandardRejection::new(),
+                replay_limit: Some(DEFAULT_REPLAY_LIMIT),
+            },
+        }
     }
 }
 
-impl<S> Layer<S> for TokenRefreshLayer {
-    type Service = TokenRefresh<S>;
+impl<C> TokenRefreshLayer<C> {
+    /// Never sends a request a second time: a rejection still drops the
+    /// token (so the next request gets a new one), and goes back to the
+    /// caller. Requests then cost nothing to prepare for a retry.
+    pub fn without_retry(mut self) -> Self {
+        self.settings.replay_limit = None;
+        self
+    }
+
+    /// The most bytes of a request body kept so the request can be sent
+    /// again after a rejection (bodies that must be recorded, such as
+    /// streams); a larger body is sent once. Defaults to
+    /// [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT) (64 KiB). Turns
+    /// retrying on if [`without_retry`](Self::without_retry) turned it off.
+    pub fn replay_limit(mut self, bytes: usize) -> Self {
+        self.settings.replay_limit = Some(bytes);
+        self
+    }
+
+    /// Decides which responses are rejections of the token (default:
+    /// [`StandardRejection`]).
+    pub fn rejection<D: ClassifyRejection>(self, classifier: D) -> TokenRefreshLayer<D> {
+        TokenRefreshLayer {
+            settings: Settings {
+                cache: self.settings.cache,
+                classifier,
+                replay_limit: self.settings.replay_limit,
+            },
+        }
+    }
+
+    /// The token cache.
+    pub fn cache(&self) -> &TokenCache {
+        &self.settings.cache
+    }
+}
+
+impl<S, C: Clone> Layer<S> for TokenRefreshLayer<C> {
+    type Service = TokenRefresh<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TokenRefresh::new(inner, self.cache.clone())
+        TokenRefresh::from_settings(inner, Arc::new(self.settings.clone()))
     }
 }

@@ -1,10 +1,14 @@
-//! The tower middleware: [`TokenRefreshLayer`], [`TokenRefresh`] and its
-//! [`ResponseFuture`].
+//! The tower middleware: [`TokenRefreshLayer`], [`TokenRefresh`], its
+//! [`ResponseFuture`] and [`ResponseBody`].
 
 mod future;
 mod layer;
+mod response_body;
+mod retry;
 mod service;
+mod settings;
 
 pub use future::ResponseFuture;
 pub use layer::TokenRefreshLayer;
+pub use response_body::ResponseBody;
 pub use service::TokenRefresh;

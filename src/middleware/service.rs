@@ -1,27 +1,34 @@
 //! [`TokenRefresh`]: the service.
 
+use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
+use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{ResponseFuture, TokenRefreshLayer};
-use crate::{BoxError, TokenCache};
+use super::future::send;
+use super::settings::Settings;
+use super::{ResponseBody, ResponseFuture, TokenRefreshLayer};
+use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, TokenCache};
 
 /// Sends each request with `Authorization: Bearer <token>` from a shared
-/// [`TokenCache`], replacing any `Authorization` header it had.
+/// [`TokenCache`], replacing any `Authorization` header it had, and replaces
+/// a token the server rejects (see [`TokenRefreshLayer`] for how rejections
+/// are detected and retried).
 ///
-/// While the token is fresh the header is added with no lock, no clock read,
-/// no allocation and no boxing, and the request goes straight to the inner
-/// service. When it is missing or expired, the request waits for the one
-/// refresh that all concurrent requests share; inside the refresh window it
-/// goes out with the current token while a background refresh runs.
+/// While the token is fresh the header is added with no lock and no clock
+/// read, and the request goes straight to the inner service. When it is
+/// missing or expired, the request waits for the one refresh that all
+/// concurrent requests share; inside the refresh window it goes out with the
+/// current token while a background refresh runs.
 ///
 /// Errors are returned as [`BoxError`]: the inner service's errors unchanged,
 /// and when no token could be had, a [`crate::Error`] (use
 /// `downcast_ref::<tower_token_refresh::Error>()`); the inner service is then
-/// not called.
+/// not called. Responses come back with their body in a [`ResponseBody`],
+/// which passes everything through.
 ///
 /// # Clone
 ///
@@ -30,8 +37,9 @@ use crate::{BoxError, TokenCache};
 /// future and a clone takes its place, as the [tower documentation
 /// recommends](https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services):
 /// so a [`Buffer`](https://docs.rs/tower/latest/tower/buffer/struct.Buffer.html)
-/// (such as tonic's `Channel`) never sees `call` without `poll_ready`.
-/// This happens only on that slow path.
+/// (such as tonic's `Channel`) never sees `call` without `poll_ready`. A
+/// request that may be retried keeps a clone too, and makes it ready before
+/// the second attempt.
 ///
 /// # Example
 ///
@@ -46,34 +54,39 @@ use crate::{BoxError, TokenCache};
 /// let cache = TokenCache::new(|| async {
 ///     Ok::<_, BoxError>(Token::bearer("abc").expires_in(Duration::from_secs(60)))
 /// });
-/// let inner = service_fn(|request: Request<()>| async move {
+/// let inner = service_fn(|request: Request<String>| async move {
 ///     Ok::<_, BoxError>(Response::new(request.headers().contains_key("authorization")))
 /// });
-/// let response = TokenRefresh::new(inner, cache).oneshot(Request::new(())).await?;
-/// assert!(*response.body());
+/// let response = TokenRefresh::new(inner, cache).oneshot(Request::new(String::new())).await?;
+/// assert!(response.body().get_ref());
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
-pub struct TokenRefresh<S> {
+pub struct TokenRefresh<S, C = StandardRejection> {
     inner: S,
-    cache: TokenCache,
+    settings: Arc<Settings<C>>,
 }
 
 impl<S> TokenRefresh<S> {
-    /// Wraps `inner` to send its requests with the tokens of `cache`.
+    /// Wraps `inner` with the default settings of [`TokenRefreshLayer::new`].
     pub fn new(inner: S, cache: TokenCache) -> Self {
-        Self { inner, cache }
+        TokenRefreshLayer::new(cache).layer(inner)
     }
 
     /// A [`TokenRefreshLayer`] with the tokens of `cache`.
     pub fn layer(cache: TokenCache) -> TokenRefreshLayer {
         TokenRefreshLayer::new(cache)
     }
+}
+
+impl<S, C> TokenRefresh<S, C> {
+    pub(super) fn from_settings(inner: S, settings: Arc<Settings<C>>) -> Self {
+        Self { inner, settings }
+    }
 
     /// The token cache.
     pub fn cache(&self) -> &TokenCache {
-        &self.cache
+        &self.settings.cache
     }
 
     /// A reference to the inner service.
@@ -92,30 +105,51 @@ impl<S> TokenRefresh<S> {
     }
 }
 
-impl<S, B, R> Service<Request<B>> for TokenRefresh<S>
+impl<S: Clone, C> Clone for TokenRefresh<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            settings: Arc::clone(&self.settings),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for TokenRefresh<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRefresh")
+            .field("inner", &self.inner)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl<S, B, R, C> Service<Request<B>> for TokenRefresh<S, C>
 where
     S: Service<Request<B>, Response = Response<R>> + Clone,
     S::Error: Into<BoxError>,
+    B: ReplayableBody,
+    C: ClassifyRejection,
 {
-    type Response = Response<R>;
+    type Response = Response<ResponseBody<R>>;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, B, C>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if let Some(credential) = self.cache.fresh_credential() {
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, credential.header);
-            return ResponseFuture::called(self.inner.call(request));
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let settings = Arc::clone(&self.settings);
+        if let Some(credential) = settings.cache.fresh_credential() {
+            let generation = credential.generation;
+            let (future, second) = send(&mut self.inner, request, credential, &settings);
+            return ResponseFuture::called(future, generation, second, settings);
         }
         // Slow path: wait for a token with the service that is ready.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::waiting(self.cache.clone().credential(), ready, request)
+        let credential = settings.cache.clone().credential();
+        ResponseFuture::waiting(credential, ready, request, settings)
     }
 }

@@ -3,7 +3,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod auth_server;
+pub mod channel_body;
 pub mod events;
+pub mod revoking_api;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -115,7 +117,7 @@ impl Gate {
         self.permits.add_permits(missing);
     }
 
-    async fn pass(&self) {
+    pub async fn pass(&self) {
         drop(self.permits.acquire().await);
     }
 }
