@@ -16,6 +16,10 @@
 //!   adds `Authorization: Bearer <token>` to each request. With a fresh token
 //!   that costs about as much as adding a fixed header: no lock, no clock
 //!   read, no allocation.
+//! - A token the server rejects (`401`, gRPC `UNAUTHENTICATED`) is dropped,
+//!   once however many requests saw it rejected, and the request is retried
+//!   once with a new token when its body can be sent again (see
+//!   [`TokenRefreshLayer`] and [`ReplayableBody`]).
 //! - Secrets stay secret: [`Token`]'s `Debug` and `Display` are redacted, the
 //!   header is marked sensitive, and no error or tracing event carries a token.
 //!
@@ -64,7 +68,8 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | *(none yet)* | | the core works with no optional features |
+//! | `tonic` | no | [`ReplayableBody`] for `tonic::body::Body`, so rejected gRPC calls are retried |
+//! | `axum`  | no | [`ReplayableBody`] for `axum::body::Body` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(

@@ -461,3 +461,25 @@ async fn token_errors_during_the_retry_return_the_rejection() {
         "the original rejection comes back"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_token_the_server_accepted_is_not_treated_as_bad_credentials() {
+    let source = TestSource::issuing(HOUR);
+    let api = RevokingApi::new(RejectWith::Http401);
+    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+
+    send(&client, full("a")).await;
+    api.revoke("token-1");
+    assert_eq!(
+        send(&client, full("b")).await,
+        (StatusCode::OK, "token-2 b".into())
+    );
+    // token-2 replaced a rejected token but was accepted: its revocation a
+    // moment later is a new revocation, retried at once.
+    api.revoke("token-2");
+    assert_eq!(
+        send(&client, full("c")).await,
+        (StatusCode::OK, "token-3 c".into())
+    );
+    assert_eq!(source.calls(), 3);
+}

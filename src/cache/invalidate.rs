@@ -2,6 +2,7 @@
 //! fresh tokens keep being rejected.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -10,8 +11,9 @@ use super::Shared;
 use super::entry::Entry;
 use crate::Error;
 
-/// A token rejected this soon after it replaced a rejected token suggests
-/// the credentials, not the token, are the problem.
+/// A token rejected this soon after it replaced a rejected token, without
+/// having been accepted once, suggests the credentials, not the token, are
+/// the problem.
 const REJECTED_AGAIN_WITHIN: Duration = Duration::from_secs(10);
 
 impl Shared {
@@ -27,9 +29,9 @@ impl Shared {
 
     /// Drops `entry` if it is still the current token.
     ///
-    /// When the token being dropped was fetched to replace a rejected token
-    /// and is rejected within [`REJECTED_AGAIN_WITHIN`], the source is not
-    /// called again before the backoff delay: callers get
+    /// When the token being dropped was fetched to replace a rejected token,
+    /// was never accepted, and is rejected within [`REJECTED_AGAIN_WITHIN`],
+    /// the source is not called again before the backoff delay: callers get
     /// [`ErrorKind::RejectedAgain`](crate::ErrorKind::RejectedAgain) meanwhile.
     pub(super) fn reject_entry(&self, entry: &Arc<Entry>) -> bool {
         let mut flight = self.flight();
@@ -60,5 +62,30 @@ impl Shared {
         }
         flight.next_replaces_rejected = true;
         true
+    }
+
+    /// Notes that the server accepted the token of `generation`: a later
+    /// rejection of it is a new revocation, not a sign of bad credentials.
+    /// Costs one relaxed atomic load unless the current token replaced a
+    /// rejected one and has not been accepted yet.
+    #[inline]
+    pub(crate) fn accepted(&self, generation: u64) {
+        if self.unconfirmed.load(Ordering::Relaxed) {
+            self.confirm(generation);
+        }
+    }
+
+    #[cold]
+    fn confirm(&self, generation: u64) {
+        let mut flight = self.flight();
+        let current = self.current.load();
+        if current
+            .as_ref()
+            .is_some_and(|entry| entry.generation() == generation)
+        {
+            flight.current_replaced_rejected = false;
+            flight.rejections = 0;
+            self.unconfirmed.store(false, Ordering::Relaxed);
+        }
     }
 }

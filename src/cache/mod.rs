@@ -1,7 +1,7 @@
 //! [`TokenCache`]: one shared token, refreshed single-flight.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     config: Config,
     flight: Mutex<Flight>,
     generation: AtomicU64,
+    /// The current token replaced a rejected one and was not accepted yet.
+    unconfirmed: AtomicBool,
 }
 
 /// A token ready to be sent: its header and its generation.
@@ -117,6 +119,7 @@ impl TokenCache {
                 config,
                 flight: Mutex::new(Flight::default()),
                 generation: AtomicU64::new(0),
+                unconfirmed: AtomicBool::new(false),
             }),
         }
     }
@@ -164,6 +167,12 @@ impl TokenCache {
     /// Drops the token of `generation` if it is still current.
     pub(crate) fn reject(&self, generation: u64) -> bool {
         self.shared.reject(generation)
+    }
+
+    /// Notes that the server accepted the token of `generation`.
+    #[inline]
+    pub(crate) fn accepted(&self, generation: u64) {
+        self.shared.accepted(generation);
     }
 
     /// The hot path: the current token's header if it is fresh.

@@ -1,6 +1,7 @@
 //! Single-flight refresh: at most one fetch runs per cache, on a task of its
 //! own, and every caller that needs its result subscribes to it.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
@@ -143,6 +144,8 @@ impl Shared {
                 if !flight.current_replaced_rejected {
                     flight.rejections = 0;
                 }
+                self.unconfirmed
+                    .store(flight.current_replaced_rejected, Ordering::Relaxed);
                 self.current.store(Some(Arc::clone(entry)));
             }
             Err(error) => {

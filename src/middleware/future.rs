@@ -176,6 +176,7 @@ where
                         .classifier
                         .rejects(response.status(), response.headers())
                     {
+                        settings.cache.accepted(generation);
                         return Poll::Ready(Ok(watch_trailers(response, settings, generation)));
                     }
                     let dropped = settings.cache.reject(generation);

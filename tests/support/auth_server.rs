@@ -31,6 +31,7 @@ pub struct AuthServer {
 struct State {
     lifetime: Duration,
     issued: Mutex<HashMap<String, Instant>>,
+    read_body_first: std::sync::atomic::AtomicBool,
     token_requests: AtomicUsize,
     api_requests: AtomicUsize,
     rejected: AtomicUsize,
@@ -44,6 +45,7 @@ impl AuthServer {
         let state = Arc::new(State {
             lifetime,
             issued: Mutex::new(HashMap::new()),
+            read_body_first: std::sync::atomic::AtomicBool::new(false),
             token_requests: AtomicUsize::new(0),
             api_requests: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
@@ -66,6 +68,16 @@ impl AuthServer {
 
     pub fn rejected(&self) -> usize {
         self.state.rejected.load(Ordering::SeqCst)
+    }
+
+    /// Makes `token` invalid before its expiry.
+    pub fn revoke(&self, token: &str) {
+        self.state.issued.lock().unwrap().remove(token);
+    }
+
+    /// Makes `/api` read the whole request body before checking the token.
+    pub fn read_body_first(&self) {
+        self.state.read_body_first.store(true, Ordering::SeqCst);
     }
 
     /// A token source that asks this server's token endpoint, with a plain
@@ -108,7 +120,7 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, request)) }
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -117,7 +129,7 @@ async fn accept(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
         (&Method::POST, "/token") => {
             let n = state.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -137,10 +149,16 @@ fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
                 .body(Full::from(body.to_string()))
                 .unwrap()
         }
-        (&Method::GET, "/api") => {
+        (&Method::GET | &Method::POST, "/api") => {
             state.api_requests.fetch_add(1, Ordering::SeqCst);
-            let token = request
-                .headers()
+            let (parts, body) = request.into_parts();
+            let mut body = Some(body);
+            let mut read = None;
+            if state.read_body_first.load(Ordering::SeqCst) {
+                read = Some(body.take().unwrap().collect().await.unwrap().to_bytes());
+            }
+            let token = parts
+                .headers
                 .get(AUTHORIZATION)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.strip_prefix("Bearer "));
@@ -152,7 +170,19 @@ fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
                     .map(|_| token.to_owned())
             });
             match valid {
-                Some(token) => Response::new(Full::from(format!("hello, holder of {token}"))),
+                Some(token) => {
+                    let body = match (read, body) {
+                        (Some(bytes), _) => bytes,
+                        (None, Some(body)) => body.collect().await.unwrap().to_bytes(),
+                        (None, None) => Bytes::new(),
+                    };
+                    let text = if body.is_empty() {
+                        format!("hello, holder of {token}")
+                    } else {
+                        format!("{token} got {}", String::from_utf8_lossy(&body))
+                    };
+                    Response::new(Full::from(text))
+                }
                 None => {
                     state.rejected.fetch_add(1, Ordering::SeqCst);
                     Response::builder()
