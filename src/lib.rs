@@ -84,6 +84,9 @@ mod cache;
 mod error;
 mod jitter;
 mod middleware;
+#[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
+pub mod oauth2;
 mod rejection;
 mod replay;
 mod source;

@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use crate::jitter;
 
+#[cfg(feature = "oauth2")]
+/// The longest `Retry-After` delay honoured; a server asking for more is
+/// asked again after this long.
+pub(crate) const MAX_REQUESTED_DELAY: Duration = Duration::from_secs(10 * 60);
+
 /// Exponential backoff with jitter after consecutive fetch failures.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff {
@@ -24,6 +29,23 @@ impl Backoff {
             .min(self.max);
         base / 2 + jitter::up_to(base / 2)
     }
+}
+
+/// The delay a token source's error asks for (an OAuth 2.0 server's
+/// `Retry-After`), found anywhere in the error's chain.
+pub(crate) fn requested_delay(error: &crate::Error) -> Option<Duration> {
+    #[cfg(feature = "oauth2")]
+    {
+        let mut cause = std::error::Error::source(error);
+        while let Some(error) = cause {
+            if let Some(oauth) = error.downcast_ref::<crate::oauth2::Error>() {
+                return oauth.retry_after().map(|delay| delay.min(MAX_REQUESTED_DELAY));
+            }
+            cause = error.source();
+        }
+    }
+    let _ = error;
+    None
 }
 
 #[cfg(test)]

@@ -150,7 +150,11 @@ impl Shared {
             }
             Err(error) => {
                 flight.failures = flight.failures.saturating_add(1);
-                let delay = self.config.backoff.delay(flight.failures);
+                let delay = self
+                    .config
+                    .backoff
+                    .delay(flight.failures)
+                    .max(super::backoff::requested_delay(error).unwrap_or_default());
                 flight.backoff = Some((error.clone(), Instant::now() + delay));
             }
         }

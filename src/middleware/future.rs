@@ -64,6 +64,11 @@ pin_project! {
             request: Option<Request<B>>,
             rejected: Option<S::Response>,
         },
+        /// A request that is not ours to authorize (a token request).
+        Passthrough {
+            #[pin]
+            future: S::Future,
+        },
         /// Waiting for the service to be ready for the second attempt.
         RetryPollingReady {
             service: Option<S>,
@@ -89,6 +94,14 @@ where
                 generation,
                 second: Some(second),
             },
+            settings,
+        }
+    }
+
+    #[cfg_attr(not(feature = "oauth2"), allow(dead_code))]
+    pub(super) fn passthrough(future: S::Future, settings: Arc<Settings<C>>) -> Self {
+        Self {
+            state: State::Passthrough { future },
             settings,
         }
     }
@@ -235,6 +248,10 @@ where
                         generation: credential.generation,
                     });
                 }
+                StateProj::Passthrough { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                }
                 StateProj::RetryPollingReady {
                     service,
                     request,
@@ -285,6 +302,7 @@ where
             State::Called { .. } => "Called",
             State::RetryWaitingForToken { .. } => "RetryWaitingForToken",
             State::RetryPollingReady { .. } => "RetryPollingReady",
+            State::Passthrough { .. } => "Passthrough",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -140,6 +140,16 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        #[cfg(feature = "oauth2")]
+        if request
+            .extensions()
+            .get::<crate::oauth2::TokenEndpointRequest>()
+            .is_some()
+        {
+            // A token request must not carry a bearer token, nor be retried.
+            let future = self.inner.call(request);
+            return ResponseFuture::passthrough(future, Arc::clone(&self.settings));
+        }
         let settings = Arc::clone(&self.settings);
         if let Some(credential) = settings.cache.fresh_credential() {
             let generation = credential.generation;

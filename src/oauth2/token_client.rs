@@ -1,0 +1,86 @@
+//! What every grant shares: the token endpoint, the client's credentials,
+//! extra parameters, and one token request.
+
+use std::fmt;
+
+use http::Uri;
+
+use super::endpoint;
+use super::form::Form;
+use super::token_response::{self, TokenResponse};
+use super::{ClientAuth, Error, HttpClient};
+
+/// Sends token requests for one client to one token endpoint.
+///
+/// `pub` only because the sealed `Grant` trait names it; the module is
+/// private, so it cannot be named outside the crate.
+#[allow(unreachable_pub)]
+pub struct TokenClient {
+    pub(crate) url: String,
+    uri: Uri,
+    client_id: Option<String>,
+    auth: ClientAuth,
+    params: Vec<(String, String)>,
+    http: HttpClient,
+}
+
+impl TokenClient {
+    pub(crate) fn new(
+        url: String,
+        uri: Uri,
+        client: Option<(String, ClientAuth)>,
+        params: Vec<(String, String)>,
+        http: HttpClient,
+    ) -> Self {
+        let (client_id, auth) = match client {
+            Some((id, auth)) => (Some(id), auth),
+            None => (None, ClientAuth::none()),
+        };
+        Self {
+            url,
+            uri,
+            client_id,
+            auth,
+            params,
+            http,
+        }
+    }
+
+    /// POSTs `grant` (plus the extra parameters and the client's
+    /// credentials) and reads the token response. `secrets` are values in
+    /// `grant` never to be shown, even if the server echoes them.
+    pub(crate) async fn request(
+        &self,
+        grant: &[(&str, &str)],
+        secrets: &[&str],
+    ) -> Result<TokenResponse, Error> {
+        let mut form = Form::default();
+        for (name, value) in grant {
+            form.push(name, value);
+        }
+        for (name, value) in &self.params {
+            form.push(name, value);
+        }
+        let authorization = match &self.client_id {
+            Some(client_id) => self.auth.apply(client_id, &self.url, &mut form)?,
+            None => None,
+        };
+        let answer =
+            endpoint::post_form(&self.http, &self.uri, form.finish(), authorization).await?;
+        let mut secrets = secrets.to_vec();
+        secrets.extend(self.auth.secret());
+        token_response::read(&answer, &secrets)
+    }
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<&str> = self.params.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("TokenClient")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .field("params", &params)
+            .finish_non_exhaustive()
+    }
+}

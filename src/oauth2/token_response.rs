@@ -1,0 +1,274 @@
+//! Reading token responses (RFC 6749 §5.1) and error responses (§5.2).
+//!
+//! Bodies are parsed to JSON values first and fields read by hand, so that
+//! no error message ever quotes a value from the body (it may hold a token).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::endpoint::Answer;
+use super::{Error, ErrorCode, Secret};
+use crate::Token;
+
+/// A successful token response.
+#[derive(Debug)]
+pub(crate) struct TokenResponse {
+    pub(crate) token: Token,
+    pub(crate) refresh_token: Option<Secret>,
+}
+
+/// Reads the answer of a token endpoint. `secrets` are the credentials the
+/// request carried: a server description that echoes one is redacted.
+pub(crate) fn read(answer: &Answer, secrets: &[&str]) -> Result<TokenResponse, Error> {
+    let json = parse_object(&answer.body);
+    if !answer.status.is_success() {
+        return Err(error_response(answer, json.ok().as_ref(), secrets));
+    }
+    let object = json.map_err(|why| Error::invalid_response(why).with_status(answer.status))?;
+    if object.contains_key("error") && !object.contains_key("access_token") {
+        return Err(error_response(answer, Some(&object), secrets));
+    }
+    success(&object).map_err(|error| error.with_status(answer.status))
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, &'static str> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err("the response body is empty");
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err("the response is JSON but not an object"),
+        Err(_) if body.trim_ascii_start().starts_with(b"<") => {
+            Err("the response is not JSON (it looks like an HTML page)")
+        }
+        Err(_) => Err("the response is not JSON"),
+    }
+}
+
+fn success(object: &Map<String, Value>) -> Result<TokenResponse, Error> {
+    let access_token = match object.get("access_token") {
+        Some(Value::String(token)) if !token.is_empty() => token,
+        Some(Value::String(_)) => return Err(Error::invalid_response("`access_token` is empty")),
+        Some(_) => return Err(Error::invalid_response("`access_token` is not a string")),
+        None => return Err(Error::invalid_response("`access_token` is missing")),
+    };
+    match object.get("token_type") {
+        // Some servers leave it out; a bearer token is what we asked for.
+        None => {}
+        Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
+        Some(Value::String(_)) => {
+            return Err(Error::invalid_response(
+                "`token_type` is not `Bearer` (only bearer tokens are supported)",
+            ));
+        }
+        Some(_) => return Err(Error::invalid_response("`token_type` is not a string")),
+    }
+    let expires_in = match object.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(seconds(value)?),
+    };
+    let refresh_token = match object.get("refresh_token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(token)) if !token.is_empty() => Some(Secret::new(token.as_str())),
+        Some(_) => return Err(Error::invalid_response("`refresh_token` is not a string")),
+    };
+    let token = match expires_in {
+        Some(lifetime) => Token::bearer(access_token.as_str()).expires_in(lifetime),
+        // No `expires_in`: a JWT says when it expires; otherwise it lives
+        // until rejected.
+        None => Token::from_jwt(access_token.as_str())
+            .unwrap_or_else(|_| Token::bearer(access_token.as_str())),
+    };
+    Ok(TokenResponse {
+        token,
+        refresh_token,
+    })
+}
+
+/// `expires_in`: a non-negative number, or such a number in a string.
+fn seconds(value: &Value) -> Result<Duration, Error> {
+    let seconds = match value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    seconds
+        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .ok_or(Error::invalid_response(
+            "`expires_in` is not a non-negative number of seconds",
+        ))
+}
+
+fn error_response(
+    answer: &Answer,
+    object: Option<&Map<String, Value>>,
+    secrets: &[&str],
+) -> Error {
+    let retry_after = answer.retry_after();
+    let code = object.and_then(|object| object.get("error")).and_then(Value::as_str);
+    let Some(code) = code else {
+        return Error::status_only(answer.status).with_retry_after(retry_after);
+    };
+    let text = |field: &str| {
+        object
+            .and_then(|object| object.get(field))
+            .and_then(Value::as_str)
+            .map(|text| redact(text, secrets))
+    };
+    Error::rejected(
+        answer.status,
+        ErrorCode::parse(&redact(code, secrets)),
+        text("error_description"),
+        text("error_uri"),
+    )
+    .with_retry_after(retry_after)
+}
+
+/// `text`, unless it contains one of `secrets`.
+fn redact(text: &str, secrets: &[&str]) -> String {
+    if secrets
+        .iter()
+        .any(|secret| !secret.is_empty() && text.contains(secret))
+    {
+        "[redacted: the server's message contained a credential]".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
+    use super::*;
+    use crate::oauth2::ErrorKind;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn ok(body: &str) -> Result<TokenResponse, Error> {
+        read(&answer(200, body), &["client-secret-value"])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standard_response() {
+        let response = ok(r#"{"access_token":"at","token_type":"Bearer","expires_in":3600,"refresh_token":"rt","scope":"a b"}"#).unwrap();
+        assert_eq!(response.token.secret(), "at");
+        assert_eq!(response.token.time_left(), Some(Duration::from_secs(3600)));
+        assert_eq!(response.refresh_token.unwrap().expose(), "rt");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lenient_where_servers_differ() {
+        let response = ok(r#"{"access_token":"at","token_type":"bearer","expires_in":"120"}"#).unwrap();
+        assert_eq!(response.token.time_left(), Some(Duration::from_secs(120)));
+        let response = ok(r#"{"access_token":"at","expires_in":59.5}"#).unwrap();
+        assert_eq!(response.token.time_left(), Some(Duration::from_millis(59_500)));
+        let response = ok(r#"{"access_token":"opaque","token_type":"BEARER"}"#).unwrap();
+        assert_eq!(response.token.expiry(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_jwt_without_expires_in_uses_its_exp() {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let jwt = format!(
+            "{}.{}.sig",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{}}}"#, now + 600))
+        );
+        let response = ok(&format!(r#"{{"access_token":"{jwt}","token_type":"Bearer"}}"#)).unwrap();
+        let left = response.token.time_left().unwrap();
+        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
+    }
+
+    #[test]
+    fn bad_responses_say_what_is_wrong_without_quoting_them() {
+        let cases = [
+            ("", "the response body is empty"),
+            ("<html><body>Bad Gateway</body></html>", "it looks like an HTML page"),
+            ("{\"access_token\": \"abc\"", "not JSON"),
+            ("[1,2]", "JSON but not an object"),
+            (r#"{"token_type":"Bearer"}"#, "`access_token` is missing"),
+            (r#"{"access_token":42}"#, "`access_token` is not a string"),
+            (r#"{"access_token":""}"#, "`access_token` is empty"),
+            (r#"{"access_token":"secret-at","token_type":"mac"}"#, "`token_type` is not `Bearer`"),
+            (r#"{"access_token":"secret-at","expires_in":"soon"}"#, "`expires_in` is not"),
+            (r#"{"access_token":"secret-at","expires_in":-1}"#, "`expires_in` is not"),
+            (r#"{"access_token":"secret-at","refresh_token":7}"#, "`refresh_token` is not a string"),
+        ];
+        for (body, expected) in cases {
+            let error = ok(body).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{body}");
+            let shown = format!("{error} {error:?}");
+            assert!(shown.contains(expected), "{body}: {shown}");
+            assert!(!shown.contains("secret-at") && !shown.contains("soon"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn oauth_errors_are_typed() {
+        let error = read(
+            &answer(400, r#"{"error":"invalid_grant","error_description":"refresh token revoked","error_uri":"https://idp/doc"}"#),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Rejected);
+        assert_eq!(error.code(), Some(&ErrorCode::InvalidGrant));
+        assert!(error.is_invalid_grant());
+        assert_eq!(error.status(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(error.description(), Some("refresh token revoked"));
+        assert_eq!(error.uri(), Some("https://idp/doc"));
+        assert!(!error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            "authorization server rejected the grant (invalid_grant) with status 400 Bad Request: refresh token revoked"
+        );
+
+        let error = read(&answer(401, r#"{"error":"invalid_client"}"#), &[]).unwrap_err();
+        assert_eq!(error.code(), Some(&ErrorCode::InvalidClient));
+        let error = read(&answer(400, r#"{"error":"slow_down"}"#), &[]).unwrap_err();
+        assert_eq!(error.code(), Some(&ErrorCode::Other("slow_down".into())));
+    }
+
+    #[test]
+    fn statuses_without_oauth_bodies_and_retry_after() {
+        let mut busy = answer(503, "<html>maintenance</html>");
+        busy.headers.insert("retry-after", HeaderValue::from_static("30"));
+        let error = read(&busy, &[]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Status);
+        assert!(error.is_retryable());
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
+        assert_eq!(error.to_string(), "token endpoint answered 503 Service Unavailable");
+
+        let mut limited = answer(429, r#"{"error":"rate_limited"}"#);
+        limited.headers.insert("retry-after", HeaderValue::from_static("5"));
+        let error = read(&limited, &[]).unwrap_err();
+        assert!(error.is_retryable());
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn descriptions_that_echo_a_secret_are_redacted() {
+        let error = read(
+            &answer(401, r#"{"error":"invalid_client","error_description":"bad secret client-secret-value"}"#),
+            &["client-secret-value"],
+        )
+        .unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("client-secret-value"), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+}
