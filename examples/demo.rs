@@ -6,24 +6,22 @@
 //! token issued and every request (with the token it carried), then a
 //! summary, and exits non-zero if any request failed.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
+use support::{CLIENT_ID, CLIENT_SECRET, Clock, Embedded};
 use tokio::time::Instant;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
-use tower_token_refresh::{Token, TokenCache, TokenRefreshLayer};
+use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+use tower_token_refresh::{TokenCache, TokenRefreshLayer};
 
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3);
 const RUN_FOR: Duration = Duration::from_secs(10);
@@ -32,8 +30,8 @@ const REQUEST_EVERY: Duration = Duration::from_millis(700);
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let clock = Clock(Instant::now());
-    let server = EmbeddedServer::start(clock).await?;
+    let clock = Clock::start();
+    let server = Embedded::start(clock, TOKEN_LIFETIME, false).await?;
 
     println!(
         "tower-token-refresh demo: {WORKERS} workers call the API every {REQUEST_EVERY:?} \
@@ -42,11 +40,13 @@ async fn main() -> Result<(), BoxError> {
     println!("token endpoint and API on http://{}\n", server.addr);
     println!("{:>8}  {:<15} event", "time", "who");
 
-    // The token source: POST to the token endpoint with a plain client (the
-    // token request must not go through the layer itself).
-    let token_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let token_url = format!("http://{}/token", server.addr);
-    let cache = TokenCache::new(move || fetch_token(token_client.clone(), token_url.clone()));
+    // Tokens come from the embedded OAuth 2.0 token endpoint.
+    let source = ClientCredentials::new(
+        server.token_url(),
+        CLIENT_ID,
+        ClientAuth::basic(CLIENT_SECRET),
+    )?;
+    let cache = TokenCache::new(source);
 
     // The API client: any tower HTTP client, wrapped in the layer.
     let api = ServiceBuilder::new()
@@ -57,7 +57,7 @@ async fn main() -> Result<(), BoxError> {
     let workers: Vec<_> = (1..=WORKERS)
         .map(|worker| {
             let api = api.clone();
-            let url = format!("http://{}/api", server.addr);
+            let url = server.api_url();
             let outcomes = Arc::clone(&outcomes);
             tokio::spawn(async move {
                 // Spread the workers over the interval.
@@ -91,9 +91,9 @@ async fn main() -> Result<(), BoxError> {
     let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
     let mut per_token = BTreeMap::new();
     for token in outcomes.iter().flatten() {
-        *per_token.entry(token_number(token)).or_insert(0) += 1;
+        let number: usize = token.trim_start_matches("tok-").parse().unwrap_or(0);
+        *per_token.entry(number).or_insert(0) += 1;
     }
-    let issued = server.issued.load(Ordering::SeqCst);
     println!("\nsummary");
     println!(
         "  {} requests: {} succeeded, {failed} failed",
@@ -101,12 +101,13 @@ async fn main() -> Result<(), BoxError> {
         outcomes.len() - failed
     );
     println!(
-        "  {issued} tokens issued in {:.1?}: the first on demand, then one refresh ahead of each expiry",
+        "  {} tokens issued in {:.1?}: the first on demand, then one refresh ahead of each expiry",
+        server.issued(),
         clock.elapsed()
     );
     println!(
         "  most token requests in flight at once: {} (single-flight)",
-        server.max_in_flight.load(Ordering::SeqCst)
+        server.max_in_flight()
     );
     for (number, count) in per_token {
         println!("  tok-{number}: used by {count} requests");
@@ -115,24 +116,6 @@ async fn main() -> Result<(), BoxError> {
         std::process::exit(1);
     }
     Ok(())
-}
-
-/// Asks the embedded token endpoint for a token.
-async fn fetch_token(
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
-    url: String,
-) -> Result<Token, BoxError> {
-    let response = client
-        .request(Request::post(url).body(Empty::new())?)
-        .await?;
-    if response.status() != StatusCode::OK {
-        return Err(format!("token endpoint answered {}", response.status()).into());
-    }
-    let body = response.into_body().collect().await?.to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&body)?;
-    let token = json["access_token"].as_str().ok_or("no access_token")?;
-    let expires_in = json["expires_in"].as_f64().ok_or("no expires_in")?;
-    Ok(Token::bearer(token).expires_in(Duration::from_secs_f64(expires_in)))
 }
 
 /// The token an API response says it saw, or why the request failed.
@@ -154,132 +137,4 @@ where
     } else {
         Err(format!("{status}: {body}"))
     }
-}
-
-fn token_number(token: &str) -> usize {
-    token.trim_start_matches("tok-").parse().unwrap_or(0)
-}
-
-/// Time since the demo started, for the timeline.
-#[derive(Clone, Copy)]
-struct Clock(Instant);
-
-impl Clock {
-    fn elapsed(&self) -> Duration {
-        self.0.elapsed()
-    }
-
-    fn print(&self, who: &str, what: &str) {
-        println!("{:>7.3}s  {who:<15} {what}", self.elapsed().as_secs_f64());
-    }
-}
-
-/// The token endpoint and the API, in this process.
-struct EmbeddedServer {
-    addr: SocketAddr,
-    issued: Arc<AtomicUsize>,
-    max_in_flight: Arc<AtomicUsize>,
-}
-
-struct ServerState {
-    clock: Clock,
-    /// Issued tokens and when they expire.
-    tokens: Mutex<BTreeMap<String, Instant>>,
-    issued: Arc<AtomicUsize>,
-    in_flight: AtomicUsize,
-    max_in_flight: Arc<AtomicUsize>,
-}
-
-impl EmbeddedServer {
-    async fn start(clock: Clock) -> Result<Self, BoxError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(ServerState {
-            clock,
-            tokens: Mutex::new(BTreeMap::new()),
-            issued: Arc::new(AtomicUsize::new(0)),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: Arc::new(AtomicUsize::new(0)),
-        });
-        let server = Self {
-            addr,
-            issued: Arc::clone(&state.issued),
-            max_in_flight: Arc::clone(&state.max_in_flight),
-        };
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(state.handle(request).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(server)
-    }
-}
-
-impl ServerState {
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        match (request.method(), request.uri().path()) {
-            (&Method::POST, "/token") => self.issue().await,
-            (&Method::GET, "/api") => self.api(&request),
-            _ => respond(StatusCode::NOT_FOUND, "no such route"),
-        }
-    }
-
-    async fn issue(&self) -> Response<Full<Bytes>> {
-        let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max_in_flight.fetch_max(in_flight, Ordering::SeqCst);
-        // A token endpoint takes a moment.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        let token = format!("tok-{n}");
-        self.tokens
-            .lock()
-            .unwrap()
-            .insert(token.clone(), Instant::now() + TOKEN_LIFETIME);
-        self.clock.print(
-            "token endpoint",
-            &format!("issued {token}, valid for {TOKEN_LIFETIME:?}"),
-        );
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let body = serde_json::json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME.as_secs_f64(),
-        });
-        let mut response = respond(StatusCode::OK, &body.to_string());
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, "application/json".parse().unwrap());
-        response
-    }
-
-    fn api(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let Some(token) = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-        else {
-            return respond(StatusCode::UNAUTHORIZED, "no bearer token");
-        };
-        match self.tokens.lock().unwrap().get(token) {
-            Some(expiry) if Instant::now() < *expiry => respond(StatusCode::OK, token),
-            Some(_) => respond(StatusCode::UNAUTHORIZED, "token expired"),
-            None => respond(StatusCode::UNAUTHORIZED, "unknown token"),
-        }
-    }
-}
-
-fn respond(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::from(body.to_owned()));
-    *response.status_mut() = status;
-    response
 }

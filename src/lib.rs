@@ -68,6 +68,11 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
+//! | `oauth2` | yes | [`oauth2`]: client credentials, refresh token, JWT bearer, discovery |
+//! | `rustls` | yes | HTTPS token endpoints (hyper-rustls with ring and the webpki roots) |
+//! | `native-roots` | no | also trust the operating system's root certificates |
+//! | `rust-crypto` | no | signed JWT assertions with RustCrypto |
+//! | `aws-lc-rs` | no | signed JWT assertions with aws-lc-rs (preferred if both are on) |
 //! | `tonic` | no | [`ReplayableBody`] for `tonic::body::Body`, so rejected gRPC calls are retried |
 //! | `axum`  | no | [`ReplayableBody`] for `axum::body::Body` |
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -39,7 +39,9 @@ pub(crate) fn requested_delay(error: &crate::Error) -> Option<Duration> {
         let mut cause = std::error::Error::source(error);
         while let Some(error) = cause {
             if let Some(oauth) = error.downcast_ref::<crate::oauth2::Error>() {
-                return oauth.retry_after().map(|delay| delay.min(MAX_REQUESTED_DELAY));
+                return oauth
+                    .retry_after()
+                    .map(|delay| delay.min(MAX_REQUESTED_DELAY));
             }
             cause = error.source();
         }

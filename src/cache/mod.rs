@@ -255,4 +255,37 @@ mod tests {
             .expect("the hot path blocked on the refresh lock");
         assert_eq!(header.unwrap(), "Bearer t");
     }
+
+    #[cfg(feature = "oauth2")]
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_from_the_server_stretches_the_backoff() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cache = {
+            let calls = calls.clone();
+            TokenCache::new(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async {
+                    let busy =
+                        crate::oauth2::Error::status_only(http::StatusCode::SERVICE_UNAVAILABLE)
+                            .with_retry_after(Some(Duration::from_secs(120)));
+                    Err::<Token, _>(busy)
+                }
+            })
+        };
+        let error = cache.token().await.unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::Source);
+        tokio::time::advance(Duration::from_secs(119)).await;
+        cache.token().await.unwrap_err();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "Retry-After: 120 is honoured"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        cache.token().await.unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 }

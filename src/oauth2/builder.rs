@@ -35,7 +35,11 @@ pub struct SourceBuilder<S: sealed::Grant> {
 }
 
 impl<S: sealed::Grant> SourceBuilder<S> {
-    pub(crate) fn new(url: String, client: Option<(String, ClientAuth)>, config: S::Config) -> Self {
+    pub(crate) fn new(
+        url: String,
+        client: Option<(String, ClientAuth)>,
+        config: S::Config,
+    ) -> Self {
         Self {
             config,
             url,
@@ -50,7 +54,10 @@ impl<S: sealed::Grant> SourceBuilder<S> {
         &mut self.config
     }
 
-    #[cfg_attr(not(any(feature = "rust-crypto", feature = "aws-lc-rs")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "rust-crypto", feature = "aws-lc-rs")),
+        allow(dead_code)
+    )]
     pub(crate) fn set_client(&mut self, client_id: String, auth: ClientAuth) {
         self.client = Some((client_id, auth));
     }

@@ -6,10 +6,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
 
-use super::form::Form;
-use super::{Error, Secret};
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 use super::SigningKey;
+use super::form::Form;
+use super::{Error, Secret};
 
 /// How long a client assertion (`private_key_jwt`) is valid.
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
@@ -88,8 +88,11 @@ impl ClientAuth {
                     Form::encode(client_id),
                     Form::encode(secret.expose())
                 );
-                let mut header = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(credentials)))
-                    .map_err(|_| Error::invalid_url("the client credentials cannot be sent in a header"))?;
+                let mut header =
+                    HeaderValue::try_from(format!("Basic {}", STANDARD.encode(credentials)))
+                        .map_err(|_| {
+                            Error::invalid_url("the client credentials cannot be sent in a header")
+                        })?;
                 header.set_sensitive(true);
                 Ok(Some(header))
             }

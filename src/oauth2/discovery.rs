@@ -106,7 +106,9 @@ impl Discovery {
         let rfc8414 = format!(
             "{}://{}/.well-known/oauth-authorization-server{path}",
             issuer_uri.scheme_str().unwrap_or("https"),
-            issuer_uri.authority().map_or("", |authority| authority.as_str()),
+            issuer_uri
+                .authority()
+                .map_or("", |authority| authority.as_str()),
         );
         let mut last = Error::discovery("no metadata document found at the issuer");
         for url in [openid, rfc8414] {
@@ -125,7 +127,9 @@ impl Discovery {
 
 fn read(body: &[u8], issuer: &str, allow_insecure_http: bool) -> Result<ProviderMetadata, Error> {
     let Ok(Value::Object(metadata)) = serde_json::from_slice::<Value>(body) else {
-        return Err(Error::discovery("the metadata document is not a JSON object"));
+        return Err(Error::discovery(
+            "the metadata document is not a JSON object",
+        ));
     };
     let text = |field: &str| metadata.get(field).and_then(Value::as_str);
     let list = |field: &str| -> Vec<String> {
@@ -147,8 +151,8 @@ fn read(body: &[u8], issuer: &str, allow_insecure_http: bool) -> Result<Provider
             "the metadata's `issuer` is not the issuer asked for",
         ));
     }
-    let token_endpoint = text("token_endpoint")
-        .ok_or(Error::discovery("the metadata has no `token_endpoint`"))?;
+    let token_endpoint =
+        text("token_endpoint").ok_or(Error::discovery("the metadata has no `token_endpoint`"))?;
     endpoint::validate(token_endpoint, allow_insecure_http)?;
     Ok(ProviderMetadata {
         issuer: found_issuer.to_owned(),

@@ -29,7 +29,10 @@ impl Answer {
             return Some(Duration::from_secs(seconds));
         }
         let at = httpdate::parse_http_date(value).ok()?;
-        Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+        Some(
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 }
 
@@ -105,8 +108,10 @@ async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Result<Answ
         let frame = frame.map_err(Error::transport)?;
         if let Ok(data) = frame.into_data() {
             if read.len() + data.len() > MAX_RESPONSE_BYTES {
-                return Err(Error::invalid_response("the response body is larger than 1 MiB")
-                    .with_status(status));
+                return Err(
+                    Error::invalid_response("the response body is larger than 1 MiB")
+                        .with_status(status),
+                );
             }
             read.extend_from_slice(&data);
         }
@@ -154,7 +159,10 @@ mod tests {
         let in_a_minute = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(61));
         let delay = answer(&in_a_minute).retry_after().unwrap();
         assert!(delay > Duration::from_secs(55) && delay <= Duration::from_secs(61));
-        assert_eq!(answer("Wed, 21 Oct 2015 07:28:00 GMT").retry_after(), Some(Duration::ZERO));
+        assert_eq!(
+            answer("Wed, 21 Oct 2015 07:28:00 GMT").retry_after(),
+            Some(Duration::ZERO)
+        );
         assert_eq!(answer("soon").retry_after(), None);
         assert_eq!(answer("-5").retry_after(), None);
     }

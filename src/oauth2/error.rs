@@ -204,7 +204,10 @@ impl Error {
         }))
     }
 
-    #[cfg_attr(not(any(feature = "rust-crypto", feature = "aws-lc-rs")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "rust-crypto", feature = "aws-lc-rs")),
+        allow(dead_code)
+    )]
     pub(crate) fn signing(detail: &'static str) -> Self {
         Self(Box::new(Inner {
             detail: Some(detail),
@@ -302,20 +305,39 @@ impl fmt::Display for Error {
             },
             ErrorKind::Transport => f.write_str("could not reach the token endpoint"),
             ErrorKind::InvalidResponse => {
-                write!(f, "invalid token response: {}", self.0.detail.unwrap_or("unusable"))
+                write!(
+                    f,
+                    "invalid token response: {}",
+                    self.0.detail.unwrap_or("unusable")
+                )
             }
             ErrorKind::InvalidUrl => {
-                write!(f, "invalid endpoint URL: {}", self.0.detail.unwrap_or("unusable"))
+                write!(
+                    f,
+                    "invalid endpoint URL: {}",
+                    self.0.detail.unwrap_or("unusable")
+                )
             }
             ErrorKind::Redirect => match self.0.status {
-                Some(status) => write!(f, "token endpoint redirected ({status}); redirects are not followed"),
+                Some(status) => write!(
+                    f,
+                    "token endpoint redirected ({status}); redirects are not followed"
+                ),
                 None => f.write_str("token endpoint redirected; redirects are not followed"),
             },
             ErrorKind::Discovery => {
-                write!(f, "discovery failed: {}", self.0.detail.unwrap_or("no token endpoint"))
+                write!(
+                    f,
+                    "discovery failed: {}",
+                    self.0.detail.unwrap_or("no token endpoint")
+                )
             }
             ErrorKind::Signing => {
-                write!(f, "could not sign the assertion: {}", self.0.detail.unwrap_or("signing failed"))
+                write!(
+                    f,
+                    "could not sign the assertion: {}",
+                    self.0.detail.unwrap_or("signing failed")
+                )
             }
         }
     }
@@ -349,7 +371,8 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0.source
+        self.0
+            .source
             .as_ref()
             .map(|source| &**source as &(dyn StdError + 'static))
     }

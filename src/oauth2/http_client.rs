@@ -154,5 +154,4 @@ mod tls {
             .enable_http2()
             .build()
     }
-
 }

@@ -86,7 +86,10 @@ impl SigningKey {
     /// Signs `claims` as a compact JWS.
     pub(crate) fn sign(&self, claims: &Map<String, Value>) -> Result<String, Error> {
         let mut header = Map::new();
-        header.insert("alg".into(), serde_json::to_value(self.algorithm).unwrap_or_default());
+        header.insert(
+            "alg".into(),
+            serde_json::to_value(self.algorithm).unwrap_or_default(),
+        );
         header.insert("typ".into(), "JWT".into());
         if let Some(kid) = &self.kid {
             header.insert("kid".into(), kid.clone().into());

@@ -101,13 +101,11 @@ fn seconds(value: &Value) -> Result<Duration, Error> {
         ))
 }
 
-fn error_response(
-    answer: &Answer,
-    object: Option<&Map<String, Value>>,
-    secrets: &[&str],
-) -> Error {
+fn error_response(answer: &Answer, object: Option<&Map<String, Value>>, secrets: &[&str]) -> Error {
     let retry_after = answer.retry_after();
-    let code = object.and_then(|object| object.get("error")).and_then(Value::as_str);
+    let code = object
+        .and_then(|object| object.get("error"))
+        .and_then(Value::as_str);
     let Some(code) = code else {
         return Error::status_only(answer.status).with_retry_after(retry_after);
     };
@@ -168,10 +166,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn lenient_where_servers_differ() {
-        let response = ok(r#"{"access_token":"at","token_type":"bearer","expires_in":"120"}"#).unwrap();
+        let response =
+            ok(r#"{"access_token":"at","token_type":"bearer","expires_in":"120"}"#).unwrap();
         assert_eq!(response.token.time_left(), Some(Duration::from_secs(120)));
         let response = ok(r#"{"access_token":"at","expires_in":59.5}"#).unwrap();
-        assert_eq!(response.token.time_left(), Some(Duration::from_millis(59_500)));
+        assert_eq!(
+            response.token.time_left(),
+            Some(Duration::from_millis(59_500))
+        );
         let response = ok(r#"{"access_token":"opaque","token_type":"BEARER"}"#).unwrap();
         assert_eq!(response.token.expiry(), None);
     }
@@ -189,7 +191,10 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
             URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{}}}"#, now + 600))
         );
-        let response = ok(&format!(r#"{{"access_token":"{jwt}","token_type":"Bearer"}}"#)).unwrap();
+        let response = ok(&format!(
+            r#"{{"access_token":"{jwt}","token_type":"Bearer"}}"#
+        ))
+        .unwrap();
         let left = response.token.time_left().unwrap();
         assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600));
     }
@@ -198,23 +203,41 @@ mod tests {
     fn bad_responses_say_what_is_wrong_without_quoting_them() {
         let cases = [
             ("", "the response body is empty"),
-            ("<html><body>Bad Gateway</body></html>", "it looks like an HTML page"),
+            (
+                "<html><body>Bad Gateway</body></html>",
+                "it looks like an HTML page",
+            ),
             ("{\"access_token\": \"abc\"", "not JSON"),
             ("[1,2]", "JSON but not an object"),
             (r#"{"token_type":"Bearer"}"#, "`access_token` is missing"),
             (r#"{"access_token":42}"#, "`access_token` is not a string"),
             (r#"{"access_token":""}"#, "`access_token` is empty"),
-            (r#"{"access_token":"secret-at","token_type":"mac"}"#, "`token_type` is not `Bearer`"),
-            (r#"{"access_token":"secret-at","expires_in":"soon"}"#, "`expires_in` is not"),
-            (r#"{"access_token":"secret-at","expires_in":-1}"#, "`expires_in` is not"),
-            (r#"{"access_token":"secret-at","refresh_token":7}"#, "`refresh_token` is not a string"),
+            (
+                r#"{"access_token":"secret-at","token_type":"mac"}"#,
+                "`token_type` is not `Bearer`",
+            ),
+            (
+                r#"{"access_token":"secret-at","expires_in":"soon"}"#,
+                "`expires_in` is not",
+            ),
+            (
+                r#"{"access_token":"secret-at","expires_in":-1}"#,
+                "`expires_in` is not",
+            ),
+            (
+                r#"{"access_token":"secret-at","refresh_token":7}"#,
+                "`refresh_token` is not a string",
+            ),
         ];
         for (body, expected) in cases {
             let error = ok(body).unwrap_err();
             assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{body}");
             let shown = format!("{error} {error:?}");
             assert!(shown.contains(expected), "{body}: {shown}");
-            assert!(!shown.contains("secret-at") && !shown.contains("soon"), "{shown}");
+            assert!(
+                !shown.contains("secret-at") && !shown.contains("soon"),
+                "{shown}"
+            );
         }
     }
 
@@ -246,15 +269,21 @@ mod tests {
     #[test]
     fn statuses_without_oauth_bodies_and_retry_after() {
         let mut busy = answer(503, "<html>maintenance</html>");
-        busy.headers.insert("retry-after", HeaderValue::from_static("30"));
+        busy.headers
+            .insert("retry-after", HeaderValue::from_static("30"));
         let error = read(&busy, &[]).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Status);
         assert!(error.is_retryable());
         assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
-        assert_eq!(error.to_string(), "token endpoint answered 503 Service Unavailable");
+        assert_eq!(
+            error.to_string(),
+            "token endpoint answered 503 Service Unavailable"
+        );
 
         let mut limited = answer(429, r#"{"error":"rate_limited"}"#);
-        limited.headers.insert("retry-after", HeaderValue::from_static("5"));
+        limited
+            .headers
+            .insert("retry-after", HeaderValue::from_static("5"));
         let error = read(&limited, &[]).unwrap_err();
         assert!(error.is_retryable());
         assert_eq!(error.retry_after(), Some(Duration::from_secs(5)));

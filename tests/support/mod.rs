@@ -6,6 +6,7 @@ pub mod auth_server;
 pub mod channel_body;
 pub mod events;
 pub mod revoking_api;
+pub mod token_endpoint;
 
 use std::sync::Arc;
 use std::sync::Mutex;
