@@ -337,6 +337,24 @@ async fn error_statuses_and_bodies_become_clear_errors() {
 }
 
 #[tokio::test]
+async fn a_token_endpoint_that_never_answers_hits_the_fetch_timeout() {
+    let endpoint = TokenEndpoint::start().await;
+    endpoint.register("svc", ClientMethod::Basic(SECRET.into()));
+    endpoint.fail_with([Fault::Hang]);
+    let source =
+        ClientCredentials::new(endpoint.token_url(), "svc", ClientAuth::basic(SECRET)).unwrap();
+    let cache = TokenCache::builder(source)
+        .fetch_timeout(Duration::from_millis(300))
+        .build();
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.kind(), tower_token_refresh::ErrorKind::Timeout);
+    assert_eq!(
+        error.to_string(),
+        "token source did not answer within 300ms"
+    );
+}
+
+#[tokio::test]
 async fn plain_http_is_refused_except_on_loopback() {
     let error = ClientCredentials::new(
         "http://idp.example.com/token",

@@ -39,6 +39,8 @@ pub enum Fault {
     Body(String),
     /// `200 OK` with a body this many bytes long.
     Oversized(usize),
+    /// Never answer.
+    Hang,
 }
 
 #[derive(Default)]
@@ -222,6 +224,7 @@ async fn token(
             }
             Fault::Body(body) => Response::new(Full::from(body)),
             Fault::Oversized(len) => Response::new(Full::from(vec![b'x'; len])),
+            Fault::Hang => std::future::pending().await,
         };
     }
 
