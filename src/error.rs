@@ -184,6 +184,28 @@ impl StdError for Error {
     }
 }
 
+/// A gRPC status for a call that could not get a token: `UNAVAILABLE`
+/// (retryable: the identity provider may be back soon) with a message that
+/// says so, or `UNAUTHENTICATED` when fresh tokens keep being rejected. The
+/// [`Error`] is the status's [`source`](std::error::Error::source).
+///
+/// [`TokenRefresh`](crate::TokenRefresh) fails gRPC requests with this
+/// status, so tonic clients get it as is.
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        let code = match error.kind() {
+            ErrorKind::RejectedAgain => tonic::Code::Unauthenticated,
+            _ => tonic::Code::Unavailable,
+        };
+        let mut status =
+            tonic::Status::new(code, format!("could not get an access token: {error}"));
+        status.set_source(Arc::new(error));
+        status
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,11 +98,14 @@ mod source;
 mod token;
 
 pub use cache::{
-    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCache,
+    CacheStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCache,
     TokenCacheBuilder,
 };
 pub use error::{BoxError, Error, ErrorKind};
-pub use middleware::{ResponseBody, ResponseFuture, TokenRefresh, TokenRefreshLayer};
+pub use middleware::{
+    InvalidOrigin, Origin, ResponseBody, ResponseFuture, TokenRefresh, TokenRefreshLayer,
+    TokenRoutes,
+};
 pub use rejection::{ClassifyRejection, StandardRejection};
 pub use replay::{DEFAULT_REPLAY_LIMIT, Replay, ReplayBody, ReplayableBody};
 pub use source::{TokenFuture, TokenSource};

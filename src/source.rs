@@ -69,6 +69,12 @@ pub trait TokenSource: Send + Sync + 'static {
     /// The returned future owns everything it needs (`'static`): clone what
     /// you need from `self` before the `async` block.
     fn fetch(&self) -> TokenFuture;
+
+    /// A short, non-secret name for this source, shown in `tracing` spans
+    /// (the cache's own [`name`](crate::TokenCacheBuilder::name) wins).
+    fn name(&self) -> &str {
+        "token source"
+    }
 }
 
 impl<F, Fut, E> TokenSource for F
@@ -86,6 +92,10 @@ where
 impl<S: TokenSource + ?Sized> TokenSource for Arc<S> {
     fn fetch(&self) -> TokenFuture {
         (**self).fetch()
+    }
+
+    fn name(&self) -> &str {
+        (**self).name()
     }
 }
 

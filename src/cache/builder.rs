@@ -18,6 +18,7 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    pub(crate) name: Option<String>,
     pub(crate) refresh_before: Option<Duration>,
     pub(crate) fetch_timeout: Duration,
     pub(crate) backoff: Backoff,
@@ -50,6 +51,7 @@ impl TokenCacheBuilder {
         Self {
             source: Arc::new(source),
             config: Config {
+                name: None,
                 refresh_before: None,
                 fetch_timeout: DEFAULT_FETCH_TIMEOUT,
                 backoff: Backoff {
@@ -110,6 +112,14 @@ impl TokenCacheBuilder {
             "backoff: initial delay ({initial:?}) must not exceed the maximum ({max:?})"
         );
         self.config.backoff = Backoff { initial, max };
+        self
+    }
+
+    /// Names the cache in `tracing` spans (`token_refresh{source=…}`), e.g.
+    /// after the API its tokens are for. Defaults to the source's
+    /// [`name`](crate::TokenSource::name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
         self
     }
 

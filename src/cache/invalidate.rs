@@ -44,6 +44,7 @@ impl Shared {
             return false;
         }
         self.current.store(None);
+        super::stats::Counters::add(&self.counters.rejections);
         let now = Instant::now();
         let rejected_again = flight.current_replaced_rejected
             && now.saturating_duration_since(entry.published_at()) < REJECTED_AGAIN_WITHIN;

@@ -16,14 +16,18 @@ mod entry;
 mod invalidate;
 mod refresh;
 mod refresh_window;
+mod stats;
 
 pub use builder::{
     DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCacheBuilder,
 };
 
+pub use stats::CacheStats;
+
 use builder::Config;
 use entry::{Entry, Status};
 use refresh::{Flight, Join, Reason};
+use stats::Counters;
 
 /// A shared, cheap-to-clone handle to one token, refreshed single-flight.
 ///
@@ -81,6 +85,7 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     /// The current token replaced a rejected one and was not accepted yet.
     unconfirmed: AtomicBool,
+    counters: Counters,
 }
 
 /// A token ready to be sent: its header and its generation.
@@ -120,6 +125,7 @@ impl TokenCache {
                 flight: Mutex::new(Flight::default()),
                 generation: AtomicU64::new(0),
                 unconfirmed: AtomicBool::new(false),
+                counters: Counters::default(),
             }),
         }
     }
@@ -164,6 +170,28 @@ impl TokenCache {
         same && self.shared.reject_entry(&entry)
     }
 
+    /// What the cache has done so far: fetches, failures, refreshes,
+    /// rejections, retries, waits, and the current token's time left.
+    pub fn stats(&self) -> CacheStats {
+        let time_left = self
+            .shared
+            .current
+            .load()
+            .as_ref()
+            .and_then(|entry| entry.token().time_left());
+        self.shared.counters.snapshot(time_left)
+    }
+
+    /// Whether `other` is a handle to the same cache.
+    pub(crate) fn same_as(&self, other: &TokenCache) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Counts a request sent a second time after a rejection.
+    pub(crate) fn note_retry(&self) {
+        Counters::add(&self.shared.counters.retries);
+    }
+
     /// Drops the token of `generation` if it is still current.
     pub(crate) fn reject(&self, generation: u64) -> bool {
         self.shared.reject(generation)
@@ -206,7 +234,10 @@ impl TokenCache {
         };
         match self.shared.join_or_start(reason) {
             Join::Ready(entry) => Ok(entry),
-            Join::Wait(waiter) => waiter.outcome().await,
+            Join::Wait(waiter) => {
+                Counters::add(&self.shared.counters.waited);
+                waiter.outcome().await
+            }
             Join::Failed(error) => Err(error),
         }
     }

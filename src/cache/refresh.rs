@@ -6,9 +6,11 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Shared;
 use super::entry::{Entry, Status};
+use super::stats::Counters;
 use crate::{Error, Token};
 
 /// The outcome of one refresh, shared by all its waiters.
@@ -118,6 +120,12 @@ impl Shared {
             }
             let (sender, receiver) = watch::channel(None);
             flight.running = Some(receiver.clone());
+            if reason == Reason::Ahead {
+                Counters::add(&self.counters.refreshes_ahead);
+            }
+            if flight.next_replaces_rejected {
+                Counters::add(&self.counters.refreshes_after_rejection);
+            }
             let task = RefreshTask {
                 shared: Arc::clone(self),
                 sender: Some(sender),
@@ -171,31 +179,41 @@ struct RefreshTask {
 
 impl RefreshTask {
     async fn run(mut self, reason: Reason) {
-        let timeout = self.shared.config.fetch_timeout;
-        tracing::debug!(reason = reason.as_str(), "token refresh started");
-        let started = Instant::now();
-        let fetch = self.shared.source.fetch();
-        let fetched = match tokio::time::timeout(timeout, fetch).await {
-            Ok(Ok(token)) => Ok(token),
-            Ok(Err(source_error)) => Err(Error::source_failed(source_error)),
-            Err(_elapsed) => Err(Error::timeout(timeout)),
-        };
-        let took = started.elapsed();
-        match self.complete(fetched) {
-            Some(Ok(entry)) => tracing::info!(
-                reason = reason.as_str(),
-                ?took,
-                lifetime = ?entry.token().time_left(),
-                "token refresh succeeded"
-            ),
-            Some(Err(error)) => tracing::warn!(
-                reason = reason.as_str(),
-                ?took,
-                error = &error as &dyn std::error::Error,
-                "token refresh failed"
-            ),
-            None => {}
+        let shared = Arc::clone(&self.shared);
+        let name = shared
+            .config
+            .name
+            .as_deref()
+            .unwrap_or_else(|| shared.source.name());
+        let span = tracing::info_span!("token_refresh", source = name, reason = reason.as_str());
+        async move {
+            let timeout = self.shared.config.fetch_timeout;
+            tracing::debug!("token refresh started");
+            Counters::add(&self.shared.counters.fetches);
+            let started = Instant::now();
+            let fetch = self.shared.source.fetch();
+            let fetched = match tokio::time::timeout(timeout, fetch).await {
+                Ok(Ok(token)) => Ok(token),
+                Ok(Err(source_error)) => Err(Error::source_failed(source_error)),
+                Err(_elapsed) => Err(Error::timeout(timeout)),
+            };
+            let took = started.elapsed();
+            match self.complete(fetched) {
+                Some(Ok(entry)) => tracing::info!(
+                    ?took,
+                    lifetime = ?entry.token().time_left(),
+                    "token refresh succeeded"
+                ),
+                Some(Err(error)) => tracing::warn!(
+                    ?took,
+                    error = &error as &dyn std::error::Error,
+                    "token refresh failed"
+                ),
+                None => {}
+            }
         }
+        .instrument(span)
+        .await;
     }
 
     /// Publishes the outcome and wakes the waiters; `None` if already done.
@@ -208,6 +226,9 @@ impl RefreshTask {
                 self.shared.config.refresh_before,
             )
         });
+        if outcome.is_err() {
+            Counters::add(&self.shared.counters.fetch_failures);
+        }
         self.shared.record(&outcome);
         // No receiver left is fine: nobody was waiting.
         let _ = sender.send(Some(outcome.clone()));

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::AUTHORIZATION;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::ResponseBody;
 use super::retry::Retry;
-use super::settings::Settings;
+use super::settings::{Settings, Ticket};
 use crate::cache::Credential;
 use crate::rejection::is_grpc;
 use crate::{BoxError, ClassifyRejection, Error, ReplayableBody};
@@ -22,7 +22,8 @@ use crate::{BoxError, ClassifyRejection, Error, ReplayableBody};
 type CredentialFuture = Pin<Box<dyn Future<Output = Result<Credential, Error>> + Send>>;
 
 /// Whether (and how) the request can be sent again if it is rejected.
-type SecondChance<S, B> = Result<Retry<S, B>, &'static str>;
+/// Boxed: only requests that can be retried pay for keeping their head.
+type SecondChance<S, B> = Result<Box<Retry<S, B>>, &'static str>;
 
 const ALREADY_RETRIED: &str = "the request was already retried once";
 
@@ -47,33 +48,36 @@ pin_project! {
         /// No usable token yet: wait for one, holding the ready service.
         WaitingForToken {
             credential: CredentialFuture,
+            route: usize,
             service: Option<S>,
             request: Option<Request<B>>,
         },
-        /// The request went to the inner service with token `generation`.
+        /// The request went to the inner service with the token of `ticket`.
         Called {
             #[pin]
             future: S::Future,
-            generation: u64,
+            ticket: Ticket,
             second: Option<SecondChance<S, B>>,
         },
         /// Rejected: waiting for a new token to send the request again.
         RetryWaitingForToken {
             credential: CredentialFuture,
+            route: usize,
             service: Option<S>,
             request: Option<Request<B>>,
             rejected: Option<S::Response>,
-        },
-        /// A request that is not ours to authorize (a token request).
-        Passthrough {
-            #[pin]
-            future: S::Future,
         },
         /// Waiting for the service to be ready for the second attempt.
         RetryPollingReady {
             service: Option<S>,
             request: Option<Request<B>>,
-            generation: u64,
+            ticket: Ticket,
+        },
+        /// A request that is not ours to authorize (no route, or a token
+        /// request).
+        Passthrough {
+            #[pin]
+            future: S::Future,
         },
     }
 }
@@ -84,21 +88,20 @@ where
 {
     pub(super) fn called(
         future: S::Future,
-        generation: u64,
+        ticket: Ticket,
         second: SecondChance<S, B>,
         settings: Arc<Settings<C>>,
     ) -> Self {
         Self {
             state: State::Called {
                 future,
-                generation,
+                ticket,
                 second: Some(second),
             },
             settings,
         }
     }
 
-    #[cfg_attr(not(feature = "oauth2"), allow(dead_code))]
     pub(super) fn passthrough(future: S::Future, settings: Arc<Settings<C>>) -> Self {
         Self {
             state: State::Passthrough { future },
@@ -108,6 +111,7 @@ where
 
     pub(super) fn waiting(
         credential: impl Future<Output = Result<Credential, Error>> + Send + 'static,
+        route: usize,
         service: S,
         request: Request<B>,
         settings: Arc<Settings<C>>,
@@ -115,6 +119,7 @@ where
         Self {
             state: State::WaitingForToken {
                 credential: Box::pin(credential),
+                route,
                 service: Some(service),
                 request: Some(request),
             },
@@ -125,6 +130,7 @@ where
 
 /// Sends `request` with `credential` on the ready `service`, keeping what a
 /// second attempt needs.
+#[inline]
 pub(super) fn send<S, B, C>(
     service: &mut S,
     request: Request<B>,
@@ -139,7 +145,7 @@ where
     request
         .headers_mut()
         .insert(AUTHORIZATION, credential.header);
-    (service.call(request), second)
+    (service.call(request), second.map(Box::new))
 }
 
 fn polled_after_completion() -> BoxError {
@@ -162,45 +168,58 @@ where
             match this.state.as_mut().project() {
                 StateProj::WaitingForToken {
                     credential,
+                    route,
                     service,
                     request,
                 } => {
-                    let credential = ready!(credential.as_mut().poll(cx))?;
+                    let outcome = ready!(credential.as_mut().poll(cx));
                     let (Some(mut service), Some(request)) = (service.take(), request.take())
                     else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    let generation = credential.generation;
+                    let credential = match outcome {
+                        Ok(credential) => credential,
+                        Err(error) => {
+                            return Poll::Ready(Err(token_failure(error, request.headers())));
+                        }
+                    };
+                    let ticket = Ticket {
+                        route: *route,
+                        generation: credential.generation,
+                    };
                     let (future, second) = send(&mut service, request, credential, settings);
                     this.state.set(State::Called {
                         future,
-                        generation,
+                        ticket,
                         second: Some(second),
                     });
                 }
                 StateProj::Called {
                     future,
-                    generation,
+                    ticket,
                     second,
                 } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let generation = *generation;
+                    let ticket = *ticket;
+                    let Some(cache) = settings.routes.cache(ticket.route) else {
+                        return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                    };
                     if !settings
                         .classifier
                         .rejects(response.status(), response.headers())
                     {
-                        settings.cache.accepted(generation);
-                        return Poll::Ready(Ok(watch_trailers(response, settings, generation)));
+                        cache.accepted(ticket.generation);
+                        return Poll::Ready(Ok(watch_trailers(response, settings, ticket)));
                     }
-                    let dropped = settings.cache.reject(generation);
+                    let dropped = cache.reject(ticket.generation);
                     tracing::info!(
                         status = %response.status(),
-                        generation,
+                        generation = ticket.generation,
                         dropped,
                         "token rejected by the server"
                     );
                     let second = second.take().unwrap_or(Err(ALREADY_RETRIED));
-                    match second.and_then(Retry::into_request) {
+                    match second.and_then(|retry| retry.into_request()) {
                         Err(reason) => {
                             tracing::info!(reason, "rejected request not retried");
                             return Poll::Ready(Ok(response.map(ResponseBody::new)));
@@ -208,7 +227,8 @@ where
                         Ok((service, request)) => {
                             tracing::debug!("retrying rejected request with a new token");
                             this.state.set(State::RetryWaitingForToken {
-                                credential: Box::pin(settings.cache.clone().credential()),
+                                credential: Box::pin(cache.clone().credential()),
+                                route: ticket.route,
                                 service: Some(service),
                                 request: Some(request),
                                 rejected: Some(response),
@@ -218,6 +238,7 @@ where
                 }
                 StateProj::RetryWaitingForToken {
                     credential,
+                    route,
                     service,
                     request,
                     rejected,
@@ -239,23 +260,26 @@ where
                         }
                     };
                     drop(rejected);
+                    if let Some(cache) = settings.routes.cache(*route) {
+                        cache.note_retry();
+                    }
+                    let ticket = Ticket {
+                        route: *route,
+                        generation: credential.generation,
+                    };
                     request
                         .headers_mut()
                         .insert(AUTHORIZATION, credential.header);
                     this.state.set(State::RetryPollingReady {
                         service: Some(service),
                         request: Some(request),
-                        generation: credential.generation,
+                        ticket,
                     });
-                }
-                StateProj::Passthrough { future } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
                 }
                 StateProj::RetryPollingReady {
                     service,
                     request,
-                    generation,
+                    ticket,
                 } => {
                     let Some(ready_service) = service.as_mut() else {
                         return Poll::Ready(Err(polled_after_completion()));
@@ -266,12 +290,16 @@ where
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     let future = service.call(request);
-                    let generation = *generation;
+                    let ticket = *ticket;
                     this.state.set(State::Called {
                         future,
-                        generation,
+                        ticket,
                         second: Some(Err(ALREADY_RETRIED)),
                     });
+                }
+                StateProj::Passthrough { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
                 }
             }
         }
@@ -279,17 +307,30 @@ where
 }
 
 /// Passes an accepted response on; a gRPC one has its trailers watched.
+#[inline]
 fn watch_trailers<R, C: ClassifyRejection>(
     response: Response<R>,
     settings: &Arc<Settings<C>>,
-    generation: u64,
+    ticket: Ticket,
 ) -> Response<ResponseBody<R>> {
     if is_grpc(response.headers()) {
         let settings = Arc::clone(settings);
-        response.map(|body| ResponseBody::watching(body, settings, generation))
+        response.map(|body| ResponseBody::watching(body, settings, ticket))
     } else {
         response.map(ResponseBody::new)
     }
+}
+
+/// The error a request fails with when no token can be had: our [`Error`],
+/// or for a gRPC request (with the `tonic` feature) a `tonic::Status` that
+/// carries it as its source, so tonic clients see a meaningful code.
+fn token_failure(error: Error, request_headers: &HeaderMap) -> BoxError {
+    #[cfg(feature = "tonic")]
+    if is_grpc(request_headers) {
+        return Box::new(tonic::Status::from(error));
+    }
+    let _ = request_headers;
+    Box::new(error)
 }
 
 impl<S, B, C> fmt::Debug for ResponseFuture<S, B, C>

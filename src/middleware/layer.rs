@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::TokenRefresh;
 use super::settings::Settings;
+use super::{Origin, TokenRefresh, TokenRoutes};
 use crate::replay::DEFAULT_REPLAY_LIMIT;
 use crate::{ClassifyRejection, StandardRejection, TokenCache};
 
@@ -84,9 +84,15 @@ impl TokenRefreshLayer {
     /// requests once when their body can be sent again (up to
     /// [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT) bytes of it).
     pub fn new(cache: TokenCache) -> Self {
+        Self::routes(TokenRoutes::all(cache))
+    }
+
+    /// A layer that picks each request's token by its destination (see
+    /// [`TokenRoutes`]); requests that match no route go out without a token.
+    pub fn routes(routes: TokenRoutes) -> Self {
         Self {
             settings: Settings {
-                cache,
+                routes,
                 classifier: StandardRejection::new(),
                 replay_limit: Some(DEFAULT_REPLAY_LIMIT),
             },
@@ -113,21 +119,39 @@ impl<C> TokenRefreshLayer<C> {
         self
     }
 
+    /// Sends the token only to `origins` (and to relative URIs, whose
+    /// destination the inner service decides, like a tonic `Channel`'s):
+    /// requests to any other origin go out without it. Recommended for
+    /// general-purpose clients, so a token never reaches a host it was not
+    /// meant for.
+    ///
+    /// ```
+    /// # use tower_token_refresh::{BoxError, Origin, Token, TokenCache, TokenRefreshLayer};
+    /// # let cache = TokenCache::new(|| async { Ok::<_, BoxError>(Token::bearer("t")) });
+    /// let layer = TokenRefreshLayer::new(cache)
+    ///     .only_to([Origin::parse("https://api.example.com")?]);
+    /// # Ok::<(), tower_token_refresh::InvalidOrigin>(())
+    /// ```
+    pub fn only_to(mut self, origins: impl IntoIterator<Item = Origin>) -> Self {
+        self.settings.routes = self.settings.routes.only_to(origins.into_iter().collect());
+        self
+    }
+
     /// Decides which responses are rejections of the token (default:
     /// [`StandardRejection`]).
     pub fn rejection<D: ClassifyRejection>(self, classifier: D) -> TokenRefreshLayer<D> {
         TokenRefreshLayer {
             settings: Settings {
-                cache: self.settings.cache,
+                routes: self.settings.routes,
                 classifier,
                 replay_limit: self.settings.replay_limit,
             },
         }
     }
 
-    /// The token cache.
-    pub fn cache(&self) -> &TokenCache {
-        &self.settings.cache
+    /// The token cache, if every request uses the same one.
+    pub fn cache(&self) -> Option<&TokenCache> {
+        self.settings.routes.single()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The tower middleware: [`TokenRefreshLayer`], [`TokenRefresh`], its
 //! [`ResponseFuture`] and [`ResponseBody`].
 
+mod destination;
 mod future;
 mod layer;
 mod response_body;
@@ -8,6 +9,7 @@ mod retry;
 mod service;
 mod settings;
 
+pub use destination::{InvalidOrigin, Origin, TokenRoutes};
 pub use future::ResponseFuture;
 pub use layer::TokenRefreshLayer;
 pub use response_body::ResponseBody;

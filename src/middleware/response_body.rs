@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::settings::WatchTrailers;
+use super::settings::{Ticket, WatchTrailers};
 
 pin_project! {
     /// The response body of [`TokenRefresh`](crate::TokenRefresh): the inner
@@ -29,7 +29,7 @@ pin_project! {
 
 struct Watch {
     settings: Arc<dyn WatchTrailers>,
-    generation: u64,
+    ticket: Ticket,
 }
 
 impl<B> ResponseBody<B> {
@@ -37,13 +37,10 @@ impl<B> ResponseBody<B> {
         Self { inner, watch: None }
     }
 
-    pub(super) fn watching(inner: B, settings: Arc<dyn WatchTrailers>, generation: u64) -> Self {
+    pub(super) fn watching(inner: B, settings: Arc<dyn WatchTrailers>, ticket: Ticket) -> Self {
         Self {
             inner,
-            watch: Some(Watch {
-                settings,
-                generation,
-            }),
+            watch: Some(Watch { settings, ticket }),
         }
     }
 
@@ -78,7 +75,7 @@ impl<B: Body> Body for ResponseBody<B> {
             && let Some(trailers) = frame.trailers_ref()
             && let Some(watch) = this.watch.take()
         {
-            watch.settings.on_trailers(watch.generation, trailers);
+            watch.settings.on_trailers(watch.ticket, trailers);
         }
         frame
     }

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::future::send;
-use super::settings::Settings;
+use super::settings::{Settings, Ticket};
 use super::{ResponseBody, ResponseFuture, TokenRefreshLayer};
 use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, TokenCache};
 
@@ -84,9 +84,9 @@ impl<S, C> TokenRefresh<S, C> {
         Self { inner, settings }
     }
 
-    /// The token cache.
-    pub fn cache(&self) -> &TokenCache {
-        &self.settings.cache
+    /// The token cache, if every request uses the same one.
+    pub fn cache(&self) -> Option<&TokenCache> {
+        self.settings.routes.single()
     }
 
     /// A reference to the inner service.
@@ -140,26 +140,36 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let settings = Arc::clone(&self.settings);
         #[cfg(feature = "oauth2")]
-        if request
+        let token_request = request
             .extensions()
             .get::<crate::oauth2::TokenEndpointRequest>()
-            .is_some()
-        {
+            .is_some();
+        #[cfg(not(feature = "oauth2"))]
+        let token_request = false;
+        let route = if token_request {
             // A token request must not carry a bearer token, nor be retried.
+            None
+        } else {
+            settings.routes.select(request.uri())
+        };
+        let Some((route, cache)) = route else {
             let future = self.inner.call(request);
-            return ResponseFuture::passthrough(future, Arc::clone(&self.settings));
-        }
-        let settings = Arc::clone(&self.settings);
-        if let Some(credential) = settings.cache.fresh_credential() {
-            let generation = credential.generation;
+            return ResponseFuture::passthrough(future, settings);
+        };
+        if let Some(credential) = cache.fresh_credential() {
+            let ticket = Ticket {
+                route,
+                generation: credential.generation,
+            };
             let (future, second) = send(&mut self.inner, request, credential, &settings);
-            return ResponseFuture::called(future, generation, second, settings);
+            return ResponseFuture::called(future, ticket, second, settings);
         }
         // Slow path: wait for a token with the service that is ready.
+        let credential = cache.clone().credential();
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        let credential = settings.cache.clone().credential();
-        ResponseFuture::waiting(credential, ready, request, settings)
+        ResponseFuture::waiting(credential, route, ready, request, settings)
     }
 }

@@ -2,13 +2,21 @@
 
 use http::HeaderMap;
 
-use crate::{ClassifyRejection, TokenCache};
+use super::TokenRoutes;
+use crate::ClassifyRejection;
+
+/// Which route, and which of its tokens, a request was sent with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    pub(crate) route: usize,
+    pub(crate) generation: u64,
+}
 
 /// Shared by a [`TokenRefresh`](super::TokenRefresh) and its futures behind
 /// one `Arc`, so that a request clones a single pointer.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings<C> {
-    pub(crate) cache: TokenCache,
+    pub(crate) routes: TokenRoutes,
     pub(crate) classifier: C,
     /// The replay limit, or `None` when retrying is off.
     pub(crate) replay_limit: Option<usize>,
@@ -17,15 +25,21 @@ pub(crate) struct Settings<C> {
 /// What a response body needs to react to rejections in trailers, without
 /// the classifier's type showing in the body's type.
 pub(crate) trait WatchTrailers: Send + Sync + 'static {
-    /// Drops the token of `generation` if `trailers` reject it.
-    fn on_trailers(&self, generation: u64, trailers: &HeaderMap);
+    /// Drops the token of `ticket` if `trailers` reject it.
+    fn on_trailers(&self, ticket: Ticket, trailers: &HeaderMap);
 }
 
 impl<C: ClassifyRejection> WatchTrailers for Settings<C> {
-    fn on_trailers(&self, generation: u64, trailers: &HeaderMap) {
-        if self.classifier.rejects_trailers(trailers) {
-            let dropped = self.cache.reject(generation);
-            tracing::info!(generation, dropped, "token rejected in gRPC trailers");
+    fn on_trailers(&self, ticket: Ticket, trailers: &HeaderMap) {
+        if self.classifier.rejects_trailers(trailers)
+            && let Some(cache) = self.routes.cache(ticket.route)
+        {
+            let dropped = cache.reject(ticket.generation);
+            tracing::info!(
+                generation = ticket.generation,
+                dropped,
+                "token rejected in gRPC trailers"
+            );
         }
     }
 }

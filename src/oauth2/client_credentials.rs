@@ -86,4 +86,8 @@ impl TokenSource for ClientCredentials {
         let source = self.clone();
         Box::pin(async move { source.fetch_token().await.map_err(BoxError::from) })
     }
+
+    fn name(&self) -> &str {
+        "oauth2 client_credentials"
+    }
 }

@@ -171,4 +171,8 @@ impl TokenSource for JwtBearerGrant {
         let source = self.clone();
         Box::pin(async move { source.fetch_token().await.map_err(BoxError::from) })
     }
+
+    fn name(&self) -> &str {
+        "oauth2 jwt_bearer"
+    }
 }

@@ -164,6 +164,10 @@ impl TokenSource for RefreshTokenGrant {
         let source = self.clone();
         Box::pin(async move { source.fetch_token().await.map_err(BoxError::from) })
     }
+
+    fn name(&self) -> &str {
+        "oauth2 refresh_token"
+    }
 }
 
 impl fmt::Debug for RefreshTokenGrant {

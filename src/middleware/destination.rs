@@ -1,0 +1,296 @@
+//! Which requests get which token: [`Origin`] and [`TokenRoutes`].
+
+use std::fmt;
+
+use http::Uri;
+
+use crate::TokenCache;
+
+/// A URL origin: scheme, host and port (`https://api.example.com:443`).
+///
+/// Requests whose URI is absolute match by origin; the port defaults to the
+/// scheme's (80 for `http`, 443 for `https`), and the host is compared
+/// without regard to case.
+///
+/// ```
+/// use tower_token_refresh::Origin;
+///
+/// let origin = Origin::parse("https://API.example.com")?;
+/// assert_eq!(origin.to_string(), "https://api.example.com:443");
+/// assert!(Origin::parse("https://api.example.com/with/a/path").is_err());
+/// # Ok::<(), tower_token_refresh::InvalidOrigin>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+/// An origin that could not be parsed; see [`Origin::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidOrigin(&'static str);
+
+impl fmt::Display for InvalidOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid origin: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidOrigin {}
+
+impl Origin {
+    /// Parses `scheme://host[:port]` (a trailing `/` is allowed; a path,
+    /// query or credentials are not).
+    ///
+    /// # Errors
+    ///
+    /// If `origin` is not of that form, or its scheme is not `http` or
+    /// `https`.
+    pub fn parse(origin: &str) -> Result<Self, InvalidOrigin> {
+        let uri: Uri = origin.parse().map_err(|_| InvalidOrigin("not a URL"))?;
+        let origin = Self::of(&uri).ok_or(InvalidOrigin("expected scheme://host[:port]"))?;
+        if uri
+            .path_and_query()
+            .is_some_and(|path| path.as_str() != "/")
+        {
+            return Err(InvalidOrigin("an origin has no path or query"));
+        }
+        if uri
+            .authority()
+            .is_some_and(|authority| authority.as_str().contains('@'))
+        {
+            return Err(InvalidOrigin("an origin has no credentials"));
+        }
+        Ok(origin)
+    }
+
+    /// The origin of an absolute `http`/`https` URI.
+    fn of(uri: &Uri) -> Option<Self> {
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let authority = uri.authority()?;
+        Some(Self {
+            host: authority.host().to_ascii_lowercase(),
+            port: authority.port_u16().unwrap_or(default_port),
+            scheme,
+        })
+    }
+
+    /// Whether the absolute `uri` is on this origin.
+    fn matches(&self, uri: &Uri) -> bool {
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return false;
+        };
+        let default_port = if scheme.eq_ignore_ascii_case("https") {
+            443
+        } else {
+            80
+        };
+        scheme.eq_ignore_ascii_case(&self.scheme)
+            && authority.host().eq_ignore_ascii_case(&self.host)
+            && authority.port_u16().unwrap_or(default_port) == self.port
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+impl std::str::FromStr for Origin {
+    type Err = InvalidOrigin;
+
+    fn from_str(origin: &str) -> Result<Self, InvalidOrigin> {
+        Self::parse(origin)
+    }
+}
+
+/// Which requests a route serves.
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// Every request.
+    Any,
+    /// Absolute URIs on this origin.
+    Origin(Origin),
+    /// Relative URIs (`/path`): requests whose destination the inner service
+    /// decides, such as a tonic `Channel`'s.
+    Relative,
+}
+
+impl Matcher {
+    fn matches(&self, uri: &Uri) -> bool {
+        match self {
+            Matcher::Any => true,
+            Matcher::Origin(origin) => origin.matches(uri),
+            Matcher::Relative => uri.scheme().is_none(),
+        }
+    }
+}
+
+/// Tokens for several destinations through one client: each request gets
+/// the token of the first route that matches its URI, and a request that
+/// matches none goes out without a token (and is never retried).
+///
+/// Used with [`TokenRefreshLayer::routes`](crate::TokenRefreshLayer::routes).
+///
+/// ```
+/// use tower_token_refresh::{BoxError, Origin, Token, TokenCache, TokenRefreshLayer, TokenRoutes};
+///
+/// # fn cache(name: &'static str) -> TokenCache {
+/// #     TokenCache::new(move || async move { Ok::<_, BoxError>(Token::bearer(name)) })
+/// # }
+/// # fn main() -> Result<(), tower_token_refresh::InvalidOrigin> {
+/// let (orders, billing) = (cache("orders"), cache("billing"));
+/// let layer = TokenRefreshLayer::routes(
+///     TokenRoutes::new()
+///         .route(Origin::parse("https://orders.example.com")?, orders)
+///         .route(Origin::parse("https://billing.example.com")?, billing),
+/// );
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TokenRoutes {
+    routes: Vec<(Matcher, TokenCache)>,
+}
+
+impl TokenRoutes {
+    /// No routes yet: every request would go without a token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests to `origin` get tokens from `cache`.
+    pub fn route(mut self, origin: Origin, cache: TokenCache) -> Self {
+        self.routes.push((Matcher::Origin(origin), cache));
+        self
+    }
+
+    /// Requests with a relative URI (`/path`, as tonic's generated clients
+    /// send them to a `Channel`) get tokens from `cache`.
+    pub fn relative(mut self, cache: TokenCache) -> Self {
+        self.routes.push((Matcher::Relative, cache));
+        self
+    }
+
+    /// Every request, whatever its URI, gets tokens from `cache`.
+    pub(crate) fn all(cache: TokenCache) -> Self {
+        Self {
+            routes: vec![(Matcher::Any, cache)],
+        }
+    }
+
+    /// Restricts the routes that serve every request to `origins` (and
+    /// relative URIs).
+    pub(crate) fn only_to(self, origins: Vec<Origin>) -> Self {
+        let mut routes = Vec::new();
+        for (matcher, cache) in self.routes {
+            match matcher {
+                Matcher::Any => {
+                    routes.extend(
+                        origins
+                            .iter()
+                            .map(|origin| (Matcher::Origin(origin.clone()), cache.clone())),
+                    );
+                    routes.push((Matcher::Relative, cache));
+                }
+                other => routes.push((other, cache)),
+            }
+        }
+        Self { routes }
+    }
+
+    /// The route for `uri`: its index and cache.
+    #[inline]
+    pub(crate) fn select(&self, uri: &Uri) -> Option<(usize, &TokenCache)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, (matcher, _))| matcher.matches(uri))
+            .map(|(index, (_, cache))| (index, cache))
+    }
+
+    /// The cache of route `index`.
+    pub(crate) fn cache(&self, index: usize) -> Option<&TokenCache> {
+        self.routes.get(index).map(|(_, cache)| cache)
+    }
+
+    /// The only cache, if every route uses the same one.
+    pub(crate) fn single(&self) -> Option<&TokenCache> {
+        let (_, first) = self.routes.first()?;
+        self.routes
+            .iter()
+            .all(|(_, cache)| cache.same_as(first))
+            .then_some(first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BoxError, Token};
+
+    fn cache() -> TokenCache {
+        TokenCache::new(|| async { Ok::<_, BoxError>(Token::bearer("t")) })
+    }
+
+    fn uri(text: &str) -> Uri {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn origins_match_scheme_host_and_port() {
+        let origin = Origin::parse("https://api.example.com").unwrap();
+        assert!(origin.matches(&uri("https://api.example.com/v1/items?x=1")));
+        assert!(origin.matches(&uri("https://API.Example.com:443/")));
+        assert!(origin.matches(&uri("HTTPS://api.example.com/")));
+        assert!(!origin.matches(&uri("http://api.example.com/")));
+        assert!(!origin.matches(&uri("https://api.example.com:8443/")));
+        assert!(!origin.matches(&uri("https://api.example.com.evil.net/")));
+        assert!(!origin.matches(&uri("https://evil.net/api.example.com")));
+        assert!(!origin.matches(&uri("/relative")));
+        assert_eq!(
+            Origin::parse("http://[::1]:8080/").unwrap().to_string(),
+            "http://[::1]:8080"
+        );
+        assert!(Origin::parse("ftp://example.com").is_err());
+        assert!(Origin::parse("https://user:pw@example.com").is_err());
+        assert!(Origin::parse("example.com").is_err());
+    }
+
+    #[test]
+    fn routes_pick_the_first_match_and_nothing_otherwise() {
+        let routes = TokenRoutes::new()
+            .route(Origin::parse("https://a.example").unwrap(), cache())
+            .route(Origin::parse("https://b.example").unwrap(), cache())
+            .relative(cache());
+        assert_eq!(
+            routes.select(&uri("https://a.example/x")).map(|(i, _)| i),
+            Some(0)
+        );
+        assert_eq!(
+            routes.select(&uri("https://b.example/x")).map(|(i, _)| i),
+            Some(1)
+        );
+        assert_eq!(
+            routes.select(&uri("/grpc.Service/Method")).map(|(i, _)| i),
+            Some(2)
+        );
+        assert!(routes.select(&uri("https://c.example/x")).is_none());
+        assert!(routes.single().is_none());
+
+        let one = cache();
+        let restricted =
+            TokenRoutes::all(one).only_to(vec![Origin::parse("https://a.example").unwrap()]);
+        assert!(restricted.select(&uri("https://a.example/")).is_some());
+        assert!(restricted.select(&uri("/relative")).is_some());
+        assert!(restricted.select(&uri("https://b.example/")).is_none());
+        assert!(restricted.single().is_some());
+    }
+}
