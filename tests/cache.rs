@@ -407,3 +407,78 @@ async fn refreshes_are_traced_without_the_token() {
     assert!(!events.text().contains("token-1"), "{}", events.text());
     assert!(!format!("{cache:?}").contains("token-1"));
 }
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+fn idle_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn waiters_are_not_stranded_by_a_runtime_that_stops_running_the_refresh() {
+    let source = TestSource::issuing(HOUR);
+    let cache = TokenCache::builder(source.clone())
+        .fetch_timeout(Duration::from_millis(200))
+        .build();
+    // The refresh is spawned on a runtime that is then never driven again.
+    let idle = idle_runtime();
+    idle.block_on(async {
+        let mut call = pin!(cache.token());
+        assert!(poll_once(call.as_mut()).is_pending());
+    });
+
+    let main = paused_runtime();
+    main.block_on(async {
+        let started = Instant::now();
+        let error = cache.token().await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Timeout);
+        assert!(started.elapsed() <= Duration::from_millis(1200));
+        // The lost refresh (never polled) is replaced by one this runtime runs.
+        assert_eq!(cache.token().await.unwrap().secret(), "token-1");
+        assert_eq!(source.calls(), 1);
+    });
+    drop(idle);
+}
+
+#[test]
+fn an_expired_token_is_not_returned_when_the_timer_runtime_stopped() {
+    let source = TestSource::issuing(Duration::from_secs(1));
+    let cache = cache_over(&source);
+    let idle = idle_runtime();
+    idle.block_on(cache.token()).unwrap();
+
+    let main = paused_runtime();
+    main.block_on(async {
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let token = cache.token().await.unwrap();
+        assert!(!token.is_expired());
+        assert_eq!(token.secret(), "token-2");
+    });
+    drop(idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_from_another_cache_does_not_invalidate_this_one() {
+    let cache_a = cache_over(&TestSource::issuing(HOUR));
+    let cache_b = TokenCache::new(|| async {
+        Ok::<_, std::convert::Infallible>(Token::bearer("from-b").expires_in(HOUR))
+    });
+    cache_a.token().await.unwrap();
+    let mut from_b = cache_b.token().await.unwrap();
+    // Same generation, different value.
+    assert!(!cache_a.invalidate(&from_b));
+    from_b = Token::bearer("token-1");
+    assert!(
+        cache_a.invalidate(&from_b),
+        "a same-valued token from elsewhere still matches"
+    );
+}

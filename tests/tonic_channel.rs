@@ -173,3 +173,40 @@ async fn bad_credentials_come_back_as_unauthenticated_after_one_retry() {
     );
     assert_eq!(source.calls(), 2);
 }
+
+#[tokio::test]
+async fn a_call_that_cannot_get_a_token_fails_with_a_retryable_status() {
+    use std::error::Error as _;
+
+    let revocations = Revocations::default();
+    let addr = start_server(revocations.clone()).await;
+    let source = TestSource::new(support::Behaviour::Fail("identity provider is down"));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let service = ServiceBuilder::new()
+        .layer(TokenRefreshLayer::new(TokenCache::new(source)))
+        .service(channel);
+    let mut client = HealthClient::new(service);
+
+    let status = client
+        .check(HealthCheckRequest {
+            service: "orders".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "could not get an access token: token source failed"
+    );
+    let error = status
+        .source()
+        .and_then(|source| source.downcast_ref::<tower_token_refresh::Error>())
+        .expect("the token error is the status's source");
+    assert_eq!(error.kind(), tower_token_refresh::ErrorKind::Source);
+    assert!(
+        revocations.seen.lock().unwrap().is_empty(),
+        "nothing was sent"
+    );
+}

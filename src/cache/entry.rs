@@ -124,12 +124,9 @@ impl Entry {
         !self.due.load(Ordering::Relaxed)
     }
 
-    /// The full check, reading the clock only once the refresh window may
-    /// have opened.
+    /// The full check by the clock, for paths off the hot path (which also
+    /// stay right when the timer cannot run).
     pub(crate) fn status(&self, now: Instant) -> Status {
-        if self.is_fresh() {
-            return Status::Fresh;
-        }
         match (self.token.expiry(), self.refresh_at) {
             (Some(expiry), _) if now >= expiry => Status::Expired,
             (_, Some(refresh_at)) if now >= refresh_at => Status::RefreshDue,

@@ -161,12 +161,10 @@ impl TokenCache {
         let Some(entry) = self.shared.current.load_full() else {
             return false;
         };
-        let same = if token.generation() == 0 {
-            // A token that did not come from this cache: compare values.
-            entry.token().secret() == token.secret()
-        } else {
-            entry.generation() == token.generation()
-        };
+        // The value must match (a token from another cache may share the
+        // generation number); so must the generation, for tokens from here.
+        let same = entry.token().secret() == token.secret()
+            && (token.generation() == 0 || entry.generation() == token.generation());
         same && self.shared.reject_entry(&entry)
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -39,10 +40,24 @@ impl Reason {
 
 /// Refresh bookkeeping, behind a mutex touched only off the hot path and
 /// never held across an `.await`.
+/// How much longer than the fetch timeout a refresh may take before it is
+/// considered lost (its runtime stopped running it) and replaced.
+const STALE_AFTER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The refresh in progress.
+#[derive(Debug)]
+struct Running {
+    id: u64,
+    started: Instant,
+    receiver: watch::Receiver<Option<Outcome>>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
     /// The refresh in progress, if any.
-    running: Option<watch::Receiver<Option<Outcome>>>,
+    running: Option<Running>,
+    /// Identifies refreshes, so a lost one cannot clear its successor.
+    next_id: u64,
     /// Consecutive failed fetches.
     failures: u32,
     /// The last failure, and when the source may be called again.
@@ -67,18 +82,24 @@ pub(crate) enum Join {
 
 /// A subscription to the outcome of one refresh.
 #[derive(Debug)]
-pub(crate) struct Waiter(watch::Receiver<Option<Outcome>>);
+pub(crate) struct Waiter {
+    receiver: watch::Receiver<Option<Outcome>>,
+    timeout: Duration,
+}
 
 impl Waiter {
-    /// Waits for the refresh to finish. Cancel-safe, and bounded: the fetch
-    /// has a timeout, and a refresh task that dies drops its sender.
+    /// Waits for the refresh to finish. Cancel-safe, and bounded on the
+    /// waiter's own runtime: even if the runtime running the refresh stops
+    /// polling it, the wait ends shortly after the fetch timeout.
     pub(crate) async fn outcome(mut self) -> Outcome {
-        match self.0.wait_for(Option::is_some).await {
-            Ok(outcome) => match &*outcome {
+        let limit = self.timeout + STALE_AFTER_TIMEOUT;
+        match tokio::time::timeout(limit, self.receiver.wait_for(Option::is_some)).await {
+            Ok(Ok(outcome)) => match &*outcome {
                 Some(outcome) => outcome.clone(),
                 None => Err(Error::refresh_aborted(false)),
             },
-            Err(_closed) => Err(Error::refresh_aborted(false)),
+            Ok(Err(_closed)) => Err(Error::refresh_aborted(false)),
+            Err(_elapsed) => Err(Error::timeout(self.timeout)),
         }
     }
 }
@@ -97,10 +118,19 @@ impl Shared {
             return Join::Failed(Error::no_runtime());
         };
         let now = Instant::now();
+        let timeout = self.config.fetch_timeout;
         let (task, waiter) = {
             let mut flight = self.flight();
             if let Some(running) = &flight.running {
-                return Join::Wait(Waiter(running.clone()));
+                if now.saturating_duration_since(running.started) <= timeout + STALE_AFTER_TIMEOUT {
+                    return Join::Wait(Waiter {
+                        receiver: running.receiver.clone(),
+                        timeout,
+                    });
+                }
+                // Its runtime stopped running it: start another.
+                tracing::warn!("token refresh lost (its runtime stopped); starting another");
+                flight.running = None;
             }
             // Re-check under the lock: a refresh may have published a token
             // between the caller's look and now.
@@ -119,7 +149,13 @@ impl Shared {
                 return Join::Failed(error.clone());
             }
             let (sender, receiver) = watch::channel(None);
-            flight.running = Some(receiver.clone());
+            flight.next_id += 1;
+            let id = flight.next_id;
+            flight.running = Some(Running {
+                id,
+                started: now,
+                receiver: receiver.clone(),
+            });
             if reason == Reason::Ahead {
                 Counters::add(&self.counters.refreshes_ahead);
             }
@@ -128,9 +164,10 @@ impl Shared {
             }
             let task = RefreshTask {
                 shared: Arc::clone(self),
+                id,
                 sender: Some(sender),
             };
-            (task, Waiter(receiver))
+            (task, Waiter { receiver, timeout })
         };
         // Spawned outside the lock: on a runtime that is shutting down the
         // task is dropped at once, and its `Drop` takes the lock.
@@ -138,10 +175,19 @@ impl Shared {
         Join::Wait(waiter)
     }
 
-    /// Records the outcome of a fetch under the lock: publishes the new
-    /// token, or starts the backoff; either way the refresh is over.
-    fn record(&self, outcome: &Outcome) {
+    /// Records the outcome of refresh `id` under the lock: publishes the new
+    /// token, or starts the backoff; either way the refresh is over. The
+    /// outcome of a refresh that was replaced as lost is only handed to its
+    /// own waiters.
+    fn record(&self, id: u64, outcome: &Outcome) {
         let mut flight = self.flight();
+        if flight
+            .running
+            .as_ref()
+            .is_none_or(|running| running.id != id)
+        {
+            return;
+        }
         flight.running = None;
         match outcome {
             Ok(entry) => {
@@ -174,6 +220,7 @@ impl Shared {
 /// error, so that no waiter hangs and the next caller can start again.
 struct RefreshTask {
     shared: Arc<Shared>,
+    id: u64,
     sender: Option<watch::Sender<Option<Outcome>>>,
 }
 
@@ -229,7 +276,7 @@ impl RefreshTask {
         if outcome.is_err() {
             Counters::add(&self.shared.counters.fetch_failures);
         }
-        self.shared.record(&outcome);
+        self.shared.record(self.id, &outcome);
         // No receiver left is fine: nobody was waiting.
         let _ = sender.send(Some(outcome.clone()));
         Some(outcome)

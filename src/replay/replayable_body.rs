@@ -50,7 +50,7 @@ use super::Replay;
 #[diagnostic::on_unimplemented(
     message = "`TokenRefresh` does not know how to send a `{Self}` request body again",
     label = "request body type without `ReplayableBody`",
-    note = "implement `tower_token_refresh::ReplayableBody` for it (`Replay::never()` if it cannot be resent), or use a body type that has it (`Full`, `Empty`, `BoxBody`, tonic's or axum's `Body`, …)"
+    note = "tonic's and axum's `Body` have it with the features `tonic` and `axum` (on by default); `Full`, `Empty`, `String`, `BoxBody` and `UnsyncBoxBody` always; for your own body type, implement `tower_token_refresh::ReplayableBody` (with `Replay::never()` if it cannot be sent again)"
 )]
 pub trait ReplayableBody: Body + Sized {
     /// Prepares `self` to be sent, with what is needed to send it again.
