@@ -402,7 +402,7 @@ async fn refreshes_are_traced_without_the_token() {
         succeeded[0]
     );
     let failed = events.lines_with("token refresh failed");
-    assert_eq!(failed.len(), 1);
+    assert_eq!(failed.len(), 1, "{}", events.text());
     assert!(failed[0].contains("upstream said no"), "{}", failed[0]);
     assert!(!events.text().contains("token-1"), "{}", events.text());
     assert!(!format!("{cache:?}").contains("token-1"));

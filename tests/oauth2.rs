@@ -228,6 +228,45 @@ async fn refresh_tokens_rotate_and_the_old_one_stops_working() {
 }
 
 #[tokio::test]
+async fn a_rotated_refresh_token_is_kept_when_the_caller_times_out() {
+    let endpoint = TokenEndpoint::start().await;
+    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
+    endpoint.issue_refresh_token("refresh-0", true);
+    // The server rotates at once but answers after the cache gave up.
+    endpoint.delay_answers(Duration::from_millis(400));
+    let rotated = Arc::new(Mutex::new(Vec::new()));
+    let grant = {
+        let rotated = rotated.clone();
+        RefreshTokenGrant::builder(
+            endpoint.token_url(),
+            "cli",
+            ClientAuth::post(SECRET),
+            "refresh-0",
+        )
+        .on_rotation(move |new: &Secret| rotated.lock().unwrap().push(new.expose().to_owned()))
+        .build()
+        .unwrap()
+    };
+    let cache = TokenCache::builder(grant.clone())
+        .fetch_timeout(Duration::from_millis(100))
+        .backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .build();
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.kind(), tower_token_refresh::ErrorKind::Timeout);
+
+    // The exchange finished on its own task and kept the new refresh token.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while grant.refresh_token().expose() != "refresh-1" {
+        assert!(tokio::time::Instant::now() < deadline, "rotation lost");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*rotated.lock().unwrap(), ["refresh-1"]);
+    endpoint.delay_answers(Duration::ZERO);
+    assert_eq!(cache.token().await.unwrap().secret(), "rt-access-2");
+}
+
+#[tokio::test]
 async fn concurrent_refreshes_never_spend_one_refresh_token_twice() {
     let endpoint = TokenEndpoint::start().await;
     endpoint.register("cli", ClientMethod::Post(SECRET.into()));

@@ -483,3 +483,87 @@ async fn a_replacement_token_the_server_accepted_is_not_treated_as_bad_credentia
     );
     assert_eq!(source.calls(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_of_trailers_only_is_replayed_with_its_trailers() {
+    let source = TestSource::issuing(HOUR);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let inner = {
+        let seen = seen.clone();
+        service_fn(move |request: Request<BoxBody<Bytes, Infallible>>| {
+            let seen = seen.clone();
+            async move {
+                let trailers = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .trailers()
+                    .cloned();
+                let mut seen = seen.lock().unwrap();
+                seen.push(trailers.and_then(|t| t.get("x-checksum").cloned()));
+                let status = if seen.len() == 1 {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::OK
+                };
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(status)
+                        .body(String::new())
+                        .unwrap(),
+                )
+            }
+        })
+    };
+    let client = TokenRefreshLayer::new(cache_over(&source)).layer(inner);
+    let body = Empty::<Bytes>::new().with_trailers(async {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", "abc".parse().unwrap());
+        Some(Ok::<_, Infallible>(trailers))
+    });
+    let (status, _) = send(&client, BoxBody::new(body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].as_ref().unwrap(), "abc");
+    assert_eq!(seen[1], seen[0], "the retry carried the trailers too");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_that_arrives_while_the_body_is_still_sent_waits_for_it() {
+    // Like an HTTP/1.1 connection: the 401 comes back while the connection
+    // still holds (and keeps sending) the request body.
+    let source = TestSource::issuing(HOUR);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inner = {
+        let calls = calls.clone();
+        service_fn(move |request: Request<BoxBody<Bytes, Infallible>>| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    tokio::spawn(async move {
+                        let _ = request.into_body().collect().await;
+                    });
+                    let rejected = Response::builder().status(StatusCode::UNAUTHORIZED);
+                    return Ok::<_, Infallible>(rejected.body(String::new()).unwrap());
+                }
+                let body = request.into_body().collect().await.unwrap().to_bytes();
+                Ok(Response::new(String::from_utf8_lossy(&body).into_owned()))
+            }
+        })
+    };
+    let client = TokenRefreshLayer::new(cache_over(&source)).layer(inner);
+    let (feeder, body) = channel_body();
+    feeder.data("first half, ");
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        feeder.data("second half");
+    });
+    let (status, answer) = send(&client, BoxBody::new(body)).await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (StatusCode::OK, "first half, second half")
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -125,3 +125,27 @@ async fn a_burst_of_401s_over_http_causes_one_refresh() {
     }
     assert_eq!(server.token_requests(), 2, "one refresh however many 401s");
 }
+
+#[tokio::test]
+async fn a_stream_still_being_sent_when_rejected_over_http1_is_retried() {
+    // The server rejects without reading the body while the client is
+    // still streaming it: the retry waits for the first attempt to finish
+    // sending, then replays the recording.
+    let server = AuthServer::start(HOUR).await;
+    let cache = TokenCache::new(server.token_source());
+    let client = TokenRefreshLayer::new(cache.clone())
+        .layer(Client::builder(TokioExecutor::new()).build_http::<BoxBody<Bytes, Infallible>>());
+    for round in 0..5 {
+        let token = cache.token().await.unwrap();
+        server.revoke(token.secret());
+        let (feeder, body) = channel_body();
+        feeder.data("first half, ");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            feeder.data("second half");
+        });
+        let (status, answer) = post(&client, &server, BoxBody::new(body)).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {answer}");
+        assert!(answer.ends_with("got first half, second half"), "{answer}");
+    }
+}

@@ -66,11 +66,12 @@ impl TokenCacheBuilder {
     ///
     /// Inside this window requests keep using the current token while one
     /// background refresh fetches the next; no request waits for it. The
-    /// window never exceeds half the token's lifetime, so a token that lives
-    /// less than twice this long is refreshed halfway through its life
+    /// window is capped at half the token's lifetime, so a token that lives
+    /// less than twice this long is refreshed around the middle of its life
     /// rather than on every request. Each refresh starts up to a quarter of
-    /// the window earlier still, at random, so that many processes started
-    /// together do not refresh in lockstep.
+    /// the window earlier still, at random (so at most 5/8 of the lifetime
+    /// early), so that many processes started together do not refresh in
+    /// lockstep.
     ///
     /// By default the window scales with the token's lifetime: a tenth of it,
     /// at least 10 seconds and at most 5 minutes (5 minutes for a one-hour

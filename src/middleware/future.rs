@@ -59,6 +59,14 @@ pin_project! {
             ticket: Ticket,
             second: Option<SecondChance<S, B>>,
         },
+        /// Rejected while the first attempt may still be sending the body:
+        /// waiting (briefly) for it to be done, to replay it.
+        RetryWaitingForBody {
+            wait: Pin<Box<dyn Future<Output = ()> + Send>>,
+            route: usize,
+            retry: Option<Box<Retry<S, B>>>,
+            rejected: Option<S::Response>,
+        },
         /// Rejected: waiting for a new token to send the request again.
         RetryWaitingForToken {
             credential: CredentialFuture,
@@ -208,8 +216,7 @@ where
                         .classifier
                         .rejects(response.status(), response.headers())
                     {
-                        cache.accepted(ticket.generation);
-                        return Poll::Ready(Ok(watch_trailers(response, settings, ticket)));
+                        return Poll::Ready(Ok(accept(response, cache, settings, ticket)));
                     }
                     let dropped = cache.reject(ticket.generation);
                     tracing::info!(
@@ -218,22 +225,45 @@ where
                         dropped,
                         "token rejected by the server"
                     );
-                    let second = second.take().unwrap_or(Err(ALREADY_RETRIED));
-                    match second.and_then(|retry| retry.into_request()) {
+                    let retry = match second.take().unwrap_or(Err(ALREADY_RETRIED)) {
+                        Ok(retry) => retry,
                         Err(reason) => {
                             tracing::info!(reason, "rejected request not retried");
                             return Poll::Ready(Ok(response.map(ResponseBody::new)));
                         }
-                        Ok((service, request)) => {
-                            tracing::debug!("retrying rejected request with a new token");
-                            this.state.set(State::RetryWaitingForToken {
-                                credential: Box::pin(cache.clone().credential()),
-                                route: ticket.route,
-                                service: Some(service),
-                                request: Some(request),
-                                rejected: Some(response),
-                            });
-                        }
+                    };
+                    let next = match retry.until_sent() {
+                        Some(wait) => State::RetryWaitingForBody {
+                            wait,
+                            route: ticket.route,
+                            retry: Some(retry),
+                            rejected: Some(response),
+                        },
+                        None => match retry_with_new_token(*retry, response, cache, ticket.route) {
+                            Ok(next) => next,
+                            Err(response) => {
+                                return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                            }
+                        },
+                    };
+                    this.state.set(next);
+                }
+                StateProj::RetryWaitingForBody {
+                    wait,
+                    route,
+                    retry,
+                    rejected,
+                } => {
+                    ready!(wait.as_mut().poll(cx));
+                    let (Some(retry), Some(rejected)) = (retry.take(), rejected.take()) else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let Some(cache) = settings.routes.cache(*route) else {
+                        return Poll::Ready(Ok(rejected.map(ResponseBody::new)));
+                    };
+                    match retry_with_new_token(*retry, rejected, cache, *route) {
+                        Ok(next) => this.state.set(next),
+                        Err(response) => return Poll::Ready(Ok(response.map(ResponseBody::new))),
                     }
                 }
                 StateProj::RetryWaitingForToken {
@@ -306,20 +336,62 @@ where
     }
 }
 
-/// Passes an accepted response on; a gRPC one has its trailers watched.
+/// The state that waits for a new token to send `retry`, or, when its body
+/// cannot be replayed, the rejection to return (after saying why).
+fn retry_with_new_token<S, B, R>(
+    retry: Retry<S, B>,
+    rejected: Response<R>,
+    cache: &crate::TokenCache,
+    route: usize,
+) -> Result<State<S, B>, Response<R>>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    match retry.into_request() {
+        Err(reason) => {
+            tracing::info!(reason, "rejected request not retried");
+            Err(rejected)
+        }
+        Ok((service, request)) => {
+            tracing::debug!("retrying rejected request with a new token");
+            Ok(State::RetryWaitingForToken {
+                credential: Box::pin(cache.clone().credential()),
+                route,
+                service: Some(service),
+                request: Some(request),
+                rejected: Some(rejected),
+            })
+        }
+    }
+}
+
+/// Passes on a response that did not reject the token. A successful one
+/// confirms the token; a gRPC one is judged by its status (in the headers
+/// of a trailers-only response, else in the trailers, which are watched).
 #[inline]
-fn watch_trailers<R, C: ClassifyRejection>(
+fn accept<R, C: ClassifyRejection>(
     response: Response<R>,
+    cache: &crate::TokenCache,
     settings: &Arc<Settings<C>>,
     ticket: Ticket,
 ) -> Response<ResponseBody<R>> {
-    if is_grpc(response.headers()) {
-        let settings = Arc::clone(settings);
-        response.map(|body| ResponseBody::watching(body, settings, ticket))
-    } else {
-        response.map(ResponseBody::new)
+    if !is_grpc(response.headers()) {
+        if response.status().is_success() {
+            cache.accepted(ticket.generation);
+        }
+        return response.map(ResponseBody::new);
     }
+    if let Some(status) = response.headers().get(GRPC_STATUS) {
+        if status == "0" {
+            cache.accepted(ticket.generation);
+        }
+        return response.map(ResponseBody::new);
+    }
+    let settings = Arc::clone(settings);
+    response.map(|body| ResponseBody::watching(body, settings, ticket))
 }
+
+const GRPC_STATUS: &str = "grpc-status";
 
 /// The error a request fails with when no token can be had: our [`Error`],
 /// or for a gRPC request (with the `tonic` feature) a `tonic::Status` that
@@ -341,6 +413,7 @@ where
         let state = match &self.state {
             State::WaitingForToken { .. } => "WaitingForToken",
             State::Called { .. } => "Called",
+            State::RetryWaitingForBody { .. } => "RetryWaitingForBody",
             State::RetryWaitingForToken { .. } => "RetryWaitingForToken",
             State::RetryPollingReady { .. } => "RetryPollingReady",
             State::Passthrough { .. } => "Passthrough",

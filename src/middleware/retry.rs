@@ -1,8 +1,17 @@
 //! What a request keeps to be sent once more after a rejection.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 
 use crate::{Replay, ReplayableBody};
+
+/// How long a rejected request waits for its first attempt to be done with
+/// a recorded body (over HTTP/1.1 the connection may still be sending it
+/// when the rejection arrives) before giving up on the retry.
+const BODY_SENT_WAIT: Duration = Duration::from_secs(1);
 
 /// The second attempt of one request: a service to send it with, a copy of
 /// its head, and how to rebuild its body.
@@ -63,6 +72,14 @@ impl<S, B> Retry<S, B> {
             },
             replay,
         })
+    }
+
+    /// A future that ends once the first attempt is done with the body, if
+    /// it may not be yet.
+    pub(super) fn until_sent(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        self.replay
+            .until_sent(BODY_SENT_WAIT)
+            .map(|wait| Box::pin(wait) as Pin<Box<dyn Future<Output = ()> + Send>>)
     }
 
     /// The request to send again, or why it cannot be.

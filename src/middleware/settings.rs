@@ -31,15 +31,21 @@ pub(crate) trait WatchTrailers: Send + Sync + 'static {
 
 impl<C: ClassifyRejection> WatchTrailers for Settings<C> {
     fn on_trailers(&self, ticket: Ticket, trailers: &HeaderMap) {
-        if self.classifier.rejects_trailers(trailers)
-            && let Some(cache) = self.routes.cache(ticket.route)
-        {
+        let Some(cache) = self.routes.cache(ticket.route) else {
+            return;
+        };
+        if self.classifier.rejects_trailers(trailers) {
             let dropped = cache.reject(ticket.generation);
             tracing::info!(
                 generation = ticket.generation,
                 dropped,
                 "token rejected in gRPC trailers"
             );
+        } else if trailers
+            .get("grpc-status")
+            .is_some_and(|status| status == "0")
+        {
+            cache.accepted(ticket.generation);
         }
     }
 }

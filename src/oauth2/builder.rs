@@ -1,6 +1,7 @@
 //! [`SourceBuilder`]: the settings every OAuth 2.0 source shares.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::endpoint;
 use super::token_client::TokenClient;
@@ -32,7 +33,11 @@ pub struct SourceBuilder<S: sealed::Grant> {
     params: Vec<(String, String)>,
     http: Option<HttpClient>,
     allow_insecure_http: bool,
+    timeout: Duration,
 }
+
+/// Default [request timeout](SourceBuilder::request_timeout).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl<S: sealed::Grant> SourceBuilder<S> {
     pub(crate) fn new(
@@ -47,6 +52,7 @@ impl<S: sealed::Grant> SourceBuilder<S> {
             params: Vec::new(),
             http: None,
             allow_insecure_http: false,
+            timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -97,6 +103,17 @@ impl<S: sealed::Grant> SourceBuilder<S> {
         self
     }
 
+    /// The longest one token request may take, on its own (the cache's
+    /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout) bounds how
+    /// long callers wait; this bounds the request itself, which for a
+    /// refresh token grant keeps going after a caller gave up, so that a
+    /// rotated refresh token is never lost). Defaults to
+    /// [`DEFAULT_REQUEST_TIMEOUT`] (30 seconds).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// Allows a plain `http` token endpoint that is not on a loopback
     /// address. Credentials then cross the network unencrypted: only for
     /// test environments.
@@ -119,6 +136,7 @@ impl<S: sealed::Grant> SourceBuilder<S> {
             self.client,
             self.params,
             self.http.unwrap_or_default(),
+            self.timeout,
         );
         S::build(self.config, client)
     }

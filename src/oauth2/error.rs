@@ -43,6 +43,7 @@ struct Inner {
     description: Option<String>,
     uri: Option<String>,
     retry_after: Option<Duration>,
+    timeout: Option<Duration>,
     detail: Option<&'static str>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
@@ -69,6 +70,9 @@ pub enum ErrorKind {
     InvalidUrl,
     /// The server redirected; token requests do not follow redirects.
     Redirect,
+    /// The server did not answer within the
+    /// [request timeout](super::SourceBuilder::request_timeout).
+    Timeout,
     /// Discovery found no usable `token_endpoint` in the issuer's metadata.
     Discovery,
     /// A signing key could not be read, or an assertion not signed.
@@ -142,6 +146,7 @@ impl Error {
             description: None,
             uri: None,
             retry_after: None,
+            timeout: None,
             detail: None,
             source: None,
         }
@@ -195,6 +200,19 @@ impl Error {
             status: Some(status),
             ..Self::base(ErrorKind::Redirect)
         }))
+    }
+
+    pub(crate) fn timed_out(after: Duration) -> Self {
+        Self(Box::new(Inner {
+            retry_after: None,
+            ..Self::base(ErrorKind::Timeout)
+        }))
+        .with_timeout(after)
+    }
+
+    fn with_timeout(mut self, after: Duration) -> Self {
+        self.0.timeout = Some(after);
+        self
     }
 
     pub(crate) fn discovery(detail: &'static str) -> Self {
@@ -263,7 +281,7 @@ impl Error {
     /// configuration or credentials.
     pub fn is_retryable(&self) -> bool {
         match self.0.kind {
-            ErrorKind::Transport => true,
+            ErrorKind::Transport | ErrorKind::Timeout => true,
             ErrorKind::Rejected | ErrorKind::Status | ErrorKind::InvalidResponse => {
                 self.0.status.is_some_and(|status| {
                     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
@@ -304,6 +322,10 @@ impl fmt::Display for Error {
                 None => f.write_str("token endpoint answered with an error"),
             },
             ErrorKind::Transport => f.write_str("could not reach the token endpoint"),
+            ErrorKind::Timeout => match self.0.timeout {
+                Some(after) => write!(f, "token endpoint did not answer within {after:?}"),
+                None => f.write_str("token endpoint did not answer in time"),
+            },
             ErrorKind::InvalidResponse => {
                 write!(
                     f,

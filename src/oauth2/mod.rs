@@ -74,7 +74,7 @@ mod signing;
 mod token_client;
 mod token_response;
 
-pub use builder::SourceBuilder;
+pub use builder::{DEFAULT_REQUEST_TIMEOUT, SourceBuilder};
 pub use client_auth::ClientAuth;
 pub use client_credentials::ClientCredentials;
 pub use discovery::{Discovery, ProviderMetadata};

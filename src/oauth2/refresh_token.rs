@@ -99,10 +99,28 @@ impl RefreshTokenGrant {
     /// ([`Error::is_invalid_grant`] when the refresh token is no longer
     /// valid).
     pub async fn fetch_token(&self) -> Result<Token, Error> {
-        let inner = &self.inner;
-        let _one_at_a_time = inner.exchange.lock().await;
-        let refresh_token = self.refresh_token();
-        let response = inner
+        // The exchange runs on a task of its own: if the caller gives up
+        // (the cache's fetch timeout), a refresh token the server already
+        // rotated is still stored and handed to the hook. The request
+        // timeout bounds the task.
+        let inner = Arc::clone(&self.inner);
+        match tokio::spawn(async move { inner.exchange().await }).await {
+            Ok(result) => result,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            Err(_cancelled) => Err(Error::transport("the token exchange was cancelled".into())),
+        }
+    }
+}
+
+impl Inner {
+    async fn exchange(&self) -> Result<Token, Error> {
+        let _one_at_a_time = self.exchange.lock().await;
+        let refresh_token = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let response = self
             .client
             .request(
                 &[
@@ -124,9 +142,9 @@ impl RefreshTokenGrant {
         if let Some(rotated) = response.refresh_token
             && rotated != refresh_token
         {
-            *inner.current.lock().unwrap_or_else(PoisonError::into_inner) = rotated.clone();
+            *self.current.lock().unwrap_or_else(PoisonError::into_inner) = rotated.clone();
             tracing::debug!("refresh token rotated");
-            if let Some(hook) = &inner.on_rotation {
+            if let Some(hook) = &self.on_rotation {
                 hook(&rotated);
             }
         }

@@ -2,6 +2,7 @@
 //! extra parameters, and one token request.
 
 use std::fmt;
+use std::time::Duration;
 
 use http::Uri;
 
@@ -22,6 +23,7 @@ pub struct TokenClient {
     auth: ClientAuth,
     params: Vec<(String, String)>,
     http: HttpClient,
+    timeout: Duration,
 }
 
 impl TokenClient {
@@ -31,6 +33,7 @@ impl TokenClient {
         client: Option<(String, ClientAuth)>,
         params: Vec<(String, String)>,
         http: HttpClient,
+        timeout: Duration,
     ) -> Self {
         let (client_id, auth) = match client {
             Some((id, auth)) => (Some(id), auth),
@@ -43,6 +46,7 @@ impl TokenClient {
             auth,
             params,
             http,
+            timeout,
         }
     }
 
@@ -65,8 +69,10 @@ impl TokenClient {
             Some(client_id) => self.auth.apply(client_id, &self.url, &mut form)?,
             None => None,
         };
-        let answer =
-            endpoint::post_form(&self.http, &self.uri, form.finish(), authorization).await?;
+        let post = endpoint::post_form(&self.http, &self.uri, form.finish(), authorization);
+        let answer = tokio::time::timeout(self.timeout, post)
+            .await
+            .map_err(|_| Error::timed_out(self.timeout))??;
         let mut secrets = secrets.to_vec();
         secrets.extend(self.auth.secret());
         token_response::read(&answer, &secrets)

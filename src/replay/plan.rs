@@ -1,7 +1,9 @@
 //! [`Replay`]: how one request's body can be sent a second time.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
@@ -72,6 +74,22 @@ impl<B> Replay<B> {
         Self {
             kind: Kind::Never(why),
         }
+    }
+
+    /// When the first attempt may still be sending a recorded body: a
+    /// future that ends once it is done with it (at most `limit` later).
+    pub(crate) fn until_sent(
+        &self,
+        limit: Duration,
+    ) -> Option<impl Future<Output = ()> + Send + 'static + use<B>> {
+        let Kind::Recorded { shared, .. } = &self.kind else {
+            return None;
+        };
+        let sent = Arc::clone(shared.sent());
+        if sent.is_done() {
+            return None;
+        }
+        Some(async move { sent.wait(limit).await })
     }
 
     /// The body for the second attempt, or why there is none.

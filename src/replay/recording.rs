@@ -4,12 +4,15 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use tokio::sync::Notify;
 
 /// A request body that [`TokenRefresh`](crate::TokenRefresh) can send a
 /// second time: the first time it forwards the original body and records
@@ -51,6 +54,43 @@ struct Recorded {
 /// Where the first attempt leaves its recording for the retry.
 pub(super) struct Shared<B> {
     state: Mutex<State<B>>,
+    sent: Arc<Sent>,
+}
+
+/// Tells a waiting retry that the first attempt is done with the body
+/// (finished it, gave it back, or went over the limit). Separate from
+/// [`Shared`] so that waiting does not need the body type to be `Send`.
+#[derive(Debug, Default)]
+pub(super) struct Sent {
+    done: AtomicBool,
+    notify: Notify,
+}
+
+impl Sent {
+    fn mark(&self) {
+        self.done.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until the first attempt is done with the body, at most `limit`.
+    pub(super) async fn wait(&self, limit: Duration) {
+        let done = async {
+            loop {
+                let notified = self.notify.notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                if self.done.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, done).await;
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
 }
 
 enum State<B> {
@@ -94,6 +134,7 @@ impl<B> ReplayBody<B> {
     pub(super) fn recording(body: B, limit: usize) -> (Self, Arc<Shared<B>>) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::Sending),
+            sent: Arc::default(),
         });
         let body = Self {
             mode: Mode::Recording {
@@ -110,6 +151,11 @@ impl<B> ReplayBody<B> {
 impl<B> Shared<B> {
     fn set(&self, state: State<B>) {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
+        self.sent.mark();
+    }
+
+    pub(super) fn sent(&self) -> &Arc<Sent> {
+        &self.sent
     }
 
     /// The body for the second attempt, or why there is none. Takes the
@@ -254,6 +300,8 @@ impl<B> Drop for ReplayBody<B> {
             if matches!(*state, State::Sending) {
                 *state = State::Interrupted(std::mem::take(recorded), rest);
             }
+            drop(state);
+            shared.sent.mark();
         }
     }
 }

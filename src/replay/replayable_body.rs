@@ -66,8 +66,12 @@ impl<D: Buf> ReplayableBody for Empty<D> {
 }
 
 impl<D: Buf + Clone> ReplayableBody for Full<D> {
-    fn prepare_replay(self, _limit: usize) -> (Self, Replay<Self>) {
-        // `Full<Bytes>` copies by reference count.
+    fn prepare_replay(self, limit: usize) -> (Self, Replay<Self>) {
+        if self.size_hint().lower() > limit as u64 {
+            // A `Full<Vec<u8>>` would be copied whole; `Full<Bytes>` costs a
+            // reference count, but keeps the limit's promise all the same.
+            return (self, Replay::unavailable(super::OVER_LIMIT));
+        }
         let copy = self.clone();
         (self, Replay::from_copy(copy))
     }
@@ -118,7 +122,9 @@ impl ReplayableBody for axum_core::body::Body {
     }
 }
 
-/// Known-empty bodies are sent again as empty; others are recorded.
+/// Bodies that are already at their end (no data, no trailers) are sent
+/// again as empty; others are recorded. (A size hint of exactly 0 is not
+/// enough: such a body may still carry trailers.)
 fn record_unless_empty<B>(
     body: B,
     limit: usize,
@@ -127,7 +133,7 @@ fn record_unless_empty<B>(
 where
     B: Body<Data = Bytes> + Default + Unpin,
 {
-    if body.size_hint().exact() == Some(0) {
+    if body.is_end_stream() {
         (body, Replay::empty())
     } else {
         Replay::record(body, limit, wrap)

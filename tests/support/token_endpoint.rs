@@ -57,6 +57,8 @@ struct State {
     problems: Vec<String>,
     forms: Vec<HashMap<String, String>>,
     lifetime_secs: u64,
+    /// Answers are held this long after the request was processed.
+    answer_delay: Option<std::time::Duration>,
 }
 
 /// The endpoint; stops when dropped.
@@ -118,6 +120,11 @@ impl TokenEndpoint {
     /// The next requests get these faults, in order, then tokens again.
     pub fn fail_with(&self, faults: impl IntoIterator<Item = Fault>) {
         self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Processes requests at once but holds each answer for `delay`.
+    pub fn delay_answers(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().answer_delay = Some(delay);
     }
 
     pub fn set_lifetime_secs(&self, secs: u64) {
@@ -198,7 +205,12 @@ async fn handle(
         ),
         (_, "/token") => {
             requests.fetch_add(1, Ordering::SeqCst);
-            token(&base, state, request).await
+            let answer = token(&base, state, request).await;
+            let delay = state.lock().unwrap().answer_delay;
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            answer
         }
         _ => json_response(StatusCode::NOT_FOUND, json!({})),
     }
