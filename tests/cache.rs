@@ -482,3 +482,44 @@ async fn a_token_from_another_cache_does_not_invalidate_this_one() {
         "a same-valued token from elsewhere still matches"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn stats_count_what_the_cache_did() {
+    let (events, _guard) = Events::capture();
+    let source = TestSource::issuing(Duration::from_secs(100));
+    let cache = TokenCache::builder(source.clone())
+        .name("orders-api")
+        .refresh_before(Duration::from_secs(10))
+        .backoff(SECOND, SECOND)
+        .build();
+    assert_eq!(cache.stats(), tower_token_refresh::CacheStats::default());
+
+    let callers = spawn_callers(&cache, 5);
+    outcomes(callers).await;
+    advance(Duration::from_secs(91)).await;
+    cache.token().await.unwrap(); // starts a refresh ahead
+    settle().await;
+    let token = cache.token().await.unwrap();
+    assert!(cache.invalidate(&token));
+    source.set(Behaviour::Fail("down"));
+    cache.token().await.unwrap_err();
+
+    let stats = cache.stats();
+    assert_eq!(stats.fetches, 3);
+    assert_eq!(stats.fetch_failures, 1);
+    assert_eq!(stats.refreshes_ahead, 1);
+    assert_eq!(stats.refreshes_after_rejection, 1);
+    assert_eq!(stats.rejections, 1);
+    assert_eq!(
+        stats.waited, 6,
+        "five callers at the start, one after the rejection"
+    );
+    assert_eq!(stats.time_left, None, "no token now");
+    assert!(
+        events
+            .text()
+            .contains(r#"token_refresh{source="orders-api" reason="refresh window open"}"#),
+        "{}",
+        events.text()
+    );
+}

@@ -95,6 +95,12 @@ impl RevokingApi {
     }
 }
 
+impl std::fmt::Debug for RevokingApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevokingApi").finish_non_exhaustive()
+    }
+}
+
 impl<B> Service<Request<B>> for RevokingApi
 where
     B: Body<Data = Bytes> + Send + 'static,
