@@ -219,7 +219,7 @@ async fn with_tower_buffer_and_retry() {
         tower::service_fn(move |request: Request<Empty<Bytes>>| {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move {
-                let status = if n % 2 == 0 {
+                let status = if n.is_multiple_of(2) {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {
                     StatusCode::OK
