@@ -62,7 +62,64 @@
 //! When no token can be had, [`TokenRefresh`] fails the request with a
 //! [`BoxError`] that downcasts to [`Error`]; [`Error::kind`] says what failed
 //! (the source, a timeout, …). Errors of the inner service pass through
-//! unchanged.
+//! unchanged. gRPC requests (with the `tonic` feature) fail instead with a
+//! `tonic::Status` `UNAVAILABLE` whose source is the [`Error`], so tonic
+//! clients see a retryable status rather than `UNKNOWN`.
+//!
+//! # Stacks
+//!
+//! - **hyper-util**: `ServiceBuilder::new().layer(TokenRefreshLayer::new(cache)).service(client)`;
+//!   works over HTTP/1 and HTTP/2 with `Full`, `Empty` and streaming bodies.
+//! - **tonic**: wrap the `Channel` the same way and pass the result to the
+//!   generated client (`XClient::new(service)`).
+//! - **axum**: keep the wrapped client in the router's state and call it
+//!   from handlers; `axum::body::Body` requests can be retried.
+//! - **tower-http**: put [`TokenRefreshLayer`] *above* `FollowRedirectLayer`,
+//!   so the token is added once and the redirect policy strips it on a
+//!   cross-origin redirect (or use [`TokenRefreshLayer::only_to`], which
+//!   makes either order safe). `TraceLayer`, timeouts, `tower::buffer` and
+//!   `tower::retry` compose in any order.
+//! - **Several APIs, several tokens**: [`TokenRefreshLayer::routes`] picks a
+//!   cache per origin ([`TokenRoutes`]).
+//!
+//! # Observability
+//!
+//! Each refresh runs in a `token_refresh` `tracing` span naming the source
+//! and the reason, with events when it starts, succeeds (with the new
+//! lifetime) or fails (with the error); rejections, retries and skipped
+//! retries (with the reason) are events too. No event carries a token or a
+//! secret. [`TokenCache::stats`] gives counters to export as metrics.
+//!
+//! # Choosing settings
+//!
+//! - **Refresh window** ([`TokenCacheBuilder::refresh_before`]): by default a
+//!   tenth of the token's lifetime, between 10 seconds and 5 minutes, and
+//!   never more than half of it, plus up to a quarter more at random. Widen
+//!   it when the identity provider is slow or flaky (more time to retry
+//!   before expiry); there is little reason to narrow it.
+//! - **Fetch timeout** ([`TokenCacheBuilder::fetch_timeout`], 10 s): how
+//!   long a caller may wait for a token when there is none. Keep it below
+//!   your request timeouts.
+//! - **Backoff** ([`TokenCacheBuilder::backoff`], 1 s doubling to 30 s):
+//!   while it runs, callers without a valid token fail at once instead of
+//!   hammering the identity provider; `Retry-After` is honoured.
+//! - **Retry** ([`TokenRefreshLayer::replay_limit`], 64 KiB): the most of a
+//!   streamed body kept to resend it after a rejection. Retrying copies each
+//!   request's head; [`TokenRefreshLayer::without_retry`] makes the hot path
+//!   as cheap as a static header, at the price of returning the rare
+//!   rejection to the caller (the next request still gets a new token).
+//!
+//! # Compared with a hand-written check
+//!
+//! | | `if expired { fetch }` per call | this crate |
+//! |---|---|---|
+//! | concurrent callers at expiry | one fetch each | one fetch in all |
+//! | cost per request | lock + clock + format the header | atomic load + refcount |
+//! | refresh | after expiry, on the caller's time | ahead of expiry, in the background |
+//! | token rejected early | error to the caller | dropped once, request retried |
+//! | identity provider down | every call retries it | backoff, valid token kept |
+//! | caller cancelled mid-fetch | fetch cancelled, restarted | fetch continues for others |
+//! | token in logs | easy to print | redacted everywhere |
 //!
 //! # Feature flags
 //!
@@ -73,8 +130,8 @@
 //! | `native-roots` | no | also trust the operating system's root certificates |
 //! | `rust-crypto` | no | signed JWT assertions with RustCrypto |
 //! | `aws-lc-rs` | no | signed JWT assertions with aws-lc-rs (preferred if both are on) |
-//! | `tonic` | no | [`ReplayableBody`] for `tonic::body::Body`, so rejected gRPC calls are retried |
-//! | `axum`  | no | [`ReplayableBody`] for `axum::body::Body` |
+//! | `tonic` | yes | [`ReplayableBody`] for `tonic::body::Body` (rejected gRPC calls are retried) and gRPC-aware errors |
+//! | `axum`  | yes | [`ReplayableBody`] for `axum::body::Body` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
