@@ -148,8 +148,10 @@ fn hot_path(c: &mut Criterion) {
     );
     bench_one(
         c,
-        "hot_path/ours_without_retry",
-        TokenRefreshLayer::new(cache).without_retry().layer(inner()),
+        "hot_path/ours_retry_rejected",
+        TokenRefreshLayer::new(cache)
+            .retry_rejected()
+            .layer(inner()),
     );
 }
 

@@ -17,8 +17,9 @@
 //!   that costs about as much as adding a fixed header: no lock, no clock
 //!   read, no allocation.
 //! - A token the server rejects (`401`, gRPC `UNAUTHENTICATED`) is dropped,
-//!   once however many requests saw it rejected, and the request is retried
-//!   once with a new token when its body can be sent again (see
+//!   once however many requests saw it rejected; with
+//!   [`retry_rejected`](TokenRefreshLayer::retry_rejected) the request is
+//!   also resent once with a new token when its body can be sent again (see
 //!   [`TokenRefreshLayer`] and [`ReplayableBody`]).
 //! - Secrets stay secret: [`Token`]'s `Debug` and `Display` are redacted, the
 //!   header is marked sensitive, and no error or tracing event carries a token.
@@ -103,11 +104,12 @@
 //! - **Backoff** ([`TokenCacheBuilder::backoff`], 1 s doubling to 30 s):
 //!   while it runs, callers without a valid token fail at once instead of
 //!   hammering the identity provider; `Retry-After` is honoured.
-//! - **Retry** ([`TokenRefreshLayer::replay_limit`], 64 KiB): the most of a
-//!   streamed body kept to resend it after a rejection. Retrying copies each
-//!   request's head; [`TokenRefreshLayer::without_retry`] makes the hot path
-//!   as cheap as a static header, at the price of returning the rare
-//!   rejection to the caller (the next request still gets a new token).
+//! - **Retry** (off; [`TokenRefreshLayer::retry_rejected`],
+//!   [`TokenRefreshLayer::replay_limit`] 64 KiB): turn it on when callers
+//!   must never see a rejection caused by a revoked or stale token. It copies
+//!   each request's head, which costs more than adding the token itself;
+//!   without it the rare rejected request goes back to its caller and the
+//!   next request gets a new token.
 //!
 //! # Compared with a hand-written check
 //!

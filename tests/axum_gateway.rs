@@ -47,6 +47,7 @@ async fn a_gateway_forwards_with_tokens_and_survives_a_revocation() {
     let cache = TokenCache::new(upstream_api.token_source());
     let state = Upstream {
         client: TokenRefreshLayer::new(cache.clone())
+            .retry_rejected()
             .layer(Client::builder(TokioExecutor::new()).build_http()),
         api: upstream_api.url("/api").parse().unwrap(),
     };

@@ -55,7 +55,9 @@ fn full(text: &'static str) -> Full<Bytes> {
 async fn a_401_drops_the_token_and_the_request_is_retried_with_a_new_one() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
 
     assert_eq!(
         send(&client, full("first")).await,
@@ -74,7 +76,9 @@ async fn a_401_drops_the_token_and_the_request_is_retried_with_a_new_one() {
 async fn grpc_unauthenticated_in_the_headers_is_a_rejection() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::GrpcHeaders);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
 
     send(&client, Empty::<Bytes>::new()).await;
     api.revoke("token-1");
@@ -91,7 +95,9 @@ async fn a_burst_of_rejections_of_one_token_causes_one_refresh() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
     let cache = cache_over(&source);
-    let client = TokenRefreshLayer::new(cache.clone()).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
+        .layer(api.clone());
     cache.token().await.unwrap();
 
     // 100 requests reach the API with token-1, then it is revoked.
@@ -119,7 +125,9 @@ async fn a_late_rejection_of_a_replaced_token_causes_no_refresh() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
     let cache = cache_over(&source);
-    let client = TokenRefreshLayer::new(cache.clone()).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
+        .layer(api.clone());
     let first = cache.token().await.unwrap();
 
     // A request goes out with token-1 and is held by the API...
@@ -143,9 +151,11 @@ async fn a_late_rejection_of_a_replaced_token_causes_no_refresh() {
 
 #[tokio::test(start_paused = true)]
 async fn without_retry_the_rejection_goes_back_and_the_token_is_still_dropped() {
+    // (`without_retry` is the default; set here after `retry_rejected`.)
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
     let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
         .without_retry()
         .layer(api.clone());
 
@@ -164,7 +174,9 @@ async fn a_fresh_token_rejected_too_goes_back_and_the_source_is_not_hammered() {
     let (events, _guard) = Events::capture();
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
     api.reject_all();
 
     // First request: token-1 rejected, retried once with token-2, rejected.
@@ -205,7 +217,9 @@ async fn a_fresh_token_rejected_too_goes_back_and_the_source_is_not_hammered() {
 async fn a_streamed_body_under_the_limit_is_replayed_whole() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
     api.revoke("token-1");
 
     let (feeder, body) = channel_body();
@@ -226,6 +240,7 @@ async fn a_body_over_the_limit_is_not_retried_and_says_why() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
     let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
         .replay_limit(8)
         .layer(api.clone());
     api.read_body_first();
@@ -280,6 +295,7 @@ async fn a_body_the_server_did_not_read_is_replayed_whatever_its_size() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
     let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
         .replay_limit(8)
         .layer(api.clone());
     api.revoke("token-1");
@@ -299,7 +315,9 @@ async fn a_body_that_cannot_be_replayed_is_not_retried() {
     let (events, _guard) = Events::capture();
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
     api.revoke("token-1");
 
     let (feeder, body) = channel_body();
@@ -322,7 +340,9 @@ async fn the_service_is_made_ready_again_before_the_retry() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
     let buffered: Buffer<Request<Full<Bytes>>, _> = Buffer::new(api.clone(), 1);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(buffered);
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(buffered);
     send(&client, full("warm")).await;
     api.revoke("token-1");
 
@@ -341,11 +361,14 @@ async fn other_statuses_count_only_when_configured() {
     let cache = cache_over(&source);
     api.revoke("token-1");
 
-    let default = TokenRefreshLayer::new(cache.clone()).layer(api.clone());
+    let default = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
+        .layer(api.clone());
     assert_eq!(send(&default, full("a")).await.0, StatusCode::FORBIDDEN);
     assert_eq!(source.calls(), 1, "403 is not a rejection by default");
 
     let with_403 = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
         .rejection(StandardRejection::new().or_status(StatusCode::FORBIDDEN))
         .layer(api.clone());
     assert_eq!(
@@ -357,6 +380,7 @@ async fn other_statuses_count_only_when_configured() {
     advance(Duration::from_secs(11)).await;
     api.revoke("token-2");
     let closure = TokenRefreshLayer::new(cache)
+        .retry_rejected()
         .rejection(|status: StatusCode, _: &HeaderMap| status == StatusCode::FORBIDDEN)
         .layer(api.clone());
     assert_eq!(
@@ -387,7 +411,9 @@ async fn grpc_unauthenticated_in_trailers_drops_the_token_without_retry_or_buffe
             }
         })
     };
-    let client = TokenRefreshLayer::new(cache.clone()).layer(inner);
+    let client = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
+        .layer(inner);
 
     let response = client.oneshot(Request::new(Empty::new())).await.unwrap();
     let mut body = response.into_body();
@@ -432,7 +458,9 @@ async fn ok_grpc_trailers_keep_the_token_and_bodies_pass_through() {
             .unwrap();
         Ok::<_, Infallible>(response)
     });
-    let client = TokenRefreshLayer::new(cache.clone()).layer(inner);
+    let client = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
+        .layer(inner);
     let body = client
         .oneshot(Request::new(Empty::new()))
         .await
@@ -449,7 +477,9 @@ async fn ok_grpc_trailers_keep_the_token_and_bodies_pass_through() {
 async fn token_errors_during_the_retry_return_the_rejection() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
     send(&client, full("a")).await;
     api.revoke("token-1");
     source.set(support::Behaviour::Fail("identity provider down"));
@@ -466,7 +496,9 @@ async fn token_errors_during_the_retry_return_the_rejection() {
 async fn a_replacement_token_the_server_accepted_is_not_treated_as_bad_credentials() {
     let source = TestSource::issuing(HOUR);
     let api = RevokingApi::new(RejectWith::Http401);
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
 
     send(&client, full("a")).await;
     api.revoke("token-1");
@@ -516,7 +548,9 @@ async fn a_body_of_trailers_only_is_replayed_with_its_trailers() {
             }
         })
     };
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(inner);
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(inner);
     let body = Empty::<Bytes>::new().with_trailers(async {
         let mut trailers = HeaderMap::new();
         trailers.insert("x-checksum", "abc".parse().unwrap());
@@ -553,7 +587,9 @@ async fn a_rejection_that_arrives_while_the_body_is_still_sent_waits_for_it() {
             }
         })
     };
-    let client = TokenRefreshLayer::new(cache_over(&source)).layer(inner);
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(inner);
     let (feeder, body) = channel_body();
     feeder.data("first half, ");
     tokio::spawn(async move {
@@ -566,4 +602,19 @@ async fn a_rejection_that_arrives_while_the_body_is_still_sent_waits_for_it() {
         (StatusCode::OK, "first half, second half")
     );
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retrying_is_off_by_default() {
+    let source = TestSource::issuing(HOUR);
+    let api = RevokingApi::new(RejectWith::Http401);
+    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    send(&client, full("a")).await;
+    api.revoke("token-1");
+    assert_eq!(send(&client, full("b")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&client, full("c")).await,
+        (StatusCode::OK, "token-2 c".into())
+    );
+    assert_eq!(api.calls(), 3);
 }

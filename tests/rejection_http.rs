@@ -49,6 +49,7 @@ async fn a_revoked_token_is_replaced_and_a_full_body_post_retried() {
     let server = AuthServer::start(HOUR).await;
     let cache = TokenCache::new(server.token_source());
     let client = TokenRefreshLayer::new(cache)
+        .retry_rejected()
         .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
 
     let body = || Full::new(Bytes::from_static(b"order #1"));
@@ -71,6 +72,7 @@ async fn streamed_bodies_under_the_limit_are_replayed_and_over_it_are_not() {
     server.read_body_first();
     let cache = TokenCache::new(server.token_source());
     let client = TokenRefreshLayer::new(cache)
+        .retry_rejected()
         .replay_limit(32)
         .layer(Client::builder(TokioExecutor::new()).build_http::<BoxBody<Bytes, Infallible>>());
 
@@ -107,6 +109,7 @@ async fn a_burst_of_401s_over_http_causes_one_refresh() {
     let server = AuthServer::start(HOUR).await;
     let cache = TokenCache::new(server.token_source());
     let client = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
         .layer(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     cache.token().await.unwrap();
     server.revoke("tok-1");
@@ -134,6 +137,7 @@ async fn a_stream_still_being_sent_when_rejected_over_http1_is_retried() {
     let server = AuthServer::start(HOUR).await;
     let cache = TokenCache::new(server.token_source());
     let client = TokenRefreshLayer::new(cache.clone())
+        .retry_rejected()
         .layer(Client::builder(TokioExecutor::new()).build_http::<BoxBody<Bytes, Infallible>>());
     for round in 0..5 {
         let token = cache.token().await.unwrap();

@@ -44,7 +44,7 @@ async fn nothing_printed_anywhere_contains_a_secret() {
     printed.push(format!("{source:?}"));
     let cache = TokenCache::builder(source).name("orders").build();
     let api = RevokingApi::new(RejectWith::Http401);
-    let layer = TokenRefreshLayer::new(cache.clone());
+    let layer = TokenRefreshLayer::new(cache.clone()).retry_rejected();
     let client = layer.layer(api.clone());
     printed.push(format!("{layer:?} {client:?} {cache:?}"));
     let response = client
@@ -118,7 +118,9 @@ async fn nothing_printed_anywhere_contains_a_secret() {
     let plain = TokenCache::new(TestSource::issuing(Duration::from_secs(60)));
     let plain_token = plain.token().await.unwrap();
     issued.push(plain_token.secret().to_owned());
-    let with_empty = TokenRefreshLayer::new(plain.clone()).layer(api.clone());
+    let with_empty = TokenRefreshLayer::new(plain.clone())
+        .retry_rejected()
+        .layer(api.clone());
     let response = with_empty
         .oneshot(Request::new(Empty::<Bytes>::new()))
         .await

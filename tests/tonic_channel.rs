@@ -87,7 +87,7 @@ async fn a_unary_call_succeeds_after_one_refresh_when_its_token_is_revoked() {
         .await
         .unwrap();
     let service = ServiceBuilder::new()
-        .layer(TokenRefreshLayer::new(cache))
+        .layer(TokenRefreshLayer::new(cache).retry_rejected())
         .service(channel);
     let mut client = HealthClient::new(service);
     let check = || HealthCheckRequest {
@@ -123,7 +123,7 @@ async fn a_streaming_call_is_retried_when_rejected_before_it_starts() {
         .unwrap()
         .connect_lazy();
     let service = ServiceBuilder::new()
-        .layer(TokenRefreshLayer::new(TokenCache::new(source.clone())))
+        .layer(TokenRefreshLayer::new(TokenCache::new(source.clone())).retry_rejected())
         .service(channel);
     let mut client = HealthClient::new(service);
     revocations.revoke("token-1");
@@ -155,7 +155,7 @@ async fn bad_credentials_come_back_as_unauthenticated_after_one_retry() {
         .unwrap()
         .connect_lazy();
     let service = ServiceBuilder::new()
-        .layer(TokenRefreshLayer::new(TokenCache::new(source.clone())))
+        .layer(TokenRefreshLayer::new(TokenCache::new(source.clone())).retry_rejected())
         .service(channel);
     let mut client = HealthClient::new(service);
 
@@ -185,7 +185,7 @@ async fn a_call_that_cannot_get_a_token_fails_with_a_retryable_status() {
         .unwrap()
         .connect_lazy();
     let service = ServiceBuilder::new()
-        .layer(TokenRefreshLayer::new(TokenCache::new(source)))
+        .layer(TokenRefreshLayer::new(TokenCache::new(source)).retry_rejected())
         .service(channel);
     let mut client = HealthClient::new(service);
 
