@@ -149,12 +149,22 @@ where
     S: Service<Request<B>> + Clone,
     B: ReplayableBody,
 {
-    let (mut request, second) = Retry::plan(service, request, settings.replay_limit);
+    let Some(limit) = settings.replay_limit else {
+        // No retry: nothing to keep, and the request is not moved around.
+        let mut request = request;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, credential.header);
+        return (service.call(request), Err(RETRY_OFF));
+    };
+    let (mut request, second) = Retry::plan(service, request, limit);
     request
         .headers_mut()
         .insert(AUTHORIZATION, credential.header);
     (service.call(request), second.map(Box::new))
 }
+
+const RETRY_OFF: &str = "retrying is off (see `TokenRefreshLayer::retry_rejected`)";
 
 fn polled_after_completion() -> BoxError {
     "ResponseFuture polled after completion".into()

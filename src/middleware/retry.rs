@@ -36,15 +36,12 @@ impl<S, B> Retry<S, B> {
     pub(super) fn plan(
         service: &S,
         request: Request<B>,
-        replay_limit: Option<usize>,
+        limit: usize,
     ) -> (Request<B>, Result<Self, &'static str>)
     where
         S: Clone,
         B: ReplayableBody,
     {
-        let Some(limit) = replay_limit else {
-            return (request, Err("retrying is turned off"));
-        };
         let (parts, body) = request.into_parts();
         let (body, replay) = body.prepare_replay(limit);
         let request = Request::from_parts(parts, body);
