@@ -46,12 +46,7 @@ pin_project! {
         S: Service<Request<B>>,
     {
         /// No usable token yet: wait for one, holding the ready service.
-        WaitingForToken {
-            credential: CredentialFuture,
-            route: usize,
-            service: Option<S>,
-            request: Option<Request<B>>,
-        },
+        WaitingForToken { slow: Box<Slow<S, B, S::Response>> },
         /// The request went to the inner service with the token of `ticket`.
         Called {
             #[pin]
@@ -61,32 +56,45 @@ pin_project! {
         },
         /// Rejected while the first attempt may still be sending the body:
         /// waiting (briefly) for it to be done, to replay it.
-        RetryWaitingForBody {
-            wait: Pin<Box<dyn Future<Output = ()> + Send>>,
-            route: usize,
-            retry: Option<Box<Retry<S, B>>>,
-            rejected: Option<S::Response>,
-        },
+        RetryWaitingForBody { slow: Box<Slow<S, B, S::Response>> },
         /// Rejected: waiting for a new token to send the request again.
-        RetryWaitingForToken {
-            credential: CredentialFuture,
-            route: usize,
-            service: Option<S>,
-            request: Option<Request<B>>,
-            rejected: Option<S::Response>,
-        },
+        RetryWaitingForToken { slow: Box<Slow<S, B, S::Response>> },
         /// Waiting for the service to be ready for the second attempt.
-        RetryPollingReady {
-            service: Option<S>,
-            request: Option<Request<B>>,
-            ticket: Ticket,
-        },
+        RetryPollingReady { slow: Box<Slow<S, B, S::Response>> },
         /// A request that is not ours to authorize (no route, or a token
         /// request).
         Passthrough {
             #[pin]
             future: S::Future,
         },
+    }
+}
+
+/// What the states off the hot path hold, boxed so that the future of a
+/// request that goes straight through stays small.
+struct Slow<S, B, R> {
+    route: usize,
+    generation: u64,
+    credential: Option<CredentialFuture>,
+    wait: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    service: Option<S>,
+    request: Option<Request<B>>,
+    retry: Option<Box<Retry<S, B>>>,
+    rejected: Option<R>,
+}
+
+impl<S, B, R> Slow<S, B, R> {
+    fn new(route: usize) -> Box<Self> {
+        Box::new(Self {
+            route,
+            generation: 0,
+            credential: None,
+            wait: None,
+            service: None,
+            request: None,
+            retry: None,
+            rejected: None,
+        })
     }
 }
 
@@ -124,13 +132,12 @@ where
         request: Request<B>,
         settings: Arc<Settings<C>>,
     ) -> Self {
+        let mut slow = Slow::new(route);
+        slow.credential = Some(Box::pin(credential));
+        slow.service = Some(service);
+        slow.request = Some(request);
         Self {
-            state: State::WaitingForToken {
-                credential: Box::pin(credential),
-                route,
-                service: Some(service),
-                request: Some(request),
-            },
+            state: State::WaitingForToken { slow },
             settings,
         }
     }
@@ -184,14 +191,13 @@ where
         let settings: &Arc<Settings<C>> = this.settings;
         loop {
             match this.state.as_mut().project() {
-                StateProj::WaitingForToken {
-                    credential,
-                    route,
-                    service,
-                    request,
-                } => {
+                StateProj::WaitingForToken { slow } => {
+                    let Some(credential) = slow.credential.as_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
                     let outcome = ready!(credential.as_mut().poll(cx));
-                    let (Some(mut service), Some(request)) = (service.take(), request.take())
+                    let (Some(mut service), Some(request)) =
+                        (slow.service.take(), slow.request.take())
                     else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
@@ -202,7 +208,7 @@ where
                         }
                     };
                     let ticket = Ticket {
-                        route: *route,
+                        route: slow.route,
                         generation: credential.generation,
                     };
                     let (future, second) = send(&mut service, request, credential, settings);
@@ -243,13 +249,14 @@ where
                         }
                     };
                     let next = match retry.until_sent() {
-                        Some(wait) => State::RetryWaitingForBody {
-                            wait,
-                            route: ticket.route,
-                            retry: Some(retry),
-                            rejected: Some(response),
-                        },
-                        None => match retry_with_new_token(*retry, response, cache, ticket.route) {
+                        Some(wait) => {
+                            let mut slow = Slow::new(ticket.route);
+                            slow.rejected = Some(response);
+                            slow.wait = Some(wait);
+                            slow.retry = Some(retry);
+                            State::RetryWaitingForBody { slow }
+                        }
+                        None => match retry_with_new_token(*retry, response, ticket.route, cache) {
                             Ok(next) => next,
                             Err(response) => {
                                 return Poll::Ready(Ok(response.map(ResponseBody::new)));
@@ -258,35 +265,29 @@ where
                     };
                     this.state.set(next);
                 }
-                StateProj::RetryWaitingForBody {
-                    wait,
-                    route,
-                    retry,
-                    rejected,
-                } => {
-                    ready!(wait.as_mut().poll(cx));
-                    let (Some(retry), Some(rejected)) = (retry.take(), rejected.take()) else {
+                StateProj::RetryWaitingForBody { slow } => {
+                    if let Some(wait) = slow.wait.as_mut() {
+                        ready!(wait.as_mut().poll(cx));
+                    }
+                    let (Some(retry), Some(rejected)) = (slow.retry.take(), slow.rejected.take())
+                    else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    let Some(cache) = settings.routes.cache(*route) else {
+                    let Some(cache) = settings.routes.cache(slow.route) else {
                         return Poll::Ready(Ok(rejected.map(ResponseBody::new)));
                     };
-                    match retry_with_new_token(*retry, rejected, cache, *route) {
+                    match retry_with_new_token(*retry, rejected, slow.route, cache) {
                         Ok(next) => this.state.set(next),
                         Err(response) => return Poll::Ready(Ok(response.map(ResponseBody::new))),
                     }
                 }
-                StateProj::RetryWaitingForToken {
-                    credential,
-                    route,
-                    service,
-                    request,
-                    rejected,
-                } => {
+                StateProj::RetryWaitingForToken { slow } => {
+                    let Some(credential) = slow.credential.as_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
                     let outcome = ready!(credential.as_mut().poll(cx));
-                    let (Some(service), Some(mut request), Some(rejected)) =
-                        (service.take(), request.take(), rejected.take())
-                    else {
+                    slow.credential = None;
+                    let Some(rejected) = slow.rejected.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     let credential = match outcome {
@@ -300,37 +301,33 @@ where
                         }
                     };
                     drop(rejected);
-                    if let Some(cache) = settings.routes.cache(*route) {
+                    if let Some(cache) = settings.routes.cache(slow.route) {
                         cache.note_retry();
                     }
-                    let ticket = Ticket {
-                        route: *route,
-                        generation: credential.generation,
-                    };
-                    request
-                        .headers_mut()
-                        .insert(AUTHORIZATION, credential.header);
-                    this.state.set(State::RetryPollingReady {
-                        service: Some(service),
-                        request: Some(request),
-                        ticket,
-                    });
+                    slow.generation = credential.generation;
+                    if let Some(request) = slow.request.as_mut() {
+                        request
+                            .headers_mut()
+                            .insert(AUTHORIZATION, credential.header);
+                    }
+                    let slow = std::mem::replace(slow, Slow::new(0));
+                    this.state.set(State::RetryPollingReady { slow });
                 }
-                StateProj::RetryPollingReady {
-                    service,
-                    request,
-                    ticket,
-                } => {
-                    let Some(ready_service) = service.as_mut() else {
+                StateProj::RetryPollingReady { slow } => {
+                    let Some(ready_service) = slow.service.as_mut() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     ready!(ready_service.poll_ready(cx)).map_err(Into::into)?;
-                    let (Some(mut service), Some(request)) = (service.take(), request.take())
+                    let (Some(mut service), Some(request)) =
+                        (slow.service.take(), slow.request.take())
                     else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     let future = service.call(request);
-                    let ticket = *ticket;
+                    let ticket = Ticket {
+                        route: slow.route,
+                        generation: slow.generation,
+                    };
                     this.state.set(State::Called {
                         future,
                         ticket,
@@ -351,8 +348,8 @@ where
 fn retry_with_new_token<S, B, R>(
     retry: Retry<S, B>,
     rejected: Response<R>,
-    cache: &crate::TokenCache,
     route: usize,
+    cache: &crate::TokenCache,
 ) -> Result<State<S, B>, Response<R>>
 where
     S: Service<Request<B>, Response = Response<R>>,
@@ -364,13 +361,12 @@ where
         }
         Ok((service, request)) => {
             tracing::debug!("retrying rejected request with a new token");
-            Ok(State::RetryWaitingForToken {
-                credential: Box::pin(cache.clone().credential()),
-                route,
-                service: Some(service),
-                request: Some(request),
-                rejected: Some(rejected),
-            })
+            let mut slow = Slow::new(route);
+            slow.rejected = Some(rejected);
+            slow.credential = Some(Box::pin(cache.clone().credential()));
+            slow.service = Some(service);
+            slow.request = Some(request);
+            Ok(State::RetryWaitingForToken { slow })
         }
     }
 }
