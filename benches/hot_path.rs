@@ -155,5 +155,88 @@ fn hot_path(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, hot_path);
+/// Wall time for `threads` threads to send `iters` requests each, each on
+/// its own clone of `service`, all sharing the token.
+fn concurrent<S, R>(service: &S, threads: usize, iters: u64) -> Duration
+where
+    S: Service<Request<Body>, Response = Response<R>> + Clone + Send,
+    S::Error: std::fmt::Debug,
+{
+    let barrier = std::sync::Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let mut service = service.clone();
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    for _ in 0..iters {
+                        send(&mut service, request());
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        started.elapsed()
+    })
+}
+
+/// Throughput with 1 and 2 threads, for the scaling ratio
+/// (2 threads' requests per second / 1 thread's).
+fn bench_scaling<S, R>(c: &mut Criterion, name: &str, service: S)
+where
+    S: Service<Request<Body>, Response = Response<R>> + Clone + Send,
+    S::Error: std::fmt::Debug,
+{
+    let mut group = c.benchmark_group(format!("scaling/{name}"));
+    for threads in [1, 2] {
+        group.throughput(criterion::Throughput::Elements(threads as u64));
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter_custom(|iters| concurrent(&service, threads, iters))
+        });
+    }
+    group.finish();
+}
+
+fn scaling(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
+    let cache = TokenCache::new(|| async {
+        Ok::<_, BoxError>(
+            Token::bearer("a-realistic-looking-access-token-value-0123456789")
+                .expires_in(Duration::from_secs(24 * 3600)),
+        )
+    });
+    let token = runtime.block_on(cache.token()).unwrap();
+    let mut fixed = HeaderValue::try_from(format!("Bearer {}", token.secret())).unwrap();
+    fixed.set_sensitive(true);
+
+    bench_scaling(
+        c,
+        "floor",
+        SetRequestHeaderLayer::overriding(AUTHORIZATION, fixed).layer(inner()),
+    );
+    bench_scaling(
+        c,
+        "hand_written",
+        HandWritten {
+            inner: inner(),
+            token: Arc::new(Mutex::new((
+                token.secret().to_owned(),
+                Instant::now() + Duration::from_secs(24 * 3600),
+            ))),
+        },
+    );
+    bench_scaling(c, "ours", TokenRefreshLayer::new(cache).layer(inner()));
+}
+
+criterion_group!(benches, hot_path, scaling);
 criterion_main!(benches);

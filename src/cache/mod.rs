@@ -82,6 +82,9 @@ pub(crate) struct Shared {
     source: Arc<dyn TokenSource>,
     config: Config,
     flight: Mutex<Flight>,
+    /// The refresh in progress, readable without the lock (a copy of
+    /// `Flight::running`, changed only under the lock).
+    running: ArcSwapOption<refresh::Running>,
     generation: AtomicU64,
     /// The current token replaced a rejected one and was not accepted yet.
     unconfirmed: AtomicBool,
@@ -123,6 +126,7 @@ impl TokenCache {
                 source,
                 config,
                 flight: Mutex::new(Flight::default()),
+                running: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
                 unconfirmed: AtomicBool::new(false),
                 counters: Counters::default(),

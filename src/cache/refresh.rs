@@ -46,16 +46,18 @@ const STALE_AFTER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The refresh in progress.
 #[derive(Debug)]
-struct Running {
+pub(crate) struct Running {
     id: u64,
     started: Instant,
+    /// The runtime running the refresh.
+    runtime: tokio::runtime::Id,
     receiver: watch::Receiver<Option<Outcome>>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
     /// The refresh in progress, if any.
-    running: Option<Running>,
+    running: Option<Arc<Running>>,
     /// Identifies refreshes, so a lost one cannot clear its successor.
     next_id: u64,
     /// Consecutive failed fetches.
@@ -85,21 +87,47 @@ pub(crate) enum Join {
 pub(crate) struct Waiter {
     receiver: watch::Receiver<Option<Outcome>>,
     timeout: Duration,
+    /// The refresh runs on another runtime, which could stop running it
+    /// while this one goes on: bound the wait with a timer of our own.
+    elsewhere: bool,
 }
 
 impl Waiter {
-    /// Waits for the refresh to finish. Cancel-safe, and bounded on the
-    /// waiter's own runtime: even if the runtime running the refresh stops
-    /// polling it, the wait ends shortly after the fetch timeout.
+    fn new(
+        receiver: watch::Receiver<Option<Outcome>>,
+        timeout: Duration,
+        runtime: tokio::runtime::Id,
+    ) -> Self {
+        let elsewhere =
+            tokio::runtime::Handle::try_current().map_or(true, |current| current.id() != runtime);
+        Self {
+            receiver,
+            timeout,
+            elsewhere,
+        }
+    }
+
+    /// Waits for the refresh to finish. Cancel-safe and bounded: the fetch
+    /// has a timeout, a refresh task that dies drops its sender, and a
+    /// refresh on another runtime (which may stop polling it) is given up
+    /// on shortly after the fetch timeout. (On the same runtime no timer
+    /// is needed: a herd of waiters does not pay for one each.)
     pub(crate) async fn outcome(mut self) -> Outcome {
-        let limit = self.timeout + STALE_AFTER_TIMEOUT;
-        match tokio::time::timeout(limit, self.receiver.wait_for(Option::is_some)).await {
-            Ok(Ok(outcome)) => match &*outcome {
+        let waited = if self.elsewhere {
+            let limit = self.timeout + STALE_AFTER_TIMEOUT;
+            match tokio::time::timeout(limit, self.receiver.wait_for(Option::is_some)).await {
+                Ok(waited) => waited,
+                Err(_elapsed) => return Err(Error::timeout(self.timeout)),
+            }
+        } else {
+            self.receiver.wait_for(Option::is_some).await
+        };
+        match waited {
+            Ok(outcome) => match &*outcome {
                 Some(outcome) => outcome.clone(),
                 None => Err(Error::refresh_aborted(false)),
             },
-            Ok(Err(_closed)) => Err(Error::refresh_aborted(false)),
-            Err(_elapsed) => Err(Error::timeout(self.timeout)),
+            Err(_closed) => Err(Error::refresh_aborted(false)),
         }
     }
 }
@@ -119,18 +147,30 @@ impl Shared {
         };
         let now = Instant::now();
         let timeout = self.config.fetch_timeout;
+        // A herd joins the refresh in progress without taking the lock.
+        if let Some(running) = &*self.running.load()
+            && now.saturating_duration_since(running.started) <= timeout + STALE_AFTER_TIMEOUT
+        {
+            return Join::Wait(Waiter::new(
+                running.receiver.clone(),
+                timeout,
+                running.runtime,
+            ));
+        }
         let (task, waiter) = {
             let mut flight = self.flight();
             if let Some(running) = &flight.running {
                 if now.saturating_duration_since(running.started) <= timeout + STALE_AFTER_TIMEOUT {
-                    return Join::Wait(Waiter {
-                        receiver: running.receiver.clone(),
+                    return Join::Wait(Waiter::new(
+                        running.receiver.clone(),
                         timeout,
-                    });
+                        running.runtime,
+                    ));
                 }
                 // Its runtime stopped running it: start another.
                 tracing::warn!("token refresh lost (its runtime stopped); starting another");
                 flight.running = None;
+                self.running.store(None);
             }
             // Re-check under the lock: a refresh may have published a token
             // between the caller's look and now.
@@ -151,11 +191,14 @@ impl Shared {
             let (sender, receiver) = watch::channel(None);
             flight.next_id += 1;
             let id = flight.next_id;
-            flight.running = Some(Running {
+            let running = Arc::new(Running {
                 id,
                 started: now,
+                runtime: runtime.id(),
                 receiver: receiver.clone(),
             });
+            self.running.store(Some(Arc::clone(&running)));
+            flight.running = Some(running);
             if reason == Reason::Ahead {
                 Counters::add(&self.counters.refreshes_ahead);
             }
@@ -167,7 +210,7 @@ impl Shared {
                 id,
                 sender: Some(sender),
             };
-            (task, Waiter { receiver, timeout })
+            (task, Waiter::new(receiver, timeout, runtime.id()))
         };
         // Spawned outside the lock: on a runtime that is shutting down the
         // task is dropped at once, and its `Drop` takes the lock.
@@ -189,6 +232,7 @@ impl Shared {
             return;
         }
         flight.running = None;
+        self.running.store(None);
         match outcome {
             Ok(entry) => {
                 flight.failures = 0;
