@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::settings::Settings;
+use super::shards::Shards;
 use super::{Origin, TokenRefresh, TokenRoutes};
 use crate::replay::DEFAULT_REPLAY_LIMIT;
 use crate::{ClassifyRejection, StandardRejection, TokenCache};
@@ -174,6 +175,6 @@ impl<S, C: Clone> Layer<S> for TokenRefreshLayer<C> {
     type Service = TokenRefresh<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TokenRefresh::from_settings(inner, Arc::new(self.settings.clone()))
+        TokenRefresh::from_settings(inner, Arc::new(Shards::new(self.settings.clone())))
     }
 }

@@ -8,6 +8,7 @@ mod response_body;
 mod retry;
 mod service;
 mod settings;
+mod shards;
 
 pub use destination::{InvalidOrigin, Origin, TokenRoutes};
 pub use future::ResponseFuture;

@@ -9,7 +9,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::future::send;
-use super::settings::{Settings, Ticket};
+use super::settings::Ticket;
+use super::shards::Shards;
 use super::{ResponseBody, ResponseFuture, TokenRefreshLayer};
 use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, TokenCache};
 
@@ -64,7 +65,7 @@ use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, Toke
 /// ```
 pub struct TokenRefresh<S, C = StandardRejection> {
     inner: S,
-    settings: Arc<Settings<C>>,
+    settings: Arc<Shards<C>>,
 }
 
 impl<S> TokenRefresh<S> {
@@ -80,13 +81,13 @@ impl<S> TokenRefresh<S> {
 }
 
 impl<S, C> TokenRefresh<S, C> {
-    pub(super) fn from_settings(inner: S, settings: Arc<Settings<C>>) -> Self {
+    pub(super) fn from_settings(inner: S, settings: Arc<Shards<C>>) -> Self {
         Self { inner, settings }
     }
 
     /// The token cache, if every request uses the same one.
     pub fn cache(&self) -> Option<&TokenCache> {
-        self.settings.routes.single()
+        self.settings.any().routes.single()
     }
 
     /// A reference to the inner service.
@@ -140,7 +141,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let settings = Arc::clone(&self.settings);
+        // From this thread's copy: requests on different threads do not
+        // write to one shared reference count.
+        let settings = Arc::clone(self.settings.local());
         #[cfg(feature = "oauth2")]
         let token_request = request
             .extensions()

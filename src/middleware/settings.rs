@@ -13,8 +13,11 @@ pub(crate) struct Ticket {
 }
 
 /// Shared by a [`TokenRefresh`](super::TokenRefresh) and its futures behind
-/// one `Arc`, so that a request clones a single pointer.
+/// one `Arc`, so that a request clones a single pointer. Aligned so that
+/// the reference counts of [`Shards`](super::shards::Shards)' copies never
+/// share a cache line.
 #[derive(Debug, Clone)]
+#[repr(align(128))]
 pub(crate) struct Settings<C> {
     pub(crate) routes: TokenRoutes,
     pub(crate) classifier: C,
