@@ -22,6 +22,9 @@ impl Events {
             .with_writer(events.clone())
             .finish();
         let guard = tracing::subscriber::set_default(subscriber);
+        // Callsites first hit on other test threads (with no subscriber)
+        // may have cached "never": recompute with this subscriber counted.
+        tracing::callsite::rebuild_interest_cache();
         (events, guard)
     }
 
