@@ -13,7 +13,7 @@ use http_body_util::Empty;
 use support::{Behaviour, TestSource, advance, settle};
 use tokio_test::assert_pending;
 use tower::buffer::Buffer;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_token_refresh::{Error, ErrorKind, TokenCache, TokenRefresh, TokenRefreshLayer};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -85,6 +85,23 @@ async fn an_existing_authorization_header_is_replaced() {
         .body(Body::new())
         .unwrap();
     let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.into_body().into_inner().unwrap(), "Bearer token-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_existing_authorization_header_can_be_kept() {
+    let source = TestSource::issuing(HOUR);
+    let client = TokenRefreshLayer::new(TokenCache::new(source.clone()))
+        .keep_existing_authorization()
+        .layer(echo_authorization());
+    let own = Request::builder()
+        .header(AUTHORIZATION, "Basic b3du")
+        .body(Body::new())
+        .unwrap();
+    let response = client.clone().oneshot(own).await.unwrap();
+    assert_eq!(response.into_body().into_inner().unwrap(), "Basic b3du");
+    assert_eq!(source.calls(), 0, "no token was needed");
+    let response = client.oneshot(Request::new(Body::new())).await.unwrap();
     assert_eq!(response.into_body().into_inner().unwrap(), "Bearer token-1");
 }
 

@@ -230,3 +230,25 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::ExpiredToken);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_token_value_is_accepted_or_refused_without_showing_it(value in ".*") {
+            match Entry::new(Token::bearer(format!("v{value}")), 1, None) {
+                Ok(entry) => prop_assert!(entry.header().is_sensitive()),
+                Err(error) => {
+                    prop_assert_eq!(error.kind(), crate::ErrorKind::InvalidToken);
+                    let shown = format!("{} {:?}", error, error);
+                    let secret = format!("v{}", value);
+                    prop_assert!(!shown.contains(&secret));
+                }
+            }
+        }
+    }
+}

@@ -102,6 +102,7 @@ impl TokenRefreshLayer {
                 routes,
                 classifier: StandardRejection::new(),
                 replay_limit: None,
+                keep_existing: false,
             },
         }
     }
@@ -153,6 +154,15 @@ impl<C> TokenRefreshLayer<C> {
         self
     }
 
+    /// Leaves requests that already carry an `Authorization` header alone:
+    /// they keep their header, get no token, and their rejections are not
+    /// handled. By default the layer replaces any `Authorization` header a
+    /// request has, so that every request it sends carries the cache's token.
+    pub fn keep_existing_authorization(mut self) -> Self {
+        self.settings.keep_existing = true;
+        self
+    }
+
     /// Decides which responses are rejections of the token (default:
     /// [`StandardRejection`]).
     pub fn rejection<D: ClassifyRejection>(self, classifier: D) -> TokenRefreshLayer<D> {
@@ -161,6 +171,7 @@ impl<C> TokenRefreshLayer<C> {
                 routes: self.settings.routes,
                 classifier,
                 replay_limit: self.settings.replay_limit,
+                keep_existing: self.settings.keep_existing,
             },
         }
     }

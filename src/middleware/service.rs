@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -15,7 +16,9 @@ use super::{ResponseBody, ResponseFuture, TokenRefreshLayer};
 use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, TokenCache};
 
 /// Sends each request with `Authorization: Bearer <token>` from a shared
-/// [`TokenCache`], replacing any `Authorization` header it had, and replaces
+/// [`TokenCache`], replacing any `Authorization` header it had (unless
+/// [`keep_existing_authorization`](TokenRefreshLayer::keep_existing_authorization)),
+/// and replaces
 /// a token the server rejects (see [`TokenRefreshLayer`] for how rejections
 /// are detected and retried).
 ///
@@ -151,8 +154,11 @@ where
             .is_some();
         #[cfg(not(feature = "oauth2"))]
         let token_request = false;
-        let route = if token_request {
-            // A token request must not carry a bearer token, nor be retried.
+        let keep = settings.keep_existing && request.headers().contains_key(AUTHORIZATION);
+        let route = if token_request || keep {
+            // A token request must not carry a bearer token, nor be retried;
+            // with `keep_existing_authorization`, neither does a request that
+            // has its own credentials.
             None
         } else {
             settings.routes.select(request.uri())

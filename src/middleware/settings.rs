@@ -23,6 +23,8 @@ pub(crate) struct Settings<C> {
     pub(crate) classifier: C,
     /// The replay limit, or `None` when retrying is off.
     pub(crate) replay_limit: Option<usize>,
+    /// Requests that already have an `Authorization` header keep it.
+    pub(crate) keep_existing: bool,
 }
 
 /// What a response body needs to react to rejections in trailers, without

@@ -301,3 +301,84 @@ mod tests {
         assert!(shown.contains("redacted"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn answer(status: u16, body: Vec<u8>, retry_after: Option<String>) -> Answer {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = retry_after.and_then(|value| HeaderValue::from_str(&value).ok()) {
+            headers.insert("retry-after", value);
+        }
+        Answer {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            headers,
+            body: Bytes::from(body),
+        }
+    }
+
+    /// JSON objects with token-response fields of any type, holding a
+    /// marker a message must never quote.
+    fn token_like() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            Just("\"SECRET-VALUE\"".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| format!("{n:?}")),
+            Just("null".to_owned()),
+            Just("[\"SECRET-VALUE\"]".to_owned()),
+            Just("{\"a\":\"SECRET-VALUE\"}".to_owned()),
+            Just("true".to_owned()),
+        ];
+        let field = prop_oneof![
+            Just("access_token"),
+            Just("token_type"),
+            Just("expires_in"),
+            Just("refresh_token"),
+            Just("error"),
+            Just("error_description"),
+            Just("scope"),
+        ];
+        proptest::collection::vec((field, value), 0..6).prop_map(|fields| {
+            let body: Vec<String> = fields
+                .into_iter()
+                .map(|(name, value)| format!("\"{name}\":{value}"))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_and_status_give_a_response_or_an_error(
+            status in 100u16..600,
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            retry_after in proptest::option::of(".*"),
+        ) {
+            let _ = read(&answer(status, body, retry_after), &[]);
+        }
+
+        #[test]
+        fn errors_never_quote_the_body(status in prop_oneof![Just(200u16), Just(400), Just(503)], body in token_like()) {
+            match read(&answer(status, body.into_bytes(), None), &["SECRET-VALUE"]) {
+                Ok(response) => {
+                    let shown = format!("{:?}", response);
+                    prop_assert!(!shown.contains("SECRET-VALUE"), "{}", shown);
+                }
+                Err(error) => {
+                    let shown = format!("{error} {error:?}");
+                    prop_assert!(!shown.contains("SECRET-VALUE"), "{}", shown);
+                }
+            }
+        }
+
+        #[test]
+        fn retry_after_never_panics(value in ".*") {
+            let _ = answer(429, Vec::new(), Some(value)).retry_after();
+        }
+    }
+}

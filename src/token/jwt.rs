@@ -157,3 +157,35 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::InvalidJwt);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_input_gives_a_lifetime_or_an_error(input in ".*") {
+            let _ = lifetime(&input, SystemTime::now());
+        }
+
+        #[test]
+        fn any_claims_give_a_lifetime_or_an_error_that_quotes_nothing(
+            claims in prop_oneof![
+                "\\{.*\\}",
+                (any::<f64>(), any::<f64>()).prop_map(|(iat, exp)| format!(r#"{{"iat":{iat},"exp":{exp}}}"#)),
+                (any::<i64>(), any::<i64>()).prop_map(|(iat, exp)| format!(r#"{{"iat":{iat},"exp":{exp}}}"#)),
+                "[a-z]{1,20}".prop_map(|word| format!(r#"{{"exp":"secret-{word}"}}"#)),
+            ]
+        ) {
+            let jwt = format!("{}.{}.sig", URL_SAFE_NO_PAD.encode("{}"), URL_SAFE_NO_PAD.encode(&claims));
+            if let Err(error) = lifetime(&jwt, SystemTime::now()) {
+                let shown = format!("{error} {error:?}");
+                prop_assert!(!shown.contains("secret-"), "{}", shown);
+            }
+        }
+    }
+}
