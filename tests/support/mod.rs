@@ -7,6 +7,8 @@ pub mod channel_body;
 pub mod events;
 pub mod revoking_api;
 pub mod token_endpoint;
+#[cfg(feature = "rustls")]
+pub mod untrusted_tls;
 
 use std::sync::Arc;
 use std::sync::Mutex;

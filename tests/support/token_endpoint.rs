@@ -41,6 +41,17 @@ pub enum Fault {
     Oversized(usize),
     /// Never answer.
     Hang,
+    /// Send the headers and part of the body, then break the connection.
+    ResetMidBody,
+    /// Send a valid token response one byte every 100 ms.
+    Trickle,
+}
+
+/// Response bodies of the endpoint (faults stream theirs).
+type Body = http_body_util::combinators::BoxBody<Bytes, tower::BoxError>;
+
+fn boxed(response: Response<Full<Bytes>>) -> Response<Body> {
+    response.map(|body| body.map_err(|never| match never {}).boxed())
 }
 
 #[derive(Default)]
@@ -59,6 +70,10 @@ struct State {
     lifetime_secs: u64,
     /// Answers are held this long after the request was processed.
     answer_delay: Option<std::time::Duration>,
+    /// Every token request gets this fault until it is cleared.
+    fault: Option<Fault>,
+    /// The tasks serving open connections.
+    connections: Vec<tokio::task::AbortHandle>,
 }
 
 /// The endpoint; stops when dropped.
@@ -66,7 +81,7 @@ pub struct TokenEndpoint {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     requests: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
+    task: Mutex<JoinHandle<()>>,
 }
 
 impl TokenEndpoint {
@@ -83,8 +98,34 @@ impl TokenEndpoint {
             addr,
             state,
             requests,
-            task,
+            task: Mutex::new(task),
         }
+    }
+
+    /// Stops listening and closes open connections: connections are
+    /// refused until [`Self::listen_again`].
+    pub fn stop_listening(&self) {
+        self.task.lock().unwrap().abort();
+        for connection in self.state.lock().unwrap().connections.drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub async fn listen_again(&self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        let task = tokio::spawn(serve(
+            listener,
+            self.addr,
+            self.state.clone(),
+            self.requests.clone(),
+        ));
+        *self.task.lock().unwrap() = task;
+    }
+
+    /// Every token request gets `fault` (or, with `None`, tokens again).
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.state.lock().unwrap().fault = fault;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -148,7 +189,7 @@ impl TokenEndpoint {
 
 impl Drop for TokenEndpoint {
     fn drop(&mut self) {
-        self.task.abort();
+        self.task.lock().unwrap().abort();
     }
 }
 
@@ -160,7 +201,8 @@ async fn serve(
 ) {
     while let Ok((stream, _)) = listener.accept().await {
         let (state, requests) = (state.clone(), requests.clone());
-        tokio::spawn(async move {
+        let connections = state.clone();
+        let connection = tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let (state, requests) = (state.clone(), requests.clone());
                 async move {
@@ -172,6 +214,11 @@ async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+        connections
+            .lock()
+            .unwrap()
+            .connections
+            .push(connection.abort_handle());
     }
 }
 
@@ -195,25 +242,109 @@ async fn handle(
     state: &Mutex<State>,
     requests: &AtomicUsize,
     request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let base = format!("http://{addr}");
     match (request.method(), request.uri().path()) {
-        (&Method::GET, "/.well-known/openid-configuration") => json_response(
+        (&Method::GET, "/.well-known/openid-configuration") => boxed(json_response(
             StatusCode::OK,
             json!({"issuer": base, "token_endpoint": format!("{base}/token"),
                    "grant_types_supported": ["client_credentials", "refresh_token"]}),
-        ),
+        )),
         (_, "/token") => {
             requests.fetch_add(1, Ordering::SeqCst);
-            let answer = token(&base, state, request).await;
+            let fault = {
+                let mut state = state.lock().unwrap();
+                if state.faults.is_empty() {
+                    state.fault.clone()
+                } else {
+                    Some(state.faults.remove(0))
+                }
+            };
+            if let Some(fault) = fault {
+                return faulty(fault).await;
+            }
+            let answer = boxed(token(&base, state, request).await);
             let delay = state.lock().unwrap().answer_delay;
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
             answer
         }
-        _ => json_response(StatusCode::NOT_FOUND, json!({})),
+        _ => boxed(json_response(StatusCode::NOT_FOUND, json!({}))),
     }
+}
+
+/// The answer a fault gives.
+async fn faulty(fault: Fault) -> Response<Body> {
+    match fault {
+        Fault::Status(status, retry_after, body) => {
+            let mut response = Response::builder().status(status);
+            if let Some(seconds) = retry_after {
+                response = response.header(RETRY_AFTER, seconds.to_string());
+            }
+            boxed(response.body(Full::from(body)).unwrap())
+        }
+        Fault::Body(body) => boxed(Response::new(Full::from(body))),
+        Fault::Oversized(len) => boxed(Response::new(Full::from(vec![b'x'; len]))),
+        Fault::Hang => std::future::pending().await,
+        Fault::ResetMidBody => {
+            let frames = futures_frames(vec![
+                Ok(Bytes::from_static(br#"{"access_token":"cut"#)),
+                Err("connection broken on purpose".into()),
+            ]);
+            Response::builder()
+                .header(CONTENT_TYPE, "application/json")
+                .header("content-length", "100")
+                .body(frames)
+                .unwrap()
+        }
+        Fault::Trickle => {
+            let body = br#"{"access_token":"slow","token_type":"Bearer","expires_in":60}"#;
+            let (sender, receiver) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(async move {
+                for byte in body {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if sender
+                        .send(Ok(Bytes::copy_from_slice(&[*byte])))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+            Response::builder()
+                .header(CONTENT_TYPE, "application/json")
+                .body(channel_frames(receiver))
+                .unwrap()
+        }
+    }
+}
+
+/// A body of these chunks (an error breaks the connection).
+fn futures_frames(chunks: Vec<Result<Bytes, tower::BoxError>>) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel(chunks.len().max(1));
+    for chunk in chunks {
+        let _ = sender.try_send(chunk);
+    }
+    channel_frames(receiver)
+}
+
+fn channel_frames(receiver: tokio::sync::mpsc::Receiver<Result<Bytes, tower::BoxError>>) -> Body {
+    struct Frames(tokio::sync::mpsc::Receiver<Result<Bytes, tower::BoxError>>);
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = tower::BoxError;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, tower::BoxError>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|chunk| chunk.map(http_body::Frame::data)))
+        }
+    }
+    Frames(receiver).boxed()
 }
 
 async fn token(
@@ -221,25 +352,6 @@ async fn token(
     state: &Mutex<State>,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let fault = {
-        let mut state = state.lock().unwrap();
-        (!state.faults.is_empty()).then(|| state.faults.remove(0))
-    };
-    if let Some(fault) = fault {
-        return match fault {
-            Fault::Status(status, retry_after, body) => {
-                let mut response = Response::builder().status(status);
-                if let Some(seconds) = retry_after {
-                    response = response.header(RETRY_AFTER, seconds.to_string());
-                }
-                response.body(Full::from(body)).unwrap()
-            }
-            Fault::Body(body) => Response::new(Full::from(body)),
-            Fault::Oversized(len) => Response::new(Full::from(vec![b'x'; len])),
-            Fault::Hang => std::future::pending().await,
-        };
-    }
-
     let problem = |state: &Mutex<State>, text: String| {
         state.lock().unwrap().problems.push(text.clone());
         oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &text)
