@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body_util::Empty;
-use bytes::Bytes;
 use tokio::time::Instant;
 use tower::{BoxError, Layer, ServiceExt, service_fn};
 use tower_token_refresh::{Token, TokenCache, TokenRefreshLayer};
@@ -85,10 +85,17 @@ async fn random_interleavings_keep_the_invariants() {
         .fetch_timeout(FETCH_TIMEOUT)
         .backoff(Duration::from_millis(1), Duration::from_millis(5))
         .build();
-    let client = TokenRefreshLayer::new(cache.clone()).layer(service_fn(|request: Request<Empty<Bytes>>| async move {
-        assert!(request.headers()[AUTHORIZATION].to_str().unwrap().starts_with("Bearer t"));
-        Ok::<_, Infallible>(Response::new(()))
-    }));
+    let client = TokenRefreshLayer::new(cache.clone()).layer(service_fn(
+        |request: Request<Empty<Bytes>>| async move {
+            assert!(
+                request.headers()[AUTHORIZATION]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer t")
+            );
+            Ok::<_, Infallible>(Response::new(()))
+        },
+    ));
 
     let until = Instant::now() + Duration::from_secs(3);
     let tasks: Vec<_> = (0..16u64)
@@ -118,9 +125,10 @@ async fn random_interleavings_keep_the_invariants() {
                         }
                         // A caller, and sometimes a rejection of its token.
                         _ => {
-                            let outcome = tokio::time::timeout(Duration::from_secs(1), cache.token())
-                                .await
-                                .expect("a caller hung");
+                            let outcome =
+                                tokio::time::timeout(Duration::from_secs(1), cache.token())
+                                    .await
+                                    .expect("a caller hung");
                             match outcome {
                                 Ok(token) => {
                                     assert!(!token.is_expired(), "an expired token was returned");

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use super::Error;
 
@@ -23,10 +24,13 @@ use super::Error;
 /// process-wide default, so it cannot panic when another crate enables a
 /// second backend.
 ///
-/// `Debug` never shows the key.
+/// `Debug` never shows the key. The PEM is kept in memory that is zeroed
+/// when the key is dropped; the parsed key jsonwebtoken needs exists only
+/// while an assertion is signed (jsonwebtoken does not zero it when it is
+/// freed).
 #[derive(Clone)]
 pub struct SigningKey {
-    key: EncodingKey,
+    pem: Zeroizing<Vec<u8>>,
     algorithm: Algorithm,
     kid: Option<String>,
 }
@@ -41,8 +45,20 @@ impl SigningKey {
     /// HMAC algorithm (use `client_secret_*` for shared secrets). The key is
     /// checked by signing a test message.
     pub fn from_pem(pem: &[u8], algorithm: Algorithm) -> Result<Self, Error> {
+        let key = Self {
+            pem: Zeroizing::new(pem.to_vec()),
+            algorithm,
+            kid: None,
+        };
+        key.signature(b"test")?;
+        Ok(key)
+    }
+
+    /// The parsed key, for one signature.
+    fn encoding_key(&self) -> Result<EncodingKey, Error> {
         use Algorithm::*;
-        let key = match algorithm {
+        let pem = &self.pem[..];
+        match self.algorithm {
             RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => EncodingKey::from_rsa_pem(pem),
             ES256 | ES384 => EncodingKey::from_ec_pem(pem),
             EdDSA => EncodingKey::from_ed_pem(pem),
@@ -53,14 +69,7 @@ impl SigningKey {
             }
             _ => return Err(Error::signing("this algorithm is not supported")),
         }
-        .map_err(|_| Error::signing("the PEM is not a private key for this algorithm"))?;
-        let key = Self {
-            key,
-            algorithm,
-            kid: None,
-        };
-        key.signature(b"test")?;
-        Ok(key)
+        .map_err(|_| Error::signing("the PEM is not a private key for this algorithm"))
     }
 
     /// Sets the key id sent in the assertion's header (`kid`), so the
@@ -76,7 +85,8 @@ impl SigningKey {
     }
 
     fn signature(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let signer = (provider().signer_factory)(&self.algorithm, &self.key)
+        let key = self.encoding_key()?;
+        let signer = (provider().signer_factory)(&self.algorithm, &key)
             .map_err(|_| Error::signing("the key does not fit the algorithm"))?;
         signer
             .try_sign(message)
