@@ -102,7 +102,7 @@ async fn random_interleavings_keep_the_invariants() {
         .map(|task| {
             let (cache, client, observed) = (cache.clone(), client.clone(), observed.clone());
             tokio::spawn(async move {
-                let mut random = Random(0xDEAD_BEEF ^ (task + 1) * 0x1000_0001);
+                let mut random = Random(0xDEAD_BEEF ^ ((task + 1) * 0x1000_0001));
                 while Instant::now() < until {
                     observed.calls.fetch_add(1, Ordering::Relaxed);
                     match random.below(10) {
