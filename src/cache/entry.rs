@@ -2,7 +2,7 @@
 //! reading the clock, whether it may be used as is.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub(crate) struct Entry {
     refresh_at: Option<Instant>,
     published_at: Instant,
     due: AtomicBool,
+    /// The cache's version, bumped when `due` is raised.
+    version: Arc<AtomicU64>,
     timer: OnceLock<AbortHandle>,
 }
 
@@ -50,6 +52,7 @@ impl Entry {
         token: Token,
         generation: u64,
         refresh_before: Option<Duration>,
+        version: Arc<AtomicU64>,
     ) -> Result<Arc<Self>, Error> {
         let now = Instant::now();
         let refresh_at = match token.expiry() {
@@ -74,6 +77,7 @@ impl Entry {
             refresh_at,
             published_at: now,
             due: AtomicBool::new(false),
+            version,
             timer: OnceLock::new(),
         });
         if let Some(refresh_at) = refresh_at {
@@ -160,6 +164,7 @@ impl Drop for RaiseOnDrop {
     fn drop(&mut self) {
         if let Some(entry) = self.0.upgrade() {
             entry.due.store(true, Ordering::Relaxed);
+            entry.version.fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -172,7 +177,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn timer_marks_the_entry_due_then_the_clock_decides() {
         let token = Token::bearer("t").expires_in(Duration::from_secs(100));
-        let entry = Entry::new(token, 1, Some(Duration::from_secs(10))).unwrap();
+        let entry = Entry::new(token, 1, Some(Duration::from_secs(10)), Arc::default()).unwrap();
         assert!(entry.is_fresh());
         assert_eq!(entry.header().to_str().unwrap(), "Bearer t");
         assert!(entry.header().is_sensitive());
@@ -190,7 +195,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn token_without_expiry_stays_fresh() {
-        let entry = Entry::new(Token::bearer("t"), 1, None).unwrap();
+        let entry = Entry::new(Token::bearer("t"), 1, None, Arc::default()).unwrap();
         tokio::time::advance(Duration::from_secs(1_000_000)).await;
         assert_eq!(entry.status(Instant::now()), Status::Fresh);
     }
@@ -198,7 +203,7 @@ mod tests {
     #[test]
     fn without_a_runtime_the_clock_decides() {
         let token = Token::bearer("t").expires_in(Duration::from_secs(100));
-        let entry = Entry::new(token, 1, None).unwrap();
+        let entry = Entry::new(token, 1, None, Arc::default()).unwrap();
         assert!(!entry.is_fresh());
         assert_eq!(entry.status(Instant::now()), Status::Fresh);
     }
@@ -211,7 +216,7 @@ mod tests {
             .unwrap();
         let entry = runtime.block_on(async {
             let token = Token::bearer("t").expires_in(Duration::from_secs(100));
-            Entry::new(token, 1, None).unwrap()
+            Entry::new(token, 1, None, Arc::default()).unwrap()
         });
         assert!(entry.is_fresh());
         drop(runtime);
@@ -221,12 +226,12 @@ mod tests {
 
     #[test]
     fn unusable_tokens_are_refused() {
-        let err = Entry::new(Token::bearer("line\nbreak"), 1, None)
+        let err = Entry::new(Token::bearer("line\nbreak"), 1, None, Arc::default())
             .err()
             .unwrap();
         assert_eq!(err.kind(), ErrorKind::InvalidToken);
         let expired = Token::bearer("t").expires_in(Duration::ZERO);
-        let err = Entry::new(expired, 1, None).err().unwrap();
+        let err = Entry::new(expired, 1, None, Arc::default()).err().unwrap();
         assert_eq!(err.kind(), ErrorKind::ExpiredToken);
     }
 }
@@ -240,7 +245,7 @@ mod properties {
     proptest! {
         #[test]
         fn any_token_value_is_accepted_or_refused_without_showing_it(value in ".*") {
-            match Entry::new(Token::bearer(format!("v{value}")), 1, None) {
+            match Entry::new(Token::bearer(format!("v{value}")), 1, None, Arc::default()) {
                 Ok(entry) => prop_assert!(entry.header().is_sensitive()),
                 Err(error) => {
                     prop_assert_eq!(error.kind(), crate::ErrorKind::InvalidToken);

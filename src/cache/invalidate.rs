@@ -44,6 +44,7 @@ impl Shared {
             return false;
         }
         self.current.store(None);
+        self.bump();
         self.unconfirmed.store(false, Ordering::Relaxed);
         super::stats::Counters::add(&self.counters.rejections);
         let now = Instant::now();

@@ -16,6 +16,7 @@ mod entry;
 mod invalidate;
 mod refresh;
 mod refresh_window;
+mod snapshot;
 mod stats;
 
 pub use builder::{
@@ -23,6 +24,9 @@ pub use builder::{
 };
 
 pub use stats::CacheStats;
+
+/// Unique identities of caches, for per-thread snapshots.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
 
 use builder::Config;
 use entry::{Entry, Status};
@@ -88,6 +92,11 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     /// The current token replaced a rejected one and was not accepted yet.
     unconfirmed: AtomicBool,
+    /// Identifies this cache in per-thread snapshots.
+    id: u64,
+    /// Changes whenever what the hot path may use changes (a token is
+    /// published or dropped, or its refresh window opens).
+    version: Arc<AtomicU64>,
     counters: Counters,
 }
 
@@ -129,6 +138,8 @@ impl TokenCache {
                 running: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
                 unconfirmed: AtomicBool::new(false),
+                id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+                version: Arc::new(AtomicU64::new(0)),
                 counters: Counters::default(),
             }),
         }
@@ -205,12 +216,21 @@ impl TokenCache {
         self.shared.accepted(generation);
     }
 
-    /// The hot path: the current token's header if it is fresh.
+    /// The hot path: the current token's header if it is fresh, from this
+    /// thread's snapshot when nothing changed since it was taken.
     #[inline]
     pub(crate) fn fresh_credential(&self) -> Option<Credential> {
+        let version = self.shared.version.load(Ordering::Acquire);
+        if let Some(credential) = snapshot::get(self.shared.id, version) {
+            return Some(credential);
+        }
         let current = self.shared.current.load();
         match current.as_ref() {
-            Some(entry) if entry.is_fresh() => Some(Credential::of(entry)),
+            Some(entry) if entry.is_fresh() => {
+                let credential = Credential::of(entry);
+                snapshot::put(self.shared.id, version, &credential);
+                Some(credential)
+            }
             _ => None,
         }
     }
@@ -246,6 +266,11 @@ impl TokenCache {
 }
 
 impl Shared {
+    /// Tells per-thread snapshots that what they hold may be stale.
+    pub(crate) fn bump(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
     fn next_generation(&self) -> u64 {
         self.generation.fetch_add(1, Ordering::Relaxed) + 1
     }

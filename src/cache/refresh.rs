@@ -245,6 +245,7 @@ impl Shared {
                 self.unconfirmed
                     .store(flight.current_replaced_rejected, Ordering::Relaxed);
                 self.current.store(Some(Arc::clone(entry)));
+                self.bump();
             }
             Err(error) => {
                 flight.failures = flight.failures.saturating_add(1);
@@ -315,6 +316,7 @@ impl RefreshTask {
                 token,
                 self.shared.next_generation(),
                 self.shared.config.refresh_before,
+                Arc::clone(&self.shared.version),
             )
         });
         if outcome.is_err() {
