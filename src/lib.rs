@@ -14,8 +14,7 @@
 //! - [`TokenRefreshLayer`] wraps any `tower::Service<http::Request<B>>` (a
 //!   hyper-util client, a tonic `Channel`, an axum app's outgoing client) and
 //!   adds `Authorization: Bearer <token>` to each request. With a fresh token
-//!   that costs about as much as adding a fixed header: no lock, no clock
-//!   read, no allocation.
+//!   that takes no lock, no clock read and no allocation.
 //! - A token the server rejects (`401`, gRPC `UNAUTHENTICATED`) is dropped,
 //!   once however many requests saw it rejected; with
 //!   [`retry_rejected`](TokenRefreshLayer::retry_rejected) the request is

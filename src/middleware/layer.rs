@@ -31,8 +31,7 @@ use crate::{ClassifyRejection, StandardRejection, TokenCache};
 /// caller unchanged; a `tracing` event says why it was not retried. A
 /// request is never sent more than twice. Retrying is off by default because
 /// it costs every request a copy of its head (method, URI, headers) and of
-/// the inner service: without it, adding the token costs about as much as
-/// adding a fixed header.
+/// the inner service, more than adding the token itself.
 ///
 /// gRPC `UNAUTHENTICATED` that arrives in the trailers of a streaming
 /// response drops the token too, but that call is not retried.
