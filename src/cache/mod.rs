@@ -86,8 +86,8 @@ pub(crate) struct Shared {
     source: Arc<dyn TokenSource>,
     config: Config,
     flight: Mutex<Flight>,
-    /// The refresh in progress, readable without the lock (a copy of
-    /// `Flight::running`, changed only under the lock).
+    /// The refresh in progress: read without the lock by joiners, changed
+    /// only under the `flight` lock.
     running: ArcSwapOption<refresh::Running>,
     generation: AtomicU64,
     /// The current token replaced a rejected one and was not accepted yet.

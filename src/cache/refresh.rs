@@ -56,8 +56,6 @@ pub(crate) struct Running {
 
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
-    /// The refresh in progress, if any.
-    running: Option<Arc<Running>>,
     /// Identifies refreshes, so a lost one cannot clear its successor.
     next_id: u64,
     /// Consecutive failed fetches.
@@ -147,29 +145,30 @@ impl Shared {
         };
         let now = Instant::now();
         let timeout = self.config.fetch_timeout;
-        // A herd joins the refresh in progress without taking the lock.
-        if let Some(running) = &*self.running.load()
-            && now.saturating_duration_since(running.started) <= timeout + STALE_AFTER_TIMEOUT
-        {
-            return Join::Wait(Waiter::new(
-                running.receiver.clone(),
-                timeout,
-                running.runtime,
-            ));
-        }
-        let (task, waiter) = {
-            let mut flight = self.flight();
-            if let Some(running) = &flight.running {
-                if now.saturating_duration_since(running.started) <= timeout + STALE_AFTER_TIMEOUT {
-                    return Join::Wait(Waiter::new(
+        let join = |running: &Running| {
+            (now.saturating_duration_since(running.started) <= timeout + STALE_AFTER_TIMEOUT).then(
+                || {
+                    Join::Wait(Waiter::new(
                         running.receiver.clone(),
                         timeout,
                         running.runtime,
-                    ));
+                    ))
+                },
+            )
+        };
+        // A herd joins the refresh in progress without taking the lock.
+        if let Some(joined) = self.running.load().as_deref().and_then(join) {
+            return joined;
+        }
+        let (task, waiter) = {
+            let mut flight = self.flight();
+            // `running` only changes under the lock: look again.
+            if let Some(running) = self.running.load_full() {
+                if let Some(joined) = join(&running) {
+                    return joined;
                 }
                 // Its runtime stopped running it: start another.
                 tracing::warn!("token refresh lost (its runtime stopped); starting another");
-                flight.running = None;
                 self.running.store(None);
             }
             // Re-check under the lock: a refresh may have published a token
@@ -197,8 +196,7 @@ impl Shared {
                 runtime: runtime.id(),
                 receiver: receiver.clone(),
             });
-            self.running.store(Some(Arc::clone(&running)));
-            flight.running = Some(running);
+            self.running.store(Some(running));
             if reason == Reason::Ahead {
                 Counters::add(&self.counters.refreshes_ahead);
             }
@@ -224,14 +222,14 @@ impl Shared {
     /// own waiters.
     fn record(&self, id: u64, outcome: &Outcome) {
         let mut flight = self.flight();
-        if flight
+        if self
             .running
+            .load()
             .as_ref()
             .is_none_or(|running| running.id != id)
         {
             return;
         }
-        flight.running = None;
         self.running.store(None);
         match outcome {
             Ok(entry) => {
