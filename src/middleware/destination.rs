@@ -67,33 +67,36 @@ impl Origin {
 
     /// The origin of an absolute `http`/`https` URI.
     fn of(uri: &Uri) -> Option<Self> {
-        let scheme = uri.scheme_str()?.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            _ => return None,
-        };
-        let authority = uri.authority()?;
+        let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+        let default = default_port(scheme)?;
         Some(Self {
             host: authority.host().to_ascii_lowercase(),
-            port: authority.port_u16().unwrap_or(default_port),
-            scheme,
+            port: authority.port_u16().unwrap_or(default),
+            scheme: scheme.to_ascii_lowercase(),
         })
     }
 
-    /// Whether the absolute `uri` is on this origin.
+    /// Whether the absolute `uri` is on this origin (without allocating: it
+    /// runs for every request of a routed layer).
     fn matches(&self, uri: &Uri) -> bool {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return false;
         };
-        let default_port = if scheme.eq_ignore_ascii_case("https") {
-            443
-        } else {
-            80
-        };
         scheme.eq_ignore_ascii_case(&self.scheme)
             && authority.host().eq_ignore_ascii_case(&self.host)
-            && authority.port_u16().unwrap_or(default_port) == self.port
+            && authority.port_u16().or_else(|| default_port(scheme)) == Some(self.port)
+    }
+}
+
+/// The port of `http` and `https` URIs that name none; `None` for other
+/// schemes.
+fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else {
+        None
     }
 }
 
@@ -260,6 +263,7 @@ mod tests {
             "http://[::1]:8080"
         );
         assert!(Origin::parse("ftp://example.com").is_err());
+        assert!(Origin::parse("ftp://example.com:21").is_err());
         assert!(Origin::parse("https://user:pw@example.com").is_err());
         assert!(Origin::parse("example.com").is_err());
     }

@@ -204,15 +204,9 @@ impl Error {
 
     pub(crate) fn timed_out(after: Duration) -> Self {
         Self(Box::new(Inner {
-            retry_after: None,
+            timeout: Some(after),
             ..Self::base(ErrorKind::Timeout)
         }))
-        .with_timeout(after)
-    }
-
-    fn with_timeout(mut self, after: Duration) -> Self {
-        self.0.timeout = Some(after);
-        self
     }
 
     pub(crate) fn discovery(detail: &'static str) -> Self {
