@@ -107,12 +107,12 @@ where
     });
 }
 
-fn hot_path(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _context = runtime.enter();
+/// The hand-written stack's token and expiry.
+type HandWrittenState = Arc<Mutex<(String, Instant)>>;
+
+/// What every stack shares: a cache holding a fresh token, the same token
+/// as a fixed sensitive header (the floor), and the hand-written stack's state.
+fn contenders(runtime: &tokio::runtime::Runtime) -> (TokenCache, HeaderValue, HandWrittenState) {
     let cache = TokenCache::new(|| async {
         Ok::<_, BoxError>(
             Token::bearer("a-realistic-looking-access-token-value-0123456789")
@@ -120,9 +120,22 @@ fn hot_path(c: &mut Criterion) {
         )
     });
     let token = runtime.block_on(cache.token()).unwrap();
-
     let mut fixed = HeaderValue::try_from(format!("Bearer {}", token.secret())).unwrap();
     fixed.set_sensitive(true);
+    let hand_written = Arc::new(Mutex::new((
+        token.secret().to_owned(),
+        Instant::now() + Duration::from_secs(24 * 3600),
+    )));
+    (cache, fixed, hand_written)
+}
+
+fn hot_path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
+    let (cache, fixed, hand_written) = contenders(&runtime);
 
     bench_one(c, "hot_path/bare", inner());
     bench_one(
@@ -135,10 +148,7 @@ fn hot_path(c: &mut Criterion) {
         "hot_path/hand_written",
         HandWritten {
             inner: inner(),
-            token: Arc::new(Mutex::new((
-                token.secret().to_owned(),
-                Instant::now() + Duration::from_secs(24 * 3600),
-            ))),
+            token: hand_written,
         },
     );
     bench_one(
@@ -209,15 +219,7 @@ fn scaling(c: &mut Criterion) {
         .build()
         .unwrap();
     let _context = runtime.enter();
-    let cache = TokenCache::new(|| async {
-        Ok::<_, BoxError>(
-            Token::bearer("a-realistic-looking-access-token-value-0123456789")
-                .expires_in(Duration::from_secs(24 * 3600)),
-        )
-    });
-    let token = runtime.block_on(cache.token()).unwrap();
-    let mut fixed = HeaderValue::try_from(format!("Bearer {}", token.secret())).unwrap();
-    fixed.set_sensitive(true);
+    let (cache, fixed, hand_written) = contenders(&runtime);
 
     bench_scaling(
         c,
@@ -229,10 +231,7 @@ fn scaling(c: &mut Criterion) {
         "hand_written",
         HandWritten {
             inner: inner(),
-            token: Arc::new(Mutex::new((
-                token.secret().to_owned(),
-                Instant::now() + Duration::from_secs(24 * 3600),
-            ))),
+            token: hand_written,
         },
     );
     bench_scaling(c, "ours", TokenRefreshLayer::new(cache).layer(inner()));
