@@ -118,11 +118,15 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// The gRPC status code in headers or trailers, if any.
+#[inline]
+pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get("grpc-status").map(|value| value.as_bytes())
+}
+
 /// Whether headers or trailers carry `grpc-status: 16`.
 fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
-    headers
-        .get("grpc-status")
-        .is_some_and(|value| value.as_bytes() == GRPC_UNAUTHENTICATED)
+    grpc_status(headers) == Some(GRPC_UNAUTHENTICATED)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::ResponseBody;
 use super::retry::Retry;
 use super::settings::{Settings, Ticket};
 use crate::cache::Credential;
-use crate::rejection::is_grpc;
+use crate::rejection::{grpc_status, is_grpc};
 use crate::{BoxError, ClassifyRejection, Error, ReplayableBody};
 
 /// Waiting for a token: boxed, as it only happens off the hot path.
@@ -387,8 +387,8 @@ fn accept<R, C: ClassifyRejection>(
         }
         return response.map(ResponseBody::new);
     }
-    if let Some(status) = response.headers().get(GRPC_STATUS) {
-        if status == "0" {
+    if let Some(status) = grpc_status(response.headers()) {
+        if status == b"0" {
             cache.accepted(ticket.generation);
         }
         return response.map(ResponseBody::new);
@@ -396,8 +396,6 @@ fn accept<R, C: ClassifyRejection>(
     let settings = Arc::clone(settings);
     response.map(|body| ResponseBody::watching(body, settings, ticket))
 }
-
-const GRPC_STATUS: &str = "grpc-status";
 
 /// The error a request fails with when no token can be had: our [`Error`],
 /// or for a gRPC request (with the `tonic` feature) a `tonic::Status` that

@@ -4,6 +4,7 @@ use http::HeaderMap;
 
 use super::TokenRoutes;
 use crate::ClassifyRejection;
+use crate::rejection::grpc_status;
 
 /// Which route, and which of its tokens, a request was sent with.
 #[derive(Debug, Clone, Copy)]
@@ -46,10 +47,7 @@ impl<C: ClassifyRejection> WatchTrailers for Settings<C> {
                 dropped,
                 "token rejected in gRPC trailers"
             );
-        } else if trailers
-            .get("grpc-status")
-            .is_some_and(|status| status == "0")
-        {
+        } else if grpc_status(trailers) == Some(b"0") {
             cache.accepted(ticket.generation);
         }
     }
