@@ -26,7 +26,7 @@ use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{Request, Response, StatusCode, Uri, header};
 use axum::routing::{any, get};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -169,12 +169,5 @@ async fn call(
 ) -> Result<String, BoxError> {
     let uri: Uri = format!("http://{gateway}/api").parse()?;
     let response = client.get(uri).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    let body = String::from_utf8_lossy(&body).into_owned();
-    if status == StatusCode::OK {
-        Ok(body)
-    } else {
-        Err(format!("{status}: {body}").into())
-    }
+    Ok(support::read(response).await?)
 }

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::Request;
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::{CLIENT_ID, CLIENT_SECRET, Clock, Embedded};
@@ -66,7 +66,7 @@ async fn main() -> Result<(), BoxError> {
                     let started = Instant::now();
                     let request = Request::get(url.as_str()).body(Empty::new()).unwrap();
                     let outcome = match api.clone().oneshot(request).await {
-                        Ok(response) => read(response).await,
+                        Ok(response) => support::read(response).await,
                         Err(error) => Err(format!("request failed: {error}")),
                     };
                     let took = started.elapsed();
@@ -116,25 +116,4 @@ async fn main() -> Result<(), BoxError> {
         std::process::exit(1);
     }
     Ok(())
-}
-
-/// The token an API response says it saw, or why the request failed.
-async fn read<B>(response: Response<B>) -> Result<String, String>
-where
-    B: hyper::body::Body,
-    B::Error: std::fmt::Display,
-{
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|error| error.to_string())?
-        .to_bytes();
-    let body = String::from_utf8_lossy(&body).into_owned();
-    if status == StatusCode::OK {
-        Ok(body)
-    } else {
-        Err(format!("{status}: {body}"))
-    }
 }

@@ -21,8 +21,8 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::Request;
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::{CLIENT_ID, CLIENT_SECRET, Clock, Embedded};
@@ -67,16 +67,7 @@ async fn main() -> Result<(), BoxError> {
         let started = Instant::now();
         let request = Request::get(server.api_url()).body(Empty::new())?;
         let outcome = match api.clone().oneshot(request).await {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.into_body().collect().await?.to_bytes();
-                let body = String::from_utf8_lossy(&body).into_owned();
-                if status == StatusCode::OK {
-                    Ok(body)
-                } else {
-                    Err(format!("{status}: {body}"))
-                }
-            }
+            Ok(response) => support::read(response).await,
             Err(error) => Err(error.to_string()),
         };
         let took = started.elapsed();

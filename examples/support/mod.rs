@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -179,6 +179,28 @@ impl State {
             Some(_) => respond(StatusCode::UNAUTHORIZED, "token expired"),
             None => respond(StatusCode::UNAUTHORIZED, "unknown token"),
         }
+    }
+}
+
+/// The body of a `200 OK` response (the token the API saw), or what went
+/// wrong.
+pub async fn read<B>(response: http::Response<B>) -> Result<String, String>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Display,
+{
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|error| error.to_string())?
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    if status == StatusCode::OK {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
     }
 }
 
