@@ -30,6 +30,12 @@ fn next_u64() -> u64 {
     })
 }
 
+/// A random number, for names that must not collide (temporary files);
+/// not for secrets.
+pub(crate) fn random_u64() -> u64 {
+    next_u64()
+}
+
 /// A uniformly random duration in `[0, max]`.
 pub(crate) fn up_to(max: Duration) -> Duration {
     let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);

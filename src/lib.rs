@@ -152,7 +152,9 @@ mod middleware;
 pub mod oauth2;
 mod rejection;
 mod replay;
+mod secret;
 mod source;
+pub mod store;
 mod token;
 
 pub use cache::{
@@ -166,7 +168,9 @@ pub use middleware::{
 };
 pub use rejection::{ClassifyRejection, StandardRejection};
 pub use replay::{DEFAULT_REPLAY_LIMIT, Replay, ReplayBody, ReplayableBody};
+pub use secret::Secret;
 pub use source::{TokenFuture, TokenSource};
+pub use store::TokenStore;
 pub use token::Token;
 
 // Compiles the README's examples as doctests.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::TokenCache;
 use super::backoff::Backoff;
 use crate::TokenSource;
+use crate::store::TokenStore;
 
 /// Default [fetch timeout](TokenCacheBuilder::fetch_timeout).
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,6 +23,40 @@ pub(crate) struct Config {
     pub(crate) refresh_before: Option<Duration>,
     pub(crate) fetch_timeout: Duration,
     pub(crate) backoff: Backoff,
+    pub(crate) store: Option<StoreHandle>,
+    /// How long the store's refresh lock is held at most; `None`: derived
+    /// from the fetch timeout.
+    pub(crate) lease: Option<Duration>,
+}
+
+/// A store the cache consults before calling its source.
+#[derive(Clone)]
+pub(crate) struct StoreHandle(pub(crate) Arc<dyn TokenStore>);
+
+impl fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+impl Config {
+    /// How long the refresh lock of a store is held at most: long enough
+    /// for one fetch and the store calls around it.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
+            .unwrap_or(self.fetch_timeout.saturating_mul(2))
+    }
+
+    /// The longest a refresh may take before it is considered lost: one
+    /// fetch, or with a store, waiting for another holder's lease and fetch,
+    /// then a fetch and the store calls around it (each bounded by the fetch
+    /// timeout).
+    pub(crate) fn refresh_limit(&self) -> Duration {
+        match self.store {
+            None => self.fetch_timeout,
+            Some(_) => self.lease() + self.fetch_timeout.saturating_mul(5),
+        }
+    }
 }
 
 /// Builds a [`TokenCache`] with custom settings; made by
@@ -58,6 +93,8 @@ impl TokenCacheBuilder {
                     initial: DEFAULT_BACKOFF_INITIAL,
                     max: DEFAULT_BACKOFF_MAX,
                 },
+                store: None,
+                lease: None,
             },
         }
     }
@@ -121,6 +158,34 @@ impl TokenCacheBuilder {
     /// [`name`](crate::TokenSource::name).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config.name = Some(name.into());
+        self
+    }
+
+    /// Keeps tokens in `store` as well as in memory: before calling its
+    /// source the cache takes a token another process (or a previous run)
+    /// saved there, and processes sharing the store take turns to refresh
+    /// it, so a fleet fetches once per token lifetime. See
+    /// [`store`](crate::store).
+    ///
+    /// Only refreshes consult the store; requests never wait on it. When
+    /// the store fails, the cache logs a warning and fetches on its own.
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.config.store = Some(StoreHandle(Arc::new(store)));
+        self
+    }
+
+    /// How long a process may hold the [store](Self::store)'s refresh lock:
+    /// if it dies while refreshing, the others wait this long before one of
+    /// them takes over. Keep it above the [fetch timeout](Self::fetch_timeout).
+    ///
+    /// Defaults to twice the fetch timeout (20 seconds).
+    ///
+    /// # Panics
+    ///
+    /// If `lease` is zero.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        assert!(!lease.is_zero(), "lease must be more than zero");
+        self.config.lease = Some(lease);
         self
     }
 

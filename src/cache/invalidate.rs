@@ -64,6 +64,7 @@ impl Shared {
             tracing::debug!(generation = entry.generation(), "token invalidated");
         }
         flight.next_replaces_rejected = true;
+        flight.rejected = Some(entry.token().clone());
         true
     }
 

@@ -18,6 +18,7 @@ mod refresh;
 mod refresh_window;
 mod snapshot;
 mod stats;
+mod store_refresh;
 
 pub use builder::{
     DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCacheBuilder,

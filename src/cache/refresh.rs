@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::entry::{Entry, Status};
 use super::stats::Counters;
+use super::store_refresh::Origin;
 use crate::{Error, Token};
 
 /// The outcome of one refresh, shared by all its waiters.
@@ -29,7 +30,7 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Reason::Missing => "no token",
             Reason::Expired => "token expired",
@@ -68,6 +69,8 @@ pub(crate) struct Flight {
     pub(super) current_replaced_rejected: bool,
     /// The next token will replace a rejected one.
     pub(super) next_replaces_rejected: bool,
+    /// The last token dropped as rejected: a store may still hold it.
+    pub(super) rejected: Option<Token>,
 }
 
 /// What a caller that needs a token should do next.
@@ -144,7 +147,7 @@ impl Shared {
             return Join::Failed(Error::no_runtime());
         };
         let now = Instant::now();
-        let timeout = self.config.fetch_timeout;
+        let timeout = self.config.refresh_limit();
         let join = |running: &Running| {
             (now.saturating_duration_since(running.started) <= timeout + STALE_AFTER_TIMEOUT).then(
                 || {
@@ -203,10 +206,18 @@ impl Shared {
             if flight.next_replaces_rejected {
                 Counters::add(&self.counters.refreshes_after_rejection);
             }
+            // The token this refresh replaces, so that a store's copy of it
+            // is not taken for a new one.
+            let replacing = self
+                .current
+                .load_full()
+                .map(|entry| entry.token().clone())
+                .or_else(|| flight.rejected.clone());
             let task = RefreshTask {
                 shared: Arc::clone(self),
                 id,
                 sender: Some(sender),
+                replacing,
             };
             (task, Waiter::new(receiver, timeout, runtime.id()))
         };
@@ -234,6 +245,7 @@ impl Shared {
         match outcome {
             Ok(entry) => {
                 flight.failures = 0;
+                flight.rejected = None;
                 flight.backoff = None;
                 flight.current_replaced_rejected =
                     std::mem::take(&mut flight.next_replaces_rejected);
@@ -265,6 +277,7 @@ struct RefreshTask {
     shared: Arc<Shared>,
     id: u64,
     sender: Option<watch::Sender<Option<Outcome>>>,
+    replacing: Option<Token>,
 }
 
 impl RefreshTask {
@@ -277,20 +290,27 @@ impl RefreshTask {
             .unwrap_or_else(|| shared.source.name());
         let span = tracing::info_span!("token_refresh", source = name, reason = reason.as_str());
         async move {
-            let timeout = self.shared.config.fetch_timeout;
             tracing::debug!("token refresh started");
-            Counters::add(&self.shared.counters.fetches);
             let started = Instant::now();
-            let fetch = self.shared.source.fetch();
-            let fetched = match tokio::time::timeout(timeout, fetch).await {
-                Ok(Ok(token)) => Ok(token),
-                Ok(Err(source_error)) => Err(Error::source_failed(source_error)),
-                Err(_elapsed) => Err(Error::timeout(timeout)),
+            let fetched = match &self.shared.config.store {
+                None => self.shared.fetch_from_source().await.map(|token| (token, Origin::Source)),
+                Some(store) => {
+                    let replacing = self.replacing.take();
+                    self.shared
+                        .refresh_through_store(&*store.0, replacing.as_ref(), reason)
+                        .await
+                }
             };
+            let origin = fetched.as_ref().map_or(Origin::Source, |(_, origin)| *origin);
+            if origin == Origin::Store {
+                Counters::add(&self.shared.counters.store_hits);
+            }
+            let fetched = fetched.map(|(token, _)| token);
             let took = started.elapsed();
             match self.complete(fetched) {
                 Some(Ok(entry)) => tracing::info!(
                     ?took,
+                    from = origin.as_str(),
                     lifetime = ?entry.token().time_left(),
                     "token refresh succeeded"
                 ),

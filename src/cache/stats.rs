@@ -40,6 +40,12 @@ pub struct CacheStats {
     pub retries: u64,
     /// Callers that had to wait for a refresh (no usable token).
     pub waited: u64,
+    /// Refreshes that took a token another process (or an earlier run)
+    /// saved in the [store](crate::TokenCacheBuilder::store) instead of
+    /// calling the source.
+    pub store_hits: u64,
+    /// Calls to the store that failed (the cache then fetched on its own).
+    pub store_failures: u64,
     /// How long the current token has left (`None`: no token, or one that
     /// never expires).
     pub time_left: Option<Duration>,
@@ -55,6 +61,8 @@ pub(crate) struct Counters {
     pub(crate) rejections: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) waited: AtomicU64,
+    pub(crate) store_hits: AtomicU64,
+    pub(crate) store_failures: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +80,8 @@ impl Counters {
             rejections: read(&self.rejections),
             retries: read(&self.retries),
             waited: read(&self.waited),
+            store_hits: read(&self.store_hits),
+            store_failures: read(&self.store_failures),
             time_left,
         }
     }

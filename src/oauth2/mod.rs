@@ -68,7 +68,6 @@ mod http_client;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 mod jwt_bearer;
 mod refresh_token;
-mod secret;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 mod signing;
 mod token_client;
@@ -89,7 +88,7 @@ pub use jsonwebtoken::Algorithm;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))))]
 pub use jwt_bearer::{DEFAULT_ASSERTION_LIFETIME, JwtBearerConfig, JwtBearerGrant};
 pub use refresh_token::{RefreshTokenConfig, RefreshTokenGrant};
-pub use secret::Secret;
+pub use crate::Secret;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))))]
 pub use signing::SigningKey;

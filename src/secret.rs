@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 /// `Secret([redacted])`, and the memory is zeroed when it is dropped.
 ///
 /// ```
-/// use tower_token_refresh::oauth2::Secret;
+/// use tower_token_refresh::Secret;
 ///
 /// let secret = Secret::new("s3cr3t");
 /// assert_eq!(format!("{secret:?}"), "Secret([redacted])");

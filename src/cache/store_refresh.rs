@@ -1,0 +1,223 @@
+//! A refresh through a [`TokenStore`]: take a token another process saved,
+//! or take turns with the other processes to fetch one.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Shared;
+use super::refresh::Reason;
+use super::stats::Counters;
+use crate::store::{Lease, StoreError, StoreErrorKind, TokenStore};
+use crate::{Error, Token};
+
+/// The first pause between two looks at a store whose lock another process
+/// holds; it doubles up to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(5);
+const POLL_MAX: Duration = Duration::from_millis(50);
+
+/// Where a refresh's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    Source,
+    Store,
+}
+
+impl Origin {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Origin::Source => "token source",
+            Origin::Store => "token store",
+        }
+    }
+}
+
+impl Shared {
+    /// Calls the source, bounded by the fetch timeout.
+    pub(super) async fn fetch_from_source(&self) -> Result<Token, Error> {
+        Counters::add(&self.counters.fetches);
+        let timeout = self.config.fetch_timeout;
+        match tokio::time::timeout(timeout, self.source.fetch()).await {
+            Ok(Ok(token)) => Ok(token),
+            Ok(Err(source_error)) => Err(Error::source_failed(source_error)),
+            Err(_elapsed) => Err(Error::timeout(timeout)),
+        }
+    }
+
+    /// A new token through `store`: a usable stored one, or one fetched
+    /// while holding the store's lock (and saved), or, when the store fails
+    /// or another holder takes too long, one fetched alone.
+    ///
+    /// `replacing` is the token being replaced (current, expired or
+    /// rejected): a stored copy of it is not a new token.
+    pub(super) async fn refresh_through_store(
+        &self,
+        store: &dyn TokenStore,
+        replacing: Option<&Token>,
+        reason: Reason,
+    ) -> Result<(Token, Origin), Error> {
+        match self.take_turns(store, replacing, reason).await {
+            Ok(Turn::Stored(token)) => Ok((token, Origin::Store)),
+            Ok(Turn::Fetched(fetched)) => fetched.map(|token| (token, Origin::Source)),
+            Ok(Turn::GaveUp) => {
+                tracing::warn!(
+                    store = store.name(),
+                    "another process held the token store's lock past its lease; fetching alone"
+                );
+                self.fetch_from_source().await.map(|token| (token, Origin::Source))
+            }
+            Err(error) => {
+                Counters::add(&self.counters.store_failures);
+                tracing::warn!(
+                    store = store.name(),
+                    error = &error as &dyn std::error::Error,
+                    "token store failed; fetching without it"
+                );
+                self.fetch_from_source().await.map(|token| (token, Origin::Source))
+            }
+        }
+    }
+
+    async fn take_turns(
+        &self,
+        store: &dyn TokenStore,
+        replacing: Option<&Token>,
+        reason: Reason,
+    ) -> Result<Turn, StoreError> {
+        let lease = self.config.lease();
+        // Long enough for a holder that just took the lock to let its lease
+        // run out, and for whoever takes over to fetch.
+        let give_up_at = Instant::now() + lease + self.config.fetch_timeout;
+        let mut pause = POLL_FIRST;
+        loop {
+            if let Some(token) = self.call(store.load()).await?
+                && usable(&token, replacing)
+            {
+                tracing::debug!(reason = reason.as_str(), "token taken from the store");
+                return Ok(Turn::Stored(token));
+            }
+            if let Some(held) = self.call(store.try_lock(lease)).await? {
+                return self.fetch_holding(store, held, replacing).await;
+            }
+            if Instant::now() >= give_up_at {
+                return Ok(Turn::GaveUp);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(POLL_MAX);
+        }
+    }
+
+    /// Holding the lock: look once more (another holder may have saved a
+    /// token between our look and our lock), else fetch and save.
+    async fn fetch_holding(
+        &self,
+        store: &dyn TokenStore,
+        held: Lease,
+        replacing: Option<&Token>,
+    ) -> Result<Turn, StoreError> {
+        let stored = match self.call(store.load()).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.release(store, held).await;
+                return Err(error);
+            }
+        };
+        if let Some(token) = stored.filter(|token| usable(token, replacing)) {
+            self.release(store, held).await;
+            tracing::debug!("token taken from the store");
+            return Ok(Turn::Stored(token));
+        }
+        let fetched = self.fetch_from_source().await;
+        if let Ok(token) = &fetched {
+            match self.call(store.save(token, &held)).await {
+                Ok(true) => tracing::debug!("token saved to the store"),
+                Ok(false) => tracing::warn!(
+                    store = store.name(),
+                    "the store's lock lease ran out during the fetch; token not saved"
+                ),
+                Err(error) => {
+                    Counters::add(&self.counters.store_failures);
+                    tracing::warn!(
+                        store = store.name(),
+                        error = &error as &dyn std::error::Error,
+                        "could not save the token to the store"
+                    );
+                }
+            }
+        }
+        self.release(store, held).await;
+        Ok(Turn::Fetched(fetched))
+    }
+
+    async fn release(&self, store: &dyn TokenStore, held: Lease) {
+        if let Err(error) = self.call(store.unlock(held)).await {
+            // The lease frees it anyway.
+            tracing::debug!(
+                error = &error as &dyn std::error::Error,
+                "could not release the store's lock"
+            );
+        }
+    }
+
+    /// One store call, bounded by the fetch timeout.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.config.fetch_timeout, call)
+            .await
+            .unwrap_or_else(|_elapsed| {
+                Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "token store did not answer within the fetch timeout",
+                    None,
+                ))
+            })
+    }
+}
+
+enum Turn {
+    /// Another process (or an earlier run) saved a usable token.
+    Stored(Token),
+    /// This process held the lock and called the source.
+    Fetched(Result<Token, Error>),
+    /// The lock stayed taken longer than a lease and a fetch.
+    GaveUp,
+}
+
+/// Whether a stored token may replace `replacing`: not expired, not the same
+/// token, and, when both expire, expiring later (a stale copy left by a
+/// process that could not reach the store is not newer).
+fn usable(stored: &Token, replacing: Option<&Token>) -> bool {
+    if stored.is_expired() {
+        return false;
+    }
+    let Some(replacing) = replacing else {
+        return true;
+    };
+    if stored.secret() == replacing.secret() {
+        return false;
+    }
+    match (stored.expiry(), replacing.expiry()) {
+        (Some(stored), Some(replacing)) => stored > replacing,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stored_token_must_be_newer_than_the_one_it_replaces() {
+        let minute = Duration::from_secs(60);
+        let current = Token::bearer("a").expires_in(minute);
+        assert!(usable(&current, None));
+        assert!(!usable(&Token::bearer("a").expires_in(2 * minute), Some(&current)));
+        assert!(usable(&Token::bearer("b").expires_in(2 * minute), Some(&current)));
+        assert!(!usable(&Token::bearer("b").expires_in(minute / 2), Some(&current)));
+        assert!(!usable(&Token::bearer("b").expires_in(Duration::ZERO), None));
+        assert!(usable(&Token::bearer("b"), Some(&current)));
+    }
+}

@@ -1,0 +1,265 @@
+//! [`FileStore`]: the token in a file, for restarts and for processes on one
+//! machine.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::record::Record;
+use super::{Lease, StoreError, StoreErrorKind, StoreFuture, TokenStore};
+use crate::{Secret, Token};
+
+/// Keeps the token in a file, so that the next run of a program reuses a
+/// still-valid token instead of calling the identity provider, and
+/// processes on one machine share one token.
+///
+/// - The file is created with mode `0600` (owner only) in a directory
+///   created with `0700` if missing, and written atomically: a temporary
+///   file in the same directory, flushed to disk, then renamed over it. A
+///   reader sees the old token or the new one, never half of one.
+/// - The refresh lock is an exclusive lock on a sibling file (`<file>.lock`,
+///   taken with [`File::try_lock`]): the operating system releases it when
+///   its holder exits or dies, so the lease is only an upper bound on how
+///   long others wait for it.
+/// - A corrupted or unreadable file is reported with a `tracing` warning and
+///   treated as empty; the next save replaces it.
+/// - With a [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant) sharing
+///   the store, its rotated refresh token is saved in the same file.
+///
+/// The file holds the token in clear: anyone who can read it can use the
+/// token. Keep it in a directory only the program's user can read.
+///
+/// # Example
+///
+/// ```
+/// use tower_token_refresh::TokenCache;
+/// use tower_token_refresh::store::FileStore;
+/// # use tower_token_refresh::{BoxError, Token};
+/// # let source = || async { Ok::<_, BoxError>(Token::bearer("abc")) };
+///
+/// let cache = TokenCache::builder(source)
+///     .store(FileStore::new("/var/lib/my-job/token.json"))
+///     .build();
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    paths: Arc<Paths>,
+}
+
+#[derive(Debug)]
+struct Paths {
+    file: PathBuf,
+    lock: PathBuf,
+}
+
+impl FileStore {
+    /// A store in the file at `path` (created when the first token is
+    /// saved). The lock file is `path` with `.lock` appended.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let file = path.into();
+        let mut lock = file.clone().into_os_string();
+        lock.push(".lock");
+        Self {
+            paths: Arc::new(Paths {
+                file,
+                lock: lock.into(),
+            }),
+        }
+    }
+
+    /// The file the token is kept in.
+    pub fn path(&self) -> &Path {
+        &self.paths.file
+    }
+
+    /// Runs blocking file work off the runtime's worker threads.
+    fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Paths) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'static, T> {
+        let paths = Arc::clone(&self.paths);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || work(&paths))
+                .await
+                .map_err(|_| {
+                    StoreError::new(StoreErrorKind::Io, "file store task did not finish", None)
+                })?
+        })
+    }
+}
+
+impl Paths {
+    /// The record in the file; an empty one when there is no file yet or it
+    /// cannot be used (reported).
+    fn read(&self) -> Record {
+        let bytes = match fs::read(&self.file) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Record::default(),
+            Err(error) => {
+                tracing::warn!(
+                    path = %self.file.display(),
+                    error = &error as &dyn std::error::Error,
+                    "token file unreadable; ignoring it"
+                );
+                return Record::default();
+            }
+        };
+        warn_if_shared(&self.file);
+        Record::parse(&bytes).unwrap_or_else(|error| {
+            tracing::warn!(
+                path = %self.file.display(),
+                error = &error as &dyn std::error::Error,
+                "token file corrupted; ignoring it"
+            );
+            Record::default()
+        })
+    }
+
+    /// Replaces the file with `record`, atomically.
+    fn write(&self, record: &Record) -> Result<(), StoreError> {
+        let dir = match self.file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        create_private_dir(&dir)
+            .map_err(|error| StoreError::io("could not create the token file's directory", error))?;
+        let name = self
+            .file
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temporary = dir.join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            crate::jitter::random_u64()
+        ));
+        let written = (|| {
+            let mut file = private_options().create_new(true).open(&temporary)?;
+            file.write_all(&record.to_json())?;
+            file.sync_all()?;
+            fs::rename(&temporary, &self.file)?;
+            // Make the rename itself durable (best effort: not every
+            // platform can open a directory).
+            if let Ok(dir) = File::open(&dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        written.map_err(|error: io::Error| {
+            let _ = fs::remove_file(&temporary);
+            StoreError::io("could not write the token file", error)
+        })
+    }
+
+    fn try_lock(&self) -> Result<Option<Lease>, StoreError> {
+        if let Some(dir) = self.lock.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|error| {
+                StoreError::io("could not create the token file's directory", error)
+            })?;
+        }
+        let file = private_options()
+            .create(true)
+            .truncate(false)
+            .open(&self.lock)
+            .map_err(|error| StoreError::io("could not open the token lock file", error))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lease::new(format!("pid {}", std::process::id())).holding(file))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(error)) => {
+                Err(StoreError::io("could not lock the token lock file", error))
+            }
+        }
+    }
+}
+
+impl TokenStore for FileStore {
+    fn load(&self) -> StoreFuture<'_, Option<Token>> {
+        self.blocking(|paths| Ok(paths.read().token()))
+    }
+
+    fn try_lock(&self, _lease: Duration) -> StoreFuture<'_, Option<Lease>> {
+        // The operating system frees the lock when its holder dies: no lease
+        // to set.
+        self.blocking(Paths::try_lock)
+    }
+
+    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
+        // The file lock cannot be lost while the lease holds the file.
+        if lease.guard::<File>().is_none() {
+            return Box::pin(async { Ok(false) });
+        }
+        let token = token.clone();
+        self.blocking(move |paths| {
+            let mut record = paths.read();
+            record.set_token(&token);
+            paths.write(&record)?;
+            Ok(true)
+        })
+    }
+
+    fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {
+        // Closing the file releases the lock.
+        drop(lease);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
+        self.blocking(|paths| Ok(paths.read().refresh_token()))
+    }
+
+    fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
+        let refresh_token = refresh_token.clone();
+        self.blocking(move |paths| {
+            let mut record = paths.read();
+            record.set_refresh_token(&refresh_token);
+            paths.write(&record)
+        })
+    }
+
+    fn name(&self) -> &str {
+        "file"
+    }
+}
+
+/// Options for files only the owner may read and write.
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Warns when others than the owner may read the token file.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = fs::metadata(path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "token file is readable by other users; it should be mode 0600"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}

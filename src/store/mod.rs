@@ -1,0 +1,205 @@
+//! Token stores: keep the token across restarts and share it between
+//! processes, so a fleet calls its identity provider once per token lifetime.
+//!
+//! A [`TokenCache`](crate::TokenCache) given a store with
+//! [`TokenCacheBuilder::store`](crate::TokenCacheBuilder::store) consults it
+//! whenever it needs a new token, and only then: requests never touch the
+//! store, so the hot path stays an atomic load.
+//!
+//! 1. It [loads](TokenStore::load) the stored token and uses it if it is
+//!    still good (not expired, not the token being replaced).
+//! 2. Otherwise it [takes the lock](TokenStore::try_lock) with a lease, looks
+//!    again (another process may have just saved one), calls its
+//!    [`TokenSource`](crate::TokenSource), [saves](TokenStore::save) the new
+//!    token and [releases](TokenStore::unlock) the lock.
+//! 3. A process that finds the lock taken polls the store until the holder
+//!    saves its token, or takes the lock itself once the holder's lease ends
+//!    (a holder that died frees it that way).
+//! 4. When the store fails (unreachable, corrupted), the cache logs a warning
+//!    and fetches on its own: requests keep flowing.
+//!
+//! Stores in this crate: [`FileStore`] (one machine, survives restarts) and,
+//! with the `redis` feature, `RedisStore` (a fleet). Implement
+//! [`TokenStore`] for anything else (a database, etcd, a secrets manager).
+//!
+//! Anyone who can read the store can read the token: protect it like the
+//! credentials it was made from.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_token_refresh::store::FileStore;
+//! use tower_token_refresh::{BoxError, Token, TokenCache};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! # let dir = std::env::temp_dir().join(format!("ttr-doc-{}", std::process::id()));
+//! let path = dir.join("token.json");
+//! let source = || async {
+//!     // Ask your identity provider here.
+//!     Ok::<_, BoxError>(Token::bearer("abc").expires_in(Duration::from_secs(3600)))
+//! };
+//!
+//! // The first run fetches and saves the token…
+//! let first = TokenCache::builder(source).store(FileStore::new(&path)).build();
+//! first.token().await?;
+//! assert_eq!(first.stats().fetches, 1);
+//!
+//! // …the next run (here, another cache) finds it and fetches nothing.
+//! let next = TokenCache::builder(source).store(FileStore::new(&path)).build();
+//! assert_eq!(next.token().await?.secret(), "abc");
+//! assert_eq!(next.stats().fetches, 0);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Secret, Token};
+
+mod error;
+mod file;
+mod record;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use error::{StoreError, StoreErrorKind};
+pub use file::FileStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{DEFAULT_REDIS_TIMEOUT, RedisStore, RedisStoreBuilder};
+
+/// The future returned by [`TokenStore`] methods.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where a [`TokenCache`](crate::TokenCache) keeps its token beyond its own
+/// memory, and how processes sharing it take turns to refresh it.
+///
+/// The cache calls a store only when it needs a new token, from its refresh
+/// task, bounding each call by its
+/// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout). An error from
+/// any method makes the cache log a warning and fetch on its own; it never
+/// reaches a request. The object-safe trait is implemented for `Arc<S>`, so
+/// one store can serve a cache and a
+/// [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant) at once.
+///
+/// Implementations must never put a token or refresh token in an error or a
+/// log line.
+pub trait TokenStore: Send + Sync + 'static {
+    /// The stored token, if there is one. It may have expired or be the token
+    /// the cache is replacing: the cache checks.
+    fn load(&self) -> StoreFuture<'_, Option<Token>>;
+
+    /// Takes the refresh lock for at most `lease` if no one holds it:
+    /// `Some` with proof of holding it, `None` when another holder has it.
+    /// A holder that dies must not keep it longer than its lease.
+    fn try_lock(&self, lease: Duration) -> StoreFuture<'_, Option<Lease>>;
+
+    /// Saves `token`, as long as `lease` still holds the lock (fencing: a
+    /// holder whose lease ran out must not overwrite its successor's token).
+    /// Returns whether it was saved.
+    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool>;
+
+    /// Releases the lock if `lease` still holds it.
+    fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()>;
+
+    /// The stored refresh token of a
+    /// [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant), if any.
+    /// Stores that do not keep refresh tokens return `None` (the default).
+    fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Saves a rotated refresh token. Stores that do not keep refresh tokens
+    /// do nothing (the default).
+    fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
+        let _ = refresh_token;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Names the store in logs. Defaults to the type's name.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+}
+
+impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
+    fn load(&self) -> StoreFuture<'_, Option<Token>> {
+        (**self).load()
+    }
+
+    fn try_lock(&self, lease: Duration) -> StoreFuture<'_, Option<Lease>> {
+        (**self).try_lock(lease)
+    }
+
+    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
+        (**self).save(token, lease)
+    }
+
+    fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {
+        (**self).unlock(lease)
+    }
+
+    fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
+        (**self).load_refresh_token()
+    }
+
+    fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
+        (**self).save_refresh_token(refresh_token)
+    }
+
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+}
+
+/// Proof of holding a store's refresh lock, from [`TokenStore::try_lock`].
+///
+/// It carries a fencing value (random, so that only this holder can release
+/// or write under the lock) and, for stores whose lock is an object (an open
+/// file), that object: dropping the lease drops it.
+pub struct Lease {
+    fence: String,
+    held: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Lease {
+    /// A lease proven by `fence`, the value the lock was taken with.
+    pub fn new(fence: impl Into<String>) -> Self {
+        Self {
+            fence: fence.into(),
+            held: None,
+        }
+    }
+
+    /// Keeps `guard` (e.g. a locked file) for as long as the lease lives.
+    pub fn holding(mut self, guard: impl Any + Send + Sync) -> Self {
+        self.held = Some(Box::new(guard));
+        self
+    }
+
+    /// The fencing value the lock was taken with.
+    pub fn fence(&self) -> &str {
+        &self.fence
+    }
+
+    /// The guard given to [`holding`](Self::holding), if it is a `T`.
+    pub fn guard<T: Any>(&self) -> Option<&T> {
+        self.held.as_ref()?.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("held", &self.held.is_some())
+            .finish_non_exhaustive()
+    }
+}

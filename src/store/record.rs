@@ -1,0 +1,150 @@
+//! The stored form of a token: JSON with a wall-clock expiry, so that another
+//! process (or this one after a restart) can tell how long it has left.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::error::StoreErrorKind;
+use crate::{Secret, Token};
+
+/// Format version written in every record.
+const FORMAT: u32 = 1;
+
+/// What a store keeps: the access token with its expiry, and the refresh
+/// token of a refresh-token grant.
+#[derive(Default, Serialize, Deserialize)]
+pub(super) struct Record {
+    format: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    /// Milliseconds since the Unix epoch; absent for a token that does not
+    /// expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+impl Record {
+    /// Parses a record, or says it is corrupted (never quoting it).
+    pub(super) fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
+        let record: Self = serde_json::from_slice(bytes).map_err(|error| {
+            // serde_json's message names a position, not the content.
+            StoreError::new(
+                StoreErrorKind::Corrupted,
+                "stored token record is not valid JSON",
+                Some(error.into()),
+            )
+        })?;
+        if record.format != FORMAT {
+            return Err(StoreError::new(
+                StoreErrorKind::Corrupted,
+                "stored token record has an unknown format version",
+                None,
+            ));
+        }
+        Ok(record)
+    }
+
+    pub(super) fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a record of strings and numbers serializes")
+    }
+
+    /// The access token, with its expiry converted from wall-clock time.
+    pub(super) fn token(&self) -> Option<Token> {
+        let token = Token::bearer(self.access_token.clone()?);
+        Some(match self.expires_at_ms {
+            Some(ms) => token.expires_at(UNIX_EPOCH + Duration::from_millis(ms)),
+            None => token,
+        })
+    }
+
+    pub(super) fn set_token(&mut self, token: &Token) {
+        self.format = FORMAT;
+        self.access_token = Some(token.secret().to_owned());
+        self.expires_at_ms = expires_at_ms(token);
+    }
+
+    pub(super) fn refresh_token(&self) -> Option<Secret> {
+        self.refresh_token.clone().map(Secret::new)
+    }
+
+    pub(super) fn set_refresh_token(&mut self, refresh_token: &Secret) {
+        self.format = FORMAT;
+        self.refresh_token = Some(refresh_token.expose().to_owned());
+    }
+}
+
+/// When `token` expires, in milliseconds since the Unix epoch (rounded
+/// down, so a reader never thinks it lives longer).
+pub(super) fn expires_at_ms(token: &Token) -> Option<u64> {
+    let left = token.time_left()?;
+    let at = SystemTime::now().checked_add(left)?;
+    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok()
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(token) = &mut self.access_token {
+            token.zeroize();
+        }
+        if let Some(token) = &mut self.refresh_token {
+            token.zeroize();
+        }
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("format", &self.format)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_survives_the_round_trip() {
+        let mut record = Record::default();
+        record.set_token(&Token::bearer("abc").expires_in(Duration::from_secs(600)));
+        record.set_refresh_token(&Secret::new("rt"));
+        let read = Record::parse(&record.to_json()).unwrap();
+        let token = read.token().unwrap();
+        assert_eq!(token.secret(), "abc");
+        let left = token.time_left().unwrap();
+        assert!(left > Duration::from_secs(598) && left <= Duration::from_secs(600));
+        assert_eq!(read.refresh_token().unwrap().expose(), "rt");
+    }
+
+    #[test]
+    fn a_token_without_expiry_stays_without() {
+        let mut record = Record::default();
+        record.set_token(&Token::bearer("abc"));
+        let read = Record::parse(&record.to_json()).unwrap();
+        assert_eq!(read.token().unwrap().expiry(), None);
+    }
+
+    #[test]
+    fn garbage_is_corrupted_and_never_quoted() {
+        for bytes in [
+            &b"{\"format\":1,\"access_token\":secret-abc"[..],
+            b"\x00\xff",
+            b"{\"format\":7,\"access_token\":\"secret-abc\"}",
+            b"[]",
+        ] {
+            let error = Record::parse(bytes).unwrap_err();
+            assert_eq!(error.kind(), StoreErrorKind::Corrupted);
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("secret-abc"), "{shown}");
+        }
+    }
+}

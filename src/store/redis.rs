@@ -1,0 +1,343 @@
+//! [`RedisStore`]: one token shared by a fleet of processes through Redis.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+use tokio::sync::OnceCell;
+
+use super::record::Record;
+use super::{Lease, StoreError, StoreErrorKind, StoreFuture, TokenStore};
+use crate::{Secret, Token};
+
+/// Default [timeout](RedisStoreBuilder::timeout) of one Redis call.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Writes the token only while the caller's fence still holds the lock.
+const SAVE_IF_HOLDING: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+if ARGV[3] == '0' then
+    redis.call('SET', KEYS[2], ARGV[2])
+else
+    redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+";
+
+/// Deletes the lock only if the caller's fence still holds it.
+const UNLOCK_IF_HOLDING: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Shares one token between the processes of a fleet through Redis, so the
+/// whole fleet calls its identity provider once per token lifetime.
+///
+/// Keys, from the key you choose (`K`):
+/// - `K`: the token and its expiry (JSON), expiring with the token;
+/// - `K:lock`: the refresh lock, `SET NX PX <lease>` with a random fencing
+///   value; released, and written under, only by a Lua script that checks
+///   the value, so a holder whose lease ran out can neither release its
+///   successor's lock nor overwrite its token;
+/// - `K:refresh_token`: a [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant)'s
+///   rotated refresh token, if one shares the store.
+///
+/// Processes that find the lock taken poll `K` (every 5 ms, backing off to
+/// 50 ms) until the holder saves its token. A holder that dies frees the
+/// lock when its lease ends. The connection is made on first use and
+/// re-made after failures; while Redis is unreachable each cache fetches on
+/// its own (with a warning), so requests keep flowing.
+///
+/// URLs: `redis://[user][:password]@host:port/db` (ACL user and password),
+/// `rediss://…` for TLS (rustls with the operating system's root
+/// certificates; if the process has not chosen a rustls crypto provider,
+/// ring is installed as the default). Neither the URL nor the password
+/// appears in `Debug` output or errors.
+///
+/// Anyone who can read `K` can use the token: restrict it with Redis ACLs
+/// (`~K*` key patterns) and use TLS across untrusted networks.
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_token_refresh::TokenCache;
+/// use tower_token_refresh::store::RedisStore;
+/// # use tower_token_refresh::{BoxError, Token};
+/// # let source = || async { Ok::<_, BoxError>(Token::bearer("abc")) };
+///
+/// let store = RedisStore::new("redis://token-cache:secret@redis.internal:6379", "billing-api:token")?;
+/// let cache = TokenCache::builder(source).store(store).build();
+/// # Ok::<(), tower_token_refresh::store::StoreError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    timeout: Duration,
+    token_key: String,
+    lock_key: String,
+    refresh_token_key: String,
+    connection: OnceCell<ConnectionManager>,
+    save: Script,
+    unlock: Script,
+}
+
+/// Settings of a [`RedisStore`]; made by [`RedisStore::builder`].
+pub struct RedisStoreBuilder {
+    url: Secret,
+    key: String,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// A store at the Redis server of `url`, keeping the token under `key`.
+    /// Nothing connects until the store is first used.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::InvalidConfig`] when the URL cannot be parsed.
+    pub fn new(url: &str, key: impl Into<String>) -> Result<Self, StoreError> {
+        Self::builder(url, key).build()
+    }
+
+    /// Starts building a store with custom settings.
+    pub fn builder(url: &str, key: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: Secret::new(url),
+            key: key.into(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+        }
+    }
+
+    /// The key the token is kept under.
+    pub fn key(&self) -> &str {
+        &self.inner.token_key
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let inner = &self.inner;
+        let connection = inner
+            .connection
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(inner.timeout))
+                    .set_response_timeout(Some(inner.timeout))
+                    // Fail fast while Redis is down: the cache fetches on
+                    // its own meanwhile, and the next call reconnects.
+                    .set_number_of_retries(1)
+                    .set_max_delay(inner.timeout);
+                ConnectionManager::new_with_config(inner.client.clone(), config)
+                    .await
+                    .map_err(unavailable("could not connect to Redis"))
+            })
+            .await?;
+        Ok(connection.clone())
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The longest one Redis call (or connection attempt) may take.
+    /// Defaults to [`DEFAULT_REDIS_TIMEOUT`] (2 seconds).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the store. Nothing connects until it is first used.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::InvalidConfig`] when the URL cannot be parsed.
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let client = Client::open(self.url.expose()).map_err(|_| {
+            // The parser's message may quote the URL, password included.
+            StoreError::new(
+                StoreErrorKind::InvalidConfig,
+                "not a valid redis:// or rediss:// URL",
+                None,
+            )
+        })?;
+        if self.url.expose().starts_with("rediss") {
+            install_default_crypto_provider();
+        }
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                timeout: self.timeout,
+                lock_key: format!("{}:lock", self.key),
+                refresh_token_key: format!("{}:refresh_token", self.key),
+                token_key: self.key,
+                connection: OnceCell::new(),
+                save: Script::new(SAVE_IF_HOLDING),
+                unlock: Script::new(UNLOCK_IF_HOLDING),
+            }),
+        })
+    }
+}
+
+impl TokenStore for RedisStore {
+    fn load(&self) -> StoreFuture<'_, Option<Token>> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let value: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&self.inner.token_key)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable("could not read the token from Redis"))?;
+            Ok(value.and_then(|bytes| parse_or_warn(&bytes)?.token()))
+        })
+    }
+
+    fn try_lock(&self, lease: Duration) -> StoreFuture<'_, Option<Lease>> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let fence = fence()?;
+            let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&self.inner.lock_key)
+                .arg(&fence)
+                .arg("NX")
+                .arg("PX")
+                .arg(lease_ms)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable("could not take the lock in Redis"))?;
+            Ok(taken.map(|_| Lease::new(fence)))
+        })
+    }
+
+    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let mut record = Record::default();
+            record.set_token(token);
+            // The key expires with the token; 0: the token does not expire.
+            let expire_ms = match token.time_left() {
+                Some(left) => u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
+                None => 0,
+            };
+            let saved: i64 = self
+                .inner
+                .save
+                .key(&self.inner.lock_key)
+                .key(&self.inner.token_key)
+                .arg(lease.fence())
+                .arg(record.to_json())
+                .arg(expire_ms)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable("could not save the token to Redis"))?;
+            Ok(saved == 1)
+        })
+    }
+
+    fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let _deleted: i64 = self
+                .inner
+                .unlock
+                .key(&self.inner.lock_key)
+                .arg(lease.fence())
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable("could not release the lock in Redis"))?;
+            Ok(())
+        })
+    }
+
+    fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let value: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&self.inner.refresh_token_key)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable("could not read the refresh token from Redis"))?;
+            Ok(value.and_then(|bytes| parse_or_warn(&bytes)?.refresh_token()))
+        })
+    }
+
+    fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection().await?;
+            let mut record = Record::default();
+            record.set_refresh_token(refresh_token);
+            redis::cmd("SET")
+                .arg(&self.inner.refresh_token_key)
+                .arg(record.to_json())
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(unavailable("could not save the refresh token to Redis"))
+        })
+    }
+
+    fn name(&self) -> &str {
+        "redis"
+    }
+}
+
+/// A stored record, or `None` with a warning if it is not one of ours.
+fn parse_or_warn(bytes: &[u8]) -> Option<Record> {
+    Record::parse(bytes)
+        .map_err(|error| {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "token in Redis corrupted; ignoring it"
+            );
+        })
+        .ok()
+}
+
+/// A random fencing value: 128 bits from the operating system.
+fn fence() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| {
+        StoreError::new(
+            StoreErrorKind::Other,
+            "no randomness for the lock's fencing value",
+            Some(error.to_string().into()),
+        )
+    })?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+fn unavailable(what: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
+    move |error| StoreError::new(StoreErrorKind::Unavailable, what, Some(error.into()))
+}
+
+/// `rediss://` builds its TLS settings from the process's default rustls
+/// crypto provider: make sure there is one.
+fn install_default_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: there is one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("key", &self.inner.token_key)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("key", &self.key)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
