@@ -187,7 +187,7 @@ enum Turn {
 }
 
 /// Whether a stored token may replace `replacing`: not expired, not the same
-/// token, and, when both expire, expiring later (a stale copy left by a
+/// token, and, when both expire, not expiring sooner (a stale copy left by a
 /// process that could not reach the store is not newer).
 fn usable(stored: &Token, replacing: Option<&Token>) -> bool {
     if stored.is_expired() {
@@ -200,7 +200,7 @@ fn usable(stored: &Token, replacing: Option<&Token>) -> bool {
         return false;
     }
     match (stored.expiry(), replacing.expiry()) {
-        (Some(stored), Some(replacing)) => stored > replacing,
+        (Some(stored), Some(replacing)) => stored >= replacing,
         _ => true,
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::builder::sealed::Grant;
 use super::token_client::TokenClient;
 use super::{ClientAuth, Error, Secret, SourceBuilder};
+use crate::store::TokenStore;
 use crate::{BoxError, Token, TokenFuture, TokenSource};
 
 type RotationHook = Arc<dyn Fn(&Secret) + Send + Sync>;
@@ -19,6 +20,11 @@ type RotationHook = Arc<dyn Fn(&Secret) + Send + Sync>;
 /// is returned, and the [`on_rotation`](SourceBuilder::on_rotation) hook
 /// gets it to persist. Exchanges are serialized, so two tasks (or two caches
 /// sharing this source) never spend the same refresh token twice.
+///
+/// With a [`store`](SourceBuilder::store) (a [`FileStore`](crate::store::FileStore)
+/// for a program run again and again, a `RedisStore` for a fleet), each
+/// exchange starts from the stored refresh token when there is one, and a
+/// rotated refresh token is saved there before the access token is used.
 ///
 /// A refresh token the server no longer accepts fails with an error whose
 /// [`is_invalid_grant`](Error::is_invalid_grant) is true: the user must sign
@@ -56,12 +62,14 @@ struct Inner {
     current: Mutex<Secret>,
     exchange: tokio::sync::Mutex<()>,
     on_rotation: Option<RotationHook>,
+    store: Option<Arc<dyn TokenStore>>,
 }
 
 /// Settings of a [`RefreshTokenGrant`] being built.
 pub struct RefreshTokenConfig {
     refresh_token: Secret,
     on_rotation: Option<RotationHook>,
+    store: Option<Arc<dyn TokenStore>>,
 }
 
 impl RefreshTokenGrant {
@@ -78,6 +86,7 @@ impl RefreshTokenGrant {
             RefreshTokenConfig {
                 refresh_token: refresh_token.into(),
                 on_rotation: None,
+                store: None,
             },
         )
     }
@@ -115,6 +124,7 @@ impl RefreshTokenGrant {
 impl Inner {
     async fn exchange(&self) -> Result<Token, Error> {
         let _one_at_a_time = self.exchange.lock().await;
+        self.adopt_stored().await;
         let refresh_token = self
             .current
             .lock()
@@ -147,8 +157,49 @@ impl Inner {
             if let Some(hook) = &self.on_rotation {
                 hook(&rotated);
             }
+            self.save_rotated(&rotated).await;
         }
         Ok(response.token)
+    }
+
+    /// Starts from the store's refresh token, which another process (or an
+    /// earlier run) may have rotated in.
+    async fn adopt_stored(&self) {
+        let Some(store) = &self.store else { return };
+        let timeout = self.client.request_timeout();
+        match tokio::time::timeout(timeout, store.load_refresh_token()).await {
+            Ok(Ok(Some(stored))) => {
+                let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+                if *current != stored {
+                    tracing::debug!("refresh token taken from the store");
+                    *current = stored;
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "could not read the refresh token from the store; using the one in memory"
+            ),
+            Err(_elapsed) => tracing::warn!(
+                "token store did not answer in time; using the refresh token in memory"
+            ),
+        }
+    }
+
+    /// Saves a rotated refresh token before its access token is used.
+    async fn save_rotated(&self, rotated: &Secret) {
+        let Some(store) = &self.store else { return };
+        let timeout = self.client.request_timeout();
+        match tokio::time::timeout(timeout, store.save_refresh_token(rotated)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "could not save the rotated refresh token to the store"
+            ),
+            Err(_elapsed) => {
+                tracing::warn!("token store did not answer in time; rotated refresh token not saved")
+            }
+        }
     }
 }
 
@@ -158,6 +209,21 @@ impl SourceBuilder<RefreshTokenGrant> {
     /// Keep it quick (it runs inside the token fetch).
     pub fn on_rotation(mut self, hook: impl Fn(&Secret) + Send + Sync + 'static) -> Self {
         self.config_mut().on_rotation = Some(Arc::new(hook));
+        self
+    }
+
+    /// Keeps the refresh token in `store` too: each exchange starts from
+    /// the stored one (rotated by another process or an earlier run), and a
+    /// rotated one is saved before the access token that came with it is
+    /// used. Share the store with the cache
+    /// ([`TokenCacheBuilder::store`](crate::TokenCacheBuilder::store)) by
+    /// passing an `Arc` of it to both: the cache's lock then makes the
+    /// processes exchange one at a time.
+    ///
+    /// A store that fails is logged and the refresh token in memory is
+    /// used.
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.config_mut().store = Some(Arc::new(store));
         self
     }
 }
@@ -172,6 +238,7 @@ impl Grant for RefreshTokenGrant {
                 current: Mutex::new(config.refresh_token),
                 exchange: tokio::sync::Mutex::new(()),
                 on_rotation: config.on_rotation,
+                store: config.store,
             }),
         })
     }

@@ -50,6 +50,11 @@ impl TokenClient {
         }
     }
 
+    /// The longest one token request may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// POSTs `grant` (plus the extra parameters and the client's
     /// credentials) and reads the token response. `secrets` are values in
     /// `grant` never to be shown, even if the server echoes them.

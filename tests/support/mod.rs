@@ -5,6 +5,7 @@
 pub mod auth_server;
 pub mod channel_body;
 pub mod events;
+pub mod memory_store;
 pub mod revoking_api;
 pub mod token_endpoint;
 #[cfg(feature = "rustls")]
