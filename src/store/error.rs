@@ -40,7 +40,11 @@ impl StoreError {
 
     /// An error from a store outside this crate.
     pub fn other(source: impl Into<BoxError>) -> Self {
-        Self::new(StoreErrorKind::Other, "token store failed", Some(source.into()))
+        Self::new(
+            StoreErrorKind::Other,
+            "token store failed",
+            Some(source.into()),
+        )
     }
 
     /// The category of the error.

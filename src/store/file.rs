@@ -74,45 +74,48 @@ impl FileStore {
         &self.paths.file
     }
 
-    /// Runs blocking file work off the runtime's worker threads.
+    /// Runs blocking file work off the runtime's worker threads; what it
+    /// found wrong is logged back here, in the caller's span.
     fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Paths) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&Paths, &mut Vec<Problem>) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<'static, T> {
         let paths = Arc::clone(&self.paths);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || work(&paths))
-                .await
-                .map_err(|_| {
-                    StoreError::new(StoreErrorKind::Io, "file store task did not finish", None)
-                })?
+            let (result, problems) = tokio::task::spawn_blocking(move || {
+                let mut problems = Vec::new();
+                let result = work(&paths, &mut problems);
+                (result, problems)
+            })
+            .await
+            .map_err(|_| {
+                StoreError::new(StoreErrorKind::Io, "file store task did not finish", None)
+            })?;
+            for problem in problems {
+                problem.report();
+            }
+            result
         })
     }
 }
 
 impl Paths {
     /// The record in the file; an empty one when there is no file yet or it
-    /// cannot be used (reported).
-    fn read(&self) -> Record {
+    /// cannot be used (a problem to report).
+    fn read(&self, problems: &mut Vec<Problem>) -> Record {
         let bytes = match fs::read(&self.file) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Record::default(),
             Err(error) => {
-                tracing::warn!(
-                    path = %self.file.display(),
-                    error = &error as &dyn std::error::Error,
-                    "token file unreadable; ignoring it"
-                );
+                problems.push(Problem::Unreadable(self.file.clone(), error));
                 return Record::default();
             }
         };
-        warn_if_shared(&self.file);
+        if is_shared(&self.file) {
+            problems.push(Problem::Shared(self.file.clone()));
+        }
         Record::parse(&bytes).unwrap_or_else(|error| {
-            tracing::warn!(
-                path = %self.file.display(),
-                error = &error as &dyn std::error::Error,
-                "token file corrupted; ignoring it"
-            );
+            problems.push(Problem::Corrupted(self.file.clone(), error));
             Record::default()
         })
     }
@@ -123,8 +126,9 @@ impl Paths {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        create_private_dir(&dir)
-            .map_err(|error| StoreError::io("could not create the token file's directory", error))?;
+        create_private_dir(&dir).map_err(|error| {
+            StoreError::io("could not create the token file's directory", error)
+        })?;
         let name = self
             .file
             .file_name()
@@ -165,7 +169,9 @@ impl Paths {
             .open(&self.lock)
             .map_err(|error| StoreError::io("could not open the token lock file", error))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Lease::new(format!("pid {}", std::process::id())).holding(file))),
+            Ok(()) => Ok(Some(
+                Lease::new(format!("pid {}", std::process::id())).holding(file),
+            )),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(error)) => {
                 Err(StoreError::io("could not lock the token lock file", error))
@@ -176,13 +182,13 @@ impl Paths {
 
 impl TokenStore for FileStore {
     fn load(&self) -> StoreFuture<'_, Option<Token>> {
-        self.blocking(|paths| Ok(paths.read().token()))
+        self.blocking(|paths, problems| Ok(paths.read(problems).token()))
     }
 
     fn try_lock(&self, _lease: Duration) -> StoreFuture<'_, Option<Lease>> {
         // The operating system frees the lock when its holder dies: no lease
         // to set.
-        self.blocking(Paths::try_lock)
+        self.blocking(|paths, _| paths.try_lock())
     }
 
     fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
@@ -191,8 +197,8 @@ impl TokenStore for FileStore {
             return Box::pin(async { Ok(false) });
         }
         let token = token.clone();
-        self.blocking(move |paths| {
-            let mut record = paths.read();
+        self.blocking(move |paths, problems| {
+            let mut record = paths.read(problems);
             record.set_token(&token);
             paths.write(&record)?;
             Ok(true)
@@ -206,13 +212,13 @@ impl TokenStore for FileStore {
     }
 
     fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
-        self.blocking(|paths| Ok(paths.read().refresh_token()))
+        self.blocking(|paths, problems| Ok(paths.read(problems).refresh_token()))
     }
 
     fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
         let refresh_token = refresh_token.clone();
-        self.blocking(move |paths| {
-            let mut record = paths.read();
+        self.blocking(move |paths, problems| {
+            let mut record = paths.read(problems);
             record.set_refresh_token(&refresh_token);
             paths.write(&record)
         })
@@ -246,20 +252,44 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
-/// Warns when others than the owner may read the token file.
-fn warn_if_shared(path: &Path) {
+/// Something wrong with the token file, found on a blocking thread.
+enum Problem {
+    Unreadable(PathBuf, io::Error),
+    Corrupted(PathBuf, StoreError),
+    Shared(PathBuf),
+}
+
+impl Problem {
+    fn report(&self) {
+        match self {
+            Problem::Unreadable(path, error) => tracing::warn!(
+                path = %path.display(),
+                error = error as &dyn std::error::Error,
+                "token file unreadable; ignoring it"
+            ),
+            Problem::Corrupted(path, error) => tracing::warn!(
+                path = %path.display(),
+                error = error as &dyn std::error::Error,
+                "token file corrupted; ignoring it"
+            ),
+            Problem::Shared(path) => tracing::warn!(
+                path = %path.display(),
+                "token file is readable by other users; it should be mode 0600"
+            ),
+        }
+    }
+}
+
+/// Whether others than the owner may read the token file.
+fn is_shared(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(metadata) = fs::metadata(path)
-            && metadata.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(
-                path = %path.display(),
-                "token file is readable by other users; it should be mode 0600"
-            );
-        }
+        fs::metadata(path).is_ok_and(|metadata| metadata.permissions().mode() & 0o077 != 0)
     }
     #[cfg(not(unix))]
-    let _ = path;
+    {
+        let _ = path;
+        false
+    }
 }
