@@ -92,7 +92,11 @@ async fn a_fleet_at_expiry_fetches_once() {
     advance(100 * Duration::from_millis(1)).await;
     source.gate().release();
     let tokens = burst.await.unwrap();
-    assert_eq!(source.calls(), 2, "one fetch for 200 requests in 4 processes");
+    assert_eq!(
+        source.calls(),
+        2,
+        "one fetch for 200 requests in 4 processes"
+    );
     assert!(tokens.iter().all(|token| token == "token-2"));
 }
 
@@ -111,7 +115,11 @@ async fn a_restarted_process_reuses_the_stored_token() {
     assert_eq!(source.calls(), 1, "the second run fetched nothing");
     assert_eq!(second_run.stats().fetches, 0);
     assert_eq!(second_run.stats().store_hits, 1);
-    assert_eq!(token.time_left(), Some(9 * MINUTE), "the stored expiry is kept");
+    assert_eq!(
+        token.time_left(),
+        Some(9 * MINUTE),
+        "the stored expiry is kept"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -196,7 +204,12 @@ async fn a_lock_never_released_makes_the_process_fetch_alone() {
         waited >= LEASE + FETCH_TIMEOUT && waited < LEASE + FETCH_TIMEOUT + SECOND,
         "gave up after {waited:?}"
     );
-    assert_eq!(events.lines_with("fetching alone").len(), 1, "{}", events.text());
+    assert_eq!(
+        events.lines_with("fetching alone").len(),
+        1,
+        "{}",
+        events.text()
+    );
     assert_eq!(store.stored(), None, "not saved without the lock");
 }
 
@@ -215,7 +228,11 @@ async fn when_the_store_is_down_requests_keep_flowing() {
     assert_eq!(tokens.len(), 20, "every request got a token");
     assert_eq!(source.calls(), 3, "each process fetched on its own");
     assert!(fleet.iter().all(|cache| cache.stats().store_failures >= 1));
-    assert!(!events.lines_with("token store failed; fetching without it").is_empty());
+    assert!(
+        !events
+            .lines_with("token store failed; fetching without it")
+            .is_empty()
+    );
 
     // Back up: the next refresh goes through the store again.
     store.set_down(false);
@@ -251,5 +268,9 @@ async fn a_hung_store_is_bounded_by_the_fetch_timeout() {
         .build();
     let started = Instant::now();
     assert_eq!(cache.token().await.unwrap().secret(), "token-1");
-    assert_eq!(started.elapsed(), FETCH_TIMEOUT, "one store call timed out, then a fetch");
+    assert_eq!(
+        started.elapsed(),
+        FETCH_TIMEOUT,
+        "one store call timed out, then a fetch"
+    );
 }

@@ -43,8 +43,7 @@ impl Config {
     /// How long the refresh lock of a store is held at most: long enough
     /// for one fetch and the store calls around it.
     pub(crate) fn lease(&self) -> Duration {
-        self.lease
-            .unwrap_or(self.fetch_timeout.saturating_mul(2))
+        self.lease.unwrap_or(self.fetch_timeout.saturating_mul(2))
     }
 
     /// The longest a refresh may take before it is considered lost: one

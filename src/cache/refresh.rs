@@ -293,7 +293,11 @@ impl RefreshTask {
             tracing::debug!("token refresh started");
             let started = Instant::now();
             let fetched = match &self.shared.config.store {
-                None => self.shared.fetch_from_source().await.map(|token| (token, Origin::Source)),
+                None => self
+                    .shared
+                    .fetch_from_source()
+                    .await
+                    .map(|token| (token, Origin::Source)),
                 Some(store) => {
                     let replacing = self.replacing.take();
                     self.shared
@@ -301,7 +305,9 @@ impl RefreshTask {
                         .await
                 }
             };
-            let origin = fetched.as_ref().map_or(Origin::Source, |(_, origin)| *origin);
+            let origin = fetched
+                .as_ref()
+                .map_or(Origin::Source, |(_, origin)| *origin);
             if origin == Origin::Store {
                 Counters::add(&self.shared.counters.store_hits);
             }

@@ -65,7 +65,9 @@ impl Shared {
                     store = store.name(),
                     "another process held the token store's lock past its lease; fetching alone"
                 );
-                self.fetch_from_source().await.map(|token| (token, Origin::Source))
+                self.fetch_from_source()
+                    .await
+                    .map(|token| (token, Origin::Source))
             }
             Err(error) => {
                 Counters::add(&self.counters.store_failures);
@@ -74,7 +76,9 @@ impl Shared {
                     error = &error as &dyn std::error::Error,
                     "token store failed; fetching without it"
                 );
-                self.fetch_from_source().await.map(|token| (token, Origin::Source))
+                self.fetch_from_source()
+                    .await
+                    .map(|token| (token, Origin::Source))
             }
         }
     }
@@ -214,10 +218,22 @@ mod tests {
         let minute = Duration::from_secs(60);
         let current = Token::bearer("a").expires_in(minute);
         assert!(usable(&current, None));
-        assert!(!usable(&Token::bearer("a").expires_in(2 * minute), Some(&current)));
-        assert!(usable(&Token::bearer("b").expires_in(2 * minute), Some(&current)));
-        assert!(!usable(&Token::bearer("b").expires_in(minute / 2), Some(&current)));
-        assert!(!usable(&Token::bearer("b").expires_in(Duration::ZERO), None));
+        assert!(!usable(
+            &Token::bearer("a").expires_in(2 * minute),
+            Some(&current)
+        ));
+        assert!(usable(
+            &Token::bearer("b").expires_in(2 * minute),
+            Some(&current)
+        ));
+        assert!(!usable(
+            &Token::bearer("b").expires_in(minute / 2),
+            Some(&current)
+        ));
+        assert!(!usable(
+            &Token::bearer("b").expires_in(Duration::ZERO),
+            None
+        ));
         assert!(usable(&Token::bearer("b"), Some(&current)));
     }
 }

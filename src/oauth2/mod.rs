@@ -73,6 +73,7 @@ mod signing;
 mod token_client;
 mod token_response;
 
+pub use crate::Secret;
 pub use builder::{DEFAULT_REQUEST_TIMEOUT, SourceBuilder};
 pub use client_auth::ClientAuth;
 pub use client_credentials::ClientCredentials;
@@ -88,7 +89,6 @@ pub use jsonwebtoken::Algorithm;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))))]
 pub use jwt_bearer::{DEFAULT_ASSERTION_LIFETIME, JwtBearerConfig, JwtBearerGrant};
 pub use refresh_token::{RefreshTokenConfig, RefreshTokenGrant};
-pub use crate::Secret;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))))]
 pub use signing::SigningKey;

@@ -197,7 +197,9 @@ impl Inner {
                 "could not save the rotated refresh token to the store"
             ),
             Err(_elapsed) => {
-                tracing::warn!("token store did not answer in time; rotated refresh token not saved")
+                tracing::warn!(
+                    "token store did not answer in time; rotated refresh token not saved"
+                )
             }
         }
     }

@@ -71,7 +71,10 @@ impl MemoryStore {
 
     pub fn is_locked(&self) -> bool {
         let state = self.inner.state.lock().unwrap();
-        state.lock.as_ref().is_some_and(|(_, until)| *until > Instant::now())
+        state
+            .lock
+            .as_ref()
+            .is_some_and(|(_, until)| *until > Instant::now())
     }
 
     fn check(&self) -> Result<(), StoreError> {
