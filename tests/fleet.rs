@@ -1,0 +1,749 @@
+//! Fleets of real OS processes sharing one token through a `RedisStore` (a
+//! real `redis-server` on 127.0.0.1) or a `FileStore`, against one token
+//! endpoint that counts fetches.
+//!
+//! This test binary has its own `main` (`harness = false`): run as
+//! `fleet --fleet-worker …` it is a worker process (a `TokenCache` with a
+//! store, behind `TokenRefreshLayer` over a hyper client, sending the
+//! requests the test asks for on stdin); otherwise it runs the scenarios,
+//! each starting its own servers and workers. `cargo test --test fleet NAME`
+//! runs the scenarios whose name contains NAME.
+//!
+//! Redis scenarios need the `redis-server` binary (Debian package
+//! `redis-server`); without it they fail with a message saying so.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep, timeout};
+
+/// Tokens live this long (the endpoint's `expires_in`).
+const LIFETIME: Duration = Duration::from_secs(2);
+/// The workers' fetch timeout and lease.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+const LEASE: Duration = Duration::from_secs(4);
+const WORKERS: usize = 4;
+const REQUESTS: usize = 50;
+/// The ACL user the Redis scenarios connect as.
+const REDIS_USER: &str = "fleet";
+const REDIS_PASSWORD: &str = "fleet-password";
+/// No step of a scenario may take longer.
+const STEP_LIMIT: Duration = Duration::from_secs(30);
+
+type Outcome = Result<(), String>;
+type Scenario = (&'static str, fn() -> Outcome);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--fleet-worker") {
+        return worker::main(&args[1..]);
+    }
+    // libtest flags (`--nocapture`, `--quiet`, …) are accepted and ignored;
+    // a plain argument filters scenarios by name.
+    let filter: Vec<&String> = args.iter().filter(|arg| !arg.starts_with("--")).collect();
+    let scenarios: [Scenario; 6] = [
+        ("redis_fleet_fetches_once_per_token_lifetime", || {
+            run(redis_fleet_fetches_once_per_token_lifetime())
+        }),
+        ("redis_lock_holder_killed_mid_fetch", || {
+            run(redis_lock_holder_killed_mid_fetch())
+        }),
+        ("redis_stopped_mid_run", || run(redis_stopped_mid_run())),
+        ("file_fleet_fetches_once_per_token_lifetime", || {
+            run(file_fleet_fetches_once_per_token_lifetime())
+        }),
+        ("file_store_restart_reuses_the_token", || {
+            run(file_store_restart_reuses_the_token())
+        }),
+        ("file_lock_holder_killed_mid_fetch", || {
+            run(file_lock_holder_killed_mid_fetch())
+        }),
+    ];
+    let selected: Vec<_> = scenarios
+        .iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} tests", selected.len());
+    let mut failed = Vec::new();
+    for (name, scenario) in &selected {
+        let started = std::time::Instant::now();
+        match scenario() {
+            Ok(()) => println!("test {name} ... ok ({:.1?})", started.elapsed()),
+            Err(why) => {
+                println!("test {name} ... FAILED\n    {why}");
+                failed.push(*name);
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(scenario: impl std::future::Future<Output = Outcome>) -> Outcome {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?
+        .block_on(scenario)
+}
+
+macro_rules! check {
+    ($condition:expr, $($why:tt)+) => {
+        if !$condition {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async fn redis_fleet_fetches_once_per_token_lifetime() -> Outcome {
+    let redis = RedisServer::start(None).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &redis.store_spec(), &servers).await?;
+    for wave in 1..=3 {
+        let results = fleet.wave(REQUESTS).await?;
+        check!(
+            results.iter().all(|r| r.all_ok()),
+            "wave {wave}: some requests failed: {results:?}"
+        );
+        check!(
+            servers.fetches() == wave,
+            "wave {wave}: {} fetches for the fleet, expected {wave}",
+            servers.fetches()
+        );
+        servers.wait_until_tokens_expire().await;
+    }
+    fleet.exit().await
+}
+
+async fn redis_lock_holder_killed_mid_fetch() -> Outcome {
+    let redis = RedisServer::start(None).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &redis.store_spec(), &servers).await?;
+    // The first fetch never answers: its process is killed while holding
+    // the lock.
+    servers.hang_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    let holder = servers.wait_for_fetch_in_flight().await?;
+    let killed_at = Instant::now();
+    fleet.kill(holder).await?;
+    servers.release_hung_fetch();
+
+    let results = fleet.finish_wave().await?;
+    let recovered = killed_at.elapsed();
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed after the holder died: {results:?}"
+    );
+    check!(
+        servers.fetches() == 2,
+        "{} fetches: expected the killed holder's and one more",
+        servers.fetches()
+    );
+    check!(
+        recovered <= LEASE + FETCH_TIMEOUT,
+        "took {recovered:?} to recover, more than lease + fetch time ({:?})",
+        LEASE + FETCH_TIMEOUT
+    );
+    check!(
+        recovered >= LEASE - Duration::from_millis(500),
+        "recovered after {recovered:?}, before the lease ({LEASE:?}) ended: the lock did not hold"
+    );
+    fleet.exit().await
+}
+
+async fn redis_stopped_mid_run() -> Outcome {
+    let mut redis = RedisServer::start(None).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &redis.store_spec(), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    check!(
+        servers.fetches() == 1,
+        "{} fetches before the stop",
+        servers.fetches()
+    );
+
+    // Redis goes away; tokens expire; requests must keep succeeding.
+    let port = redis.stop();
+    servers.wait_until_tokens_expire().await;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while Redis was down: {results:?}"
+    );
+    check!(
+        servers.fetches() == 1 + WORKERS,
+        "{} fetches: expected one per process while Redis was down",
+        servers.fetches()
+    );
+
+    // Redis is back: the fleet shares one token again.
+    redis = RedisServer::start(Some(port)).await?;
+    servers.wait_until_tokens_expire().await;
+    let before = servers.fetches();
+    let results = fleet.wave(REQUESTS).await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "after restart: {results:?}"
+    );
+    check!(
+        servers.fetches() == before + 1,
+        "{} fetches after Redis came back, expected 1",
+        servers.fetches() - before
+    );
+    drop(redis);
+    fleet.exit().await
+}
+
+async fn file_fleet_fetches_once_per_token_lifetime() -> Outcome {
+    let dir = TempDir::new("fleet-file");
+    let servers = Servers::start().await;
+    let spec = format!("file={}", dir.path("token.json").display());
+    let mut fleet = Fleet::spawn(WORKERS, &spec, &servers).await?;
+    for wave in 1..=3 {
+        let results = fleet.wave(REQUESTS).await?;
+        check!(
+            results.iter().all(|r| r.all_ok()),
+            "wave {wave}: {results:?}"
+        );
+        check!(
+            servers.fetches() == wave,
+            "wave {wave}: {} fetches for the fleet, expected {wave}",
+            servers.fetches()
+        );
+        servers.wait_until_tokens_expire().await;
+    }
+    fleet.exit().await
+}
+
+async fn file_store_restart_reuses_the_token() -> Outcome {
+    let dir = TempDir::new("fleet-restart");
+    let servers = Servers::start().await;
+    let spec = format!("file={}", dir.path("token.json").display());
+    for run in 1..=3 {
+        let mut one = Fleet::spawn(1, &spec, &servers).await?;
+        let results = one.wave(REQUESTS).await?;
+        check!(results[0].all_ok(), "run {run}: {results:?}");
+        one.exit().await?;
+        check!(
+            servers.fetches() == 1,
+            "run {run}: {} fetches; later runs must reuse the saved token",
+            servers.fetches()
+        );
+    }
+    Ok(())
+}
+
+async fn file_lock_holder_killed_mid_fetch() -> Outcome {
+    let dir = TempDir::new("fleet-kill");
+    let servers = Servers::start().await;
+    let spec = format!("file={}", dir.path("token.json").display());
+    let mut fleet = Fleet::spawn(WORKERS, &spec, &servers).await?;
+    servers.hang_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    let holder = servers.wait_for_fetch_in_flight().await?;
+    let killed_at = Instant::now();
+    fleet.kill(holder).await?;
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(
+        servers.fetches() == 2,
+        "{} fetches, expected 2",
+        servers.fetches()
+    );
+    // The operating system frees a dead holder's file lock at once.
+    let recovered = killed_at.elapsed();
+    check!(
+        recovered < Duration::from_secs(1),
+        "took {recovered:?}: the dead holder's file lock was not freed at once"
+    );
+    fleet.exit().await
+}
+
+// ------------------------------------------------------------ token endpoint + API
+
+/// The token endpoint (client credentials, counts fetches, can hang one)
+/// and an API that accepts only unexpired tokens it issued.
+#[derive(Clone)]
+struct Servers {
+    addr: SocketAddr,
+    state: Arc<Mutex<EndpointState>>,
+    release: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct EndpointState {
+    fetches: usize,
+    issued: HashMap<String, Instant>,
+    last_expiry: Option<Instant>,
+    hang_next: bool,
+    in_flight: Option<String>,
+}
+
+impl Servers {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let servers = Self {
+            addr: listener.local_addr().unwrap(),
+            state: Arc::default(),
+            release: Arc::new(Notify::new()),
+        };
+        let app = Router::new()
+            .route("/token", post(token))
+            .route("/api", get(api))
+            .with_state(servers.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        servers
+    }
+
+    fn fetches(&self) -> usize {
+        self.state.lock().unwrap().fetches
+    }
+
+    fn hang_next_fetch(&self) {
+        self.state.lock().unwrap().hang_next = true;
+    }
+
+    fn release_hung_fetch(&self) {
+        self.release.notify_waiters();
+    }
+
+    /// The client id of the worker whose fetch is in flight.
+    async fn wait_for_fetch_in_flight(&self) -> Result<usize, String> {
+        let deadline = Instant::now() + STEP_LIMIT;
+        loop {
+            if let Some(client) = self.state.lock().unwrap().in_flight.clone() {
+                return client
+                    .trim_start_matches("worker-")
+                    .parse()
+                    .map_err(|_| format!("unexpected client id {client}"));
+            }
+            check!(Instant::now() < deadline, "no fetch started");
+            sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn wait_until_tokens_expire(&self) {
+        let expiry = self.state.lock().unwrap().last_expiry;
+        if let Some(expiry) = expiry {
+            tokio::time::sleep_until(expiry + Duration::from_millis(300)).await;
+        }
+    }
+}
+
+async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, String) {
+    let client = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("client_id="))
+        .unwrap_or("unknown")
+        .to_owned();
+    let hang = {
+        let mut state = servers.state.lock().unwrap();
+        state.fetches += 1;
+        state.in_flight = Some(client);
+        std::mem::take(&mut state.hang_next)
+    };
+    if hang {
+        servers.release.notified().await;
+        return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+    }
+    let mut state = servers.state.lock().unwrap();
+    state.in_flight = None;
+    let access = format!("access-{}", state.fetches);
+    let expiry = Instant::now() + LIFETIME;
+    state.issued.insert(access.clone(), expiry);
+    state.last_expiry = Some(expiry);
+    let body = format!(
+        r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{}}}"#,
+        LIFETIME.as_secs()
+    );
+    (StatusCode::OK, body)
+}
+
+async fn api(State(servers): State<Servers>, headers: HeaderMap) -> StatusCode {
+    let token = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let state = servers.state.lock().unwrap();
+    match token.and_then(|token| state.issued.get(token)) {
+        Some(expiry) if *expiry > Instant::now() => StatusCode::OK,
+        _ => StatusCode::UNAUTHORIZED,
+    }
+}
+
+// ------------------------------------------------------------------- workers
+
+#[derive(Debug)]
+struct WaveResult {
+    worker: usize,
+    ok: usize,
+    failed: usize,
+}
+
+impl WaveResult {
+    fn all_ok(&self) -> bool {
+        self.failed == 0 && self.ok == REQUESTS && self.worker < WORKERS
+    }
+}
+
+struct Worker {
+    id: usize,
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    alive: bool,
+}
+
+struct Fleet {
+    workers: Vec<Worker>,
+}
+
+impl Fleet {
+    async fn spawn(n: usize, store: &str, servers: &Servers) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|error| error.to_string())?;
+        let mut workers = Vec::new();
+        for id in 0..n {
+            let mut child = Command::new(&exe)
+                .args([
+                    "--fleet-worker",
+                    &id.to_string(),
+                    store,
+                    &format!("http://{}/token", servers.addr),
+                    &format!("http://{}/api", servers.addr),
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|error| format!("cannot start a worker: {error}"))?;
+            let stdin = child.stdin.take().unwrap();
+            let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let mut worker = Worker {
+                id,
+                child,
+                stdin,
+                lines,
+                alive: true,
+            };
+            let ready = worker.read_line().await?;
+            check!(ready == "ready", "worker {id} said {ready:?}");
+            workers.push(worker);
+        }
+        Ok(Self { workers })
+    }
+
+    async fn wave(&mut self, requests: usize) -> Result<Vec<WaveResult>, String> {
+        self.start_wave(requests).await?;
+        self.finish_wave().await
+    }
+
+    /// Tells every live worker to send `requests` concurrent requests.
+    async fn start_wave(&mut self, requests: usize) -> Outcome {
+        for worker in self.workers.iter_mut().filter(|w| w.alive) {
+            worker.send(&format!("wave {requests}")).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_wave(&mut self) -> Result<Vec<WaveResult>, String> {
+        let mut results = Vec::new();
+        for worker in self.workers.iter_mut().filter(|w| w.alive) {
+            let line = worker.read_line().await?;
+            let mut fields = line.split_whitespace().skip(1).map(str::parse::<usize>);
+            match (fields.next(), fields.next()) {
+                (Some(Ok(ok)), Some(Ok(failed))) => results.push(WaveResult {
+                    worker: worker.id,
+                    ok,
+                    failed,
+                }),
+                _ => return Err(format!("worker {} said {line:?}", worker.id)),
+            }
+        }
+        Ok(results)
+    }
+
+    async fn kill(&mut self, id: usize) -> Outcome {
+        let worker = self
+            .workers
+            .iter_mut()
+            .find(|w| w.id == id)
+            .ok_or_else(|| format!("no worker {id}"))?;
+        worker
+            .child
+            .kill()
+            .await
+            .map_err(|error| error.to_string())?;
+        worker.alive = false;
+        Ok(())
+    }
+
+    async fn exit(mut self) -> Outcome {
+        for worker in self.workers.iter_mut().filter(|w| w.alive) {
+            worker.send("exit").await?;
+            let status = timeout(STEP_LIMIT, worker.child.wait())
+                .await
+                .map_err(|_| format!("worker {} did not exit", worker.id))?
+                .map_err(|error| error.to_string())?;
+            check!(
+                status.success(),
+                "worker {} exited with {status}",
+                worker.id
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Worker {
+    async fn send(&mut self, line: &str) -> Outcome {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .map_err(|error| format!("worker {}: {error}", self.id))
+    }
+
+    async fn read_line(&mut self) -> Result<String, String> {
+        match timeout(STEP_LIMIT, self.lines.next_line()).await {
+            Ok(Ok(Some(line))) => Ok(line),
+            Ok(Ok(None)) => Err(format!("worker {} exited", self.id)),
+            Ok(Err(error)) => Err(format!("worker {}: {error}", self.id)),
+            Err(_) => Err(format!(
+                "worker {} did not answer within {STEP_LIMIT:?}",
+                self.id
+            )),
+        }
+    }
+}
+
+/// The worker process: reads `wave N` / `exit` on stdin.
+mod worker {
+    use std::process::ExitCode;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tower::{Layer, ServiceExt};
+    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+    use tower_token_refresh::store::{FileStore, TokenStore};
+    use tower_token_refresh::{BoxError, TokenCache, TokenRefreshLayer};
+
+    use super::{FETCH_TIMEOUT, LEASE};
+
+    pub(super) fn main(args: &[String]) -> ExitCode {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        match runtime.block_on(serve(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("fleet worker failed: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn store(spec: &str) -> Result<Arc<dyn TokenStore>, BoxError> {
+        if let Some(path) = spec.strip_prefix("file=") {
+            return Ok(Arc::new(FileStore::new(path)));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(rest) = spec.strip_prefix("redis=") {
+            let (url, key) = rest.rsplit_once('|').ok_or("redis=URL|KEY")?;
+            return Ok(Arc::new(tower_token_refresh::store::RedisStore::new(
+                url, key,
+            )?));
+        }
+        Err(format!("unknown store {spec}").into())
+    }
+
+    async fn serve(args: &[String]) -> Result<(), BoxError> {
+        let [id, spec, token_url, api_url] = args else {
+            return Err("usage: --fleet-worker ID STORE TOKEN_URL API_URL".into());
+        };
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "error".into()),
+            )
+            .init();
+        let source = ClientCredentials::builder(
+            token_url.as_str(),
+            format!("worker-{id}"),
+            ClientAuth::post("fleet-secret"),
+        )
+        .build()?;
+        let cache = TokenCache::builder(source)
+            .store(store(spec)?)
+            .fetch_timeout(FETCH_TIMEOUT)
+            .lease(LEASE)
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let service = TokenRefreshLayer::new(cache).layer(client);
+        let api: http::Uri = api_url.parse()?;
+
+        println!("ready");
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Some(line) = lines.next_line().await? {
+            let Some(n) = line.strip_prefix("wave ") else {
+                break;
+            };
+            let n: usize = n.parse()?;
+            let requests: Vec<_> = (0..n)
+                .map(|_| {
+                    let request = http::Request::get(api.clone()).body(Empty::new()).unwrap();
+                    tokio::spawn(service.clone().oneshot(request))
+                })
+                .collect();
+            let (mut ok, mut failed) = (0, 0);
+            for request in requests {
+                match request.await? {
+                    Ok(response) if response.status().is_success() => ok += 1,
+                    Ok(response) => {
+                        eprintln!("worker {id}: API answered {}", response.status());
+                        failed += 1;
+                    }
+                    Err(error) => {
+                        eprintln!("worker {id}: request failed: {error}");
+                        failed += 1;
+                    }
+                }
+            }
+            println!("done {ok} {failed}");
+        }
+        Ok(())
+    }
+}
+
+// --------------------------------------------------------------- redis-server
+
+/// A `redis-server` on a free 127.0.0.1 port with an ACL user (the default
+/// user is off), stopped when dropped.
+struct RedisServer {
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl RedisServer {
+    async fn start(port: Option<u16>) -> Result<Self, String> {
+        let binary = which("redis-server").ok_or(
+            "redis-server not found: install the Debian package `redis-server` \
+             (apt-get install -y redis-server)",
+        )?;
+        let port = match port {
+            Some(port) => port,
+            None => std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .map_err(|error| error.to_string())?
+                .port(),
+        };
+        let child = std::process::Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .args(["--user", "default", "off"])
+            .args([
+                "--user",
+                REDIS_USER,
+                "on",
+                &format!(">{REDIS_PASSWORD}"),
+                "~fleet:*",
+                "+@all",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("cannot start redis-server: {error}"))?;
+        let server = Self {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            check!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+        Ok(server)
+    }
+
+    fn store_spec(&self) -> String {
+        format!(
+            "redis=redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}|fleet:token",
+            self.port
+        )
+    }
+
+    /// Kills the server; returns its port.
+    fn stop(&mut self) -> u16 {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.port
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn which(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ttr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
