@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     // libtest flags (`--nocapture`, `--quiet`, …) are accepted and ignored;
     // a plain argument filters scenarios by name.
     let filter: Vec<&String> = args.iter().filter(|arg| !arg.starts_with("--")).collect();
-    let scenarios: [Scenario; 6] = [
+    let scenarios: [Scenario; 7] = [
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -60,6 +60,9 @@ fn main() -> ExitCode {
             run(redis_lock_holder_killed_mid_fetch())
         }),
         ("redis_stopped_mid_run", || run(redis_stopped_mid_run())),
+        ("redis_over_tls_with_a_private_ca", || {
+            run(redis_over_tls_with_a_private_ca())
+        }),
         ("file_fleet_fetches_once_per_token_lifetime", || {
             run(file_fleet_fetches_once_per_token_lifetime())
         }),
@@ -215,6 +218,68 @@ async fn redis_stopped_mid_run() -> Outcome {
     );
     drop(redis);
     fleet.exit().await
+}
+
+async fn redis_over_tls_with_a_private_ca() -> Outcome {
+    use tower_token_refresh::TokenCache;
+    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+    use tower_token_refresh::store::RedisStore;
+
+    let dir = TempDir::new("fleet-tls");
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .map_err(|e| e.to_string())?;
+    let certificate = certified.cert.pem();
+    let tls = TlsFiles {
+        certificate: dir.path("redis.crt"),
+        key: dir.path("redis.key"),
+    };
+    std::fs::write(&tls.certificate, &certificate).map_err(|e| e.to_string())?;
+    std::fs::write(&tls.key, certified.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
+    let redis = RedisServer::start_with(None, Some(&tls)).await?;
+    let servers = Servers::start().await;
+    let url = format!(
+        "rediss://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
+        redis.port
+    );
+    let cache = |store: RedisStore| {
+        let source = ClientCredentials::builder(
+            format!("http://{}/token", servers.addr),
+            "worker-0",
+            ClientAuth::post("fleet-secret"),
+        )
+        .build()
+        .unwrap();
+        TokenCache::builder(source).store(store).build()
+    };
+    let trusting = || {
+        RedisStore::builder(&url, "fleet:tls")
+            .root_certificates(certificate.clone())
+            .build()
+            .map_err(|e| e.to_string())
+    };
+
+    let first = cache(trusting()?);
+    let second = cache(trusting()?);
+    first.token().await.map_err(|e| e.to_string())?;
+    second.token().await.map_err(|e| e.to_string())?;
+    check!(
+        servers.fetches() == 1,
+        "{} fetches over TLS",
+        servers.fetches()
+    );
+    check!(second.stats().store_hits == 1, "{:?}", second.stats());
+    check!(first.stats().store_failures == 0, "{:?}", first.stats());
+
+    // A store that does not trust the server's certificate fails; the
+    // cache fetches on its own.
+    let untrusting = cache(RedisStore::new(&url, "fleet:tls").map_err(|e| e.to_string())?);
+    untrusting.token().await.map_err(|e| e.to_string())?;
+    check!(
+        untrusting.stats().store_failures >= 1 && servers.fetches() == 2,
+        "{:?}",
+        untrusting.stats()
+    );
+    Ok(())
 }
 
 async fn file_fleet_fetches_once_per_token_lifetime() -> Outcome {
@@ -650,8 +715,18 @@ struct RedisServer {
     port: u16,
 }
 
+/// A certificate and its key, PEM files, for `redis-server --tls-port`.
+struct TlsFiles {
+    certificate: PathBuf,
+    key: PathBuf,
+}
+
 impl RedisServer {
     async fn start(port: Option<u16>) -> Result<Self, String> {
+        Self::start_with(port, None).await
+    }
+
+    async fn start_with(port: Option<u16>, tls: Option<&TlsFiles>) -> Result<Self, String> {
         let binary = which("redis-server").ok_or(
             "redis-server not found: install the Debian package `redis-server` \
              (apt-get install -y redis-server)",
@@ -663,8 +738,19 @@ impl RedisServer {
                 .map_err(|error| error.to_string())?
                 .port(),
         };
-        let child = std::process::Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = std::process::Command::new(binary);
+        match tls {
+            None => command.args(["--port", &port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.certificate)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
             .args(["--user", "default", "off"])
             .args([

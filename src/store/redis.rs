@@ -96,6 +96,8 @@ pub struct RedisStoreBuilder {
     url: Secret,
     key: String,
     timeout: Duration,
+    root_certificates: Option<Vec<u8>>,
+    client_certificate: Option<(Vec<u8>, Secret)>,
 }
 
 impl RedisStore {
@@ -115,6 +117,8 @@ impl RedisStore {
             url: Secret::new(url),
             key: key.into(),
             timeout: DEFAULT_REDIS_TIMEOUT,
+            root_certificates: None,
+            client_certificate: None,
         }
     }
 
@@ -152,19 +156,49 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For `rediss://`: trust only the certificate authorities in `pem`
+    /// (e.g. your private CA) instead of the operating system's roots.
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
+    /// For `rediss://` with mutual TLS: present this client certificate
+    /// chain and private key (both PEM).
+    pub fn client_certificate(mut self, chain_pem: impl Into<Vec<u8>>, key_pem: Secret) -> Self {
+        self.client_certificate = Some((chain_pem.into(), key_pem));
+        self
+    }
+
     /// Builds the store. Nothing connects until it is first used.
     ///
     /// # Errors
     ///
     /// [`StoreErrorKind::InvalidConfig`] when the URL cannot be parsed.
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let client = Client::open(self.url.expose()).map_err(|_| {
-            // The parser's message may quote the URL, password included.
-            StoreError::new(
-                StoreErrorKind::InvalidConfig,
-                "not a valid redis:// or rediss:// URL",
-                None,
-            )
+        let custom_tls = self.root_certificates.is_some() || self.client_certificate.is_some();
+        let client = if custom_tls {
+            let certificates = redis::TlsCertificates {
+                client_tls: self.client_certificate.as_ref().map(|(chain, key)| {
+                    redis::ClientTlsConfig {
+                        client_cert: chain.clone(),
+                        client_key: key.expose().as_bytes().to_vec(),
+                    }
+                }),
+                root_cert: self.root_certificates.clone(),
+            };
+            Client::build_with_tls(self.url.expose(), certificates)
+        } else {
+            Client::open(self.url.expose())
+        };
+        let client = client.map_err(|error| {
+            // The parser's message may quote the URL, password included:
+            // only its category is kept.
+            let what = match error.kind() {
+                redis::ErrorKind::InvalidClientConfig => "not a valid redis:// or rediss:// URL",
+                _ => "invalid TLS certificates for Redis",
+            };
+            StoreError::new(StoreErrorKind::InvalidConfig, what, None)
         })?;
         if self.url.expose().starts_with("rediss") {
             install_default_crypto_provider();
@@ -338,6 +372,8 @@ impl fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("key", &self.key)
             .field("timeout", &self.timeout)
+            .field("root_certificates", &self.root_certificates.is_some())
+            .field("client_certificate", &self.client_certificate.is_some())
             .finish_non_exhaustive()
     }
 }
