@@ -52,6 +52,32 @@ pub trait ClassifyRejection: Clone + Send + Sync + 'static {
     fn rejects_trailers(&self, trailers: &HeaderMap) -> bool {
         grpc_unauthenticated(trailers)
     }
+
+    /// [`rejects`](Self::rejects), for a response whose `content-type` the
+    /// middleware has already looked up, so that an implementation that
+    /// needs it (such as [`StandardRejection`]) does not look it up again.
+    /// Its argument cannot be named outside this crate: not meant to be
+    /// implemented elsewhere, and the same as `rejects` unless it is.
+    #[doc(hidden)]
+    #[inline]
+    fn rejects_head(&self, head: sealed::Head<'_>) -> bool {
+        self.rejects(head.status, head.headers)
+    }
+}
+
+pub(crate) use sealed::Head;
+
+mod sealed {
+    use http::{HeaderMap, StatusCode};
+
+    /// A response's status and headers, and whether it is gRPC.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Head<'a> {
+        pub(crate) status: StatusCode,
+        pub(crate) headers: &'a HeaderMap,
+        /// `content-type: application/grpc…` ([`super::is_grpc`]).
+        pub(crate) grpc: bool,
+    }
 }
 
 /// The default [`ClassifyRejection`]: `401 Unauthorized`, and gRPC
@@ -91,6 +117,13 @@ impl ClassifyRejection for StandardRejection {
             || (is_grpc(headers) && grpc_unauthenticated(headers))
             || self.also.contains(&status)
     }
+
+    #[inline]
+    fn rejects_head(&self, head: sealed::Head<'_>) -> bool {
+        head.status == StatusCode::UNAUTHORIZED
+            || (head.grpc && grpc_unauthenticated(head.headers))
+            || self.also.contains(&head.status)
+    }
 }
 
 impl fmt::Debug for StandardRejection {
@@ -125,6 +158,7 @@ pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// Whether headers or trailers carry `grpc-status: 16`.
+#[inline]
 fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
     grpc_status(headers) == Some(GRPC_UNAUTHENTICATED)
 }
@@ -169,6 +203,48 @@ mod tests {
         let with_forbidden = standard.or_status(StatusCode::FORBIDDEN);
         assert!(with_forbidden.rejects(StatusCode::FORBIDDEN, &HeaderMap::new()));
         assert!(with_forbidden.rejects(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
+    }
+
+    #[test]
+    fn judging_with_a_known_content_type_agrees_with_rejects() {
+        let cases = [
+            headers(&[]),
+            headers(&[("content-type", "application/json")]),
+            headers(&[("content-type", "application/json"), ("grpc-status", "16")]),
+            headers(&[("content-type", "application/grpc"), ("grpc-status", "16")]),
+            headers(&[
+                ("content-type", "application/grpc+proto"),
+                ("grpc-status", "0"),
+            ]),
+            headers(&[("content-type", "application/grpc")]),
+        ];
+        let statuses = [
+            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ];
+        let teapot = |status: StatusCode, _: &HeaderMap| status == StatusCode::IM_A_TEAPOT;
+        for classifier in [
+            StandardRejection::new(),
+            StandardRejection::new().or_status(StatusCode::FORBIDDEN),
+        ] {
+            for headers in &cases {
+                for status in statuses {
+                    let head = Head {
+                        status,
+                        headers,
+                        grpc: is_grpc(headers),
+                    };
+                    assert_eq!(
+                        classifier.rejects_head(head),
+                        classifier.rejects(status, headers),
+                        "{status} {headers:?}"
+                    );
+                    assert_eq!(teapot.rejects_head(head), teapot.rejects(status, headers));
+                }
+            }
+        }
     }
 
     #[test]

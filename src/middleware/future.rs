@@ -15,7 +15,7 @@ use super::ResponseBody;
 use super::retry::Retry;
 use super::settings::{Settings, Ticket};
 use crate::cache::Credential;
-use crate::rejection::{grpc_status, is_grpc};
+use crate::rejection::{Head, grpc_status, is_grpc};
 use crate::{BoxError, ClassifyRejection, Error, ReplayableBody};
 
 /// Waiting for a token: boxed, as it only happens off the hot path.
@@ -148,7 +148,7 @@ where
 #[inline]
 pub(super) fn send<S, B, C>(
     service: &mut S,
-    request: Request<B>,
+    mut request: Request<B>,
     credential: Credential,
     settings: &Settings<C>,
 ) -> (S::Future, SecondChance<S, B>)
@@ -158,7 +158,6 @@ where
 {
     let Some(limit) = settings.replay_limit else {
         // No retry: nothing to keep, and the request is not moved around.
-        let mut request = request;
         request
             .headers_mut()
             .insert(AUTHORIZATION, credential.header);
@@ -171,7 +170,7 @@ where
     (service.call(request), second.map(Box::new))
 }
 
-const RETRY_OFF: &str = "retrying is off (see `TokenRefreshLayer::retry_rejected`)";
+pub(super) const RETRY_OFF: &str = "retrying is off (see `TokenRefreshLayer::retry_rejected`)";
 
 fn polled_after_completion() -> BoxError {
     "ResponseFuture polled after completion".into()
@@ -186,158 +185,186 @@ where
 {
     type Output = Result<Response<ResponseBody<R>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         let settings: &Arc<Settings<C>> = this.settings;
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::WaitingForToken { slow } => {
-                    let Some(credential) = slow.credential.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let outcome = ready!(credential.as_mut().poll(cx));
-                    let (Some(mut service), Some(request)) =
-                        (slow.service.take(), slow.request.take())
-                    else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let credential = match outcome {
-                        Ok(credential) => credential,
-                        Err(error) => {
-                            return Poll::Ready(Err(token_failure(error, request.headers())));
-                        }
-                    };
-                    let ticket = Ticket {
-                        route: slow.route,
-                        generation: credential.generation,
-                    };
-                    let (future, second) = send(&mut service, request, credential, settings);
-                    this.state.set(State::Called {
-                        future,
-                        ticket,
-                        second: Some(second),
-                    });
-                }
-                StateProj::Called {
+        let mut state = this.state;
+        // The hot path first: the inner service answered a request that
+        // went out with a token.
+        if let StateProj::Called {
+            future,
+            ticket,
+            second,
+        } = state.as_mut().project()
+        {
+            let response = ready!(future.poll(cx)).map_err(Into::into)?;
+            match on_response(response, *ticket, second, settings) {
+                Ok(output) => return Poll::Ready(Ok(output)),
+                Err(next) => state.set(next),
+            }
+        }
+        poll_states(state, settings, cx)
+    }
+}
+
+/// The response to pass on (to a request sent with the token of `ticket`),
+/// or, if it rejected the token and the request is sent again, the next
+/// state.
+#[inline(always)]
+fn on_response<S, B, C, R>(
+    response: Response<R>,
+    ticket: Ticket,
+    second: &mut Option<SecondChance<S, B>>,
+    settings: &Arc<Settings<C>>,
+) -> Result<Response<ResponseBody<R>>, State<S, B>>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    B: ReplayableBody,
+    C: ClassifyRejection,
+{
+    let Some(cache) = settings.routes.cache(ticket.route) else {
+        return Ok(response.map(ResponseBody::new));
+    };
+    // The response is only looked at here, and moved once (into the
+    // output) unless the token was rejected.
+    match judge(&settings.classifier, cache, ticket, &response) {
+        Verdict::Accepted => Ok(response.map(ResponseBody::new)),
+        Verdict::WatchTrailers => {
+            let settings = Arc::clone(settings);
+            Ok(response.map(|body| ResponseBody::watching(body, settings, ticket)))
+        }
+        Verdict::Rejected => match rejected(response, ticket, second.take(), cache) {
+            Ok(next) => Err(next),
+            Err(response) => Ok(response.map(ResponseBody::new)),
+        },
+    }
+}
+
+/// Every state but a first answer: waiting for a token, retrying. Kept out
+/// of `poll` so that the hot path stays small.
+#[inline(never)]
+fn poll_states<S, B, C, R>(
+    mut state: Pin<&mut State<S, B>>,
+    settings: &Arc<Settings<C>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Response<ResponseBody<R>>, BoxError>>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    S::Error: Into<BoxError>,
+    B: ReplayableBody,
+    C: ClassifyRejection,
+{
+    loop {
+        match state.as_mut().project() {
+            StateProj::WaitingForToken { slow } => {
+                let Some(credential) = slow.credential.as_mut() else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                let outcome = ready!(credential.as_mut().poll(cx));
+                let (Some(mut service), Some(request)) = (slow.service.take(), slow.request.take())
+                else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                let credential = match outcome {
+                    Ok(credential) => credential,
+                    Err(error) => {
+                        return Poll::Ready(Err(token_failure(error, request.headers())));
+                    }
+                };
+                let ticket = Ticket {
+                    route: slow.route,
+                    generation: credential.generation,
+                };
+                let (future, second) = send(&mut service, request, credential, settings);
+                state.set(State::Called {
                     future,
                     ticket,
-                    second,
-                } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let ticket = *ticket;
-                    let Some(cache) = settings.routes.cache(ticket.route) else {
-                        return Poll::Ready(Ok(response.map(ResponseBody::new)));
-                    };
-                    if !settings
-                        .classifier
-                        .rejects(response.status(), response.headers())
-                    {
-                        return Poll::Ready(Ok(accept(response, cache, settings, ticket)));
-                    }
-                    let dropped = cache.reject(ticket.generation);
-                    tracing::info!(
-                        status = %response.status(),
-                        generation = ticket.generation,
-                        dropped,
-                        "token rejected by the server"
-                    );
-                    let retry = match second.take().unwrap_or(Err(ALREADY_RETRIED)) {
-                        Ok(retry) => retry,
-                        Err(reason) => {
-                            tracing::info!(reason, "rejected request not retried");
-                            return Poll::Ready(Ok(response.map(ResponseBody::new)));
-                        }
-                    };
-                    let next = match retry.until_sent() {
-                        Some(wait) => {
-                            let mut slow = Slow::new(ticket.route);
-                            slow.rejected = Some(response);
-                            slow.wait = Some(wait);
-                            slow.retry = Some(retry);
-                            State::RetryWaitingForBody { slow }
-                        }
-                        None => match retry_with_new_token(*retry, response, ticket.route, cache) {
-                            Ok(next) => next,
-                            Err(response) => {
-                                return Poll::Ready(Ok(response.map(ResponseBody::new)));
-                            }
-                        },
-                    };
-                    this.state.set(next);
+                    second: Some(second),
+                });
+            }
+            StateProj::Called {
+                future,
+                ticket,
+                second,
+            } => {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                match on_response(response, *ticket, second, settings) {
+                    Ok(output) => return Poll::Ready(Ok(output)),
+                    Err(next) => state.set(next),
                 }
-                StateProj::RetryWaitingForBody { slow } => {
-                    if let Some(wait) = slow.wait.as_mut() {
-                        ready!(wait.as_mut().poll(cx));
-                    }
-                    let (Some(retry), Some(rejected)) = (slow.retry.take(), slow.rejected.take())
-                    else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let Some(cache) = settings.routes.cache(slow.route) else {
+            }
+            StateProj::RetryWaitingForBody { slow } => {
+                if let Some(wait) = slow.wait.as_mut() {
+                    ready!(wait.as_mut().poll(cx));
+                }
+                let (Some(retry), Some(rejected)) = (slow.retry.take(), slow.rejected.take())
+                else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                let Some(cache) = settings.routes.cache(slow.route) else {
+                    return Poll::Ready(Ok(rejected.map(ResponseBody::new)));
+                };
+                match retry_with_new_token(*retry, rejected, slow.route, cache) {
+                    Ok(next) => state.set(next),
+                    Err(response) => return Poll::Ready(Ok(response.map(ResponseBody::new))),
+                }
+            }
+            StateProj::RetryWaitingForToken { slow } => {
+                let Some(credential) = slow.credential.as_mut() else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                let outcome = ready!(credential.as_mut().poll(cx));
+                slow.credential = None;
+                let Some(rejected) = slow.rejected.take() else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                let credential = match outcome {
+                    Ok(credential) => credential,
+                    Err(error) => {
+                        tracing::warn!(
+                            error = &error as &dyn std::error::Error,
+                            "rejected request not retried: no new token"
+                        );
                         return Poll::Ready(Ok(rejected.map(ResponseBody::new)));
-                    };
-                    match retry_with_new_token(*retry, rejected, slow.route, cache) {
-                        Ok(next) => this.state.set(next),
-                        Err(response) => return Poll::Ready(Ok(response.map(ResponseBody::new))),
                     }
+                };
+                drop(rejected);
+                if let Some(cache) = settings.routes.cache(slow.route) {
+                    cache.note_retry();
                 }
-                StateProj::RetryWaitingForToken { slow } => {
-                    let Some(credential) = slow.credential.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let outcome = ready!(credential.as_mut().poll(cx));
-                    slow.credential = None;
-                    let Some(rejected) = slow.rejected.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let credential = match outcome {
-                        Ok(credential) => credential,
-                        Err(error) => {
-                            tracing::warn!(
-                                error = &error as &dyn std::error::Error,
-                                "rejected request not retried: no new token"
-                            );
-                            return Poll::Ready(Ok(rejected.map(ResponseBody::new)));
-                        }
-                    };
-                    drop(rejected);
-                    if let Some(cache) = settings.routes.cache(slow.route) {
-                        cache.note_retry();
-                    }
-                    slow.generation = credential.generation;
-                    if let Some(request) = slow.request.as_mut() {
-                        request
-                            .headers_mut()
-                            .insert(AUTHORIZATION, credential.header);
-                    }
-                    let slow = std::mem::replace(slow, Slow::new(0));
-                    this.state.set(State::RetryPollingReady { slow });
+                slow.generation = credential.generation;
+                if let Some(request) = slow.request.as_mut() {
+                    request
+                        .headers_mut()
+                        .insert(AUTHORIZATION, credential.header);
                 }
-                StateProj::RetryPollingReady { slow } => {
-                    let Some(ready_service) = slow.service.as_mut() else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    ready!(ready_service.poll_ready(cx)).map_err(Into::into)?;
-                    let (Some(mut service), Some(request)) =
-                        (slow.service.take(), slow.request.take())
-                    else {
-                        return Poll::Ready(Err(polled_after_completion()));
-                    };
-                    let future = service.call(request);
-                    let ticket = Ticket {
-                        route: slow.route,
-                        generation: slow.generation,
-                    };
-                    this.state.set(State::Called {
-                        future,
-                        ticket,
-                        second: Some(Err(ALREADY_RETRIED)),
-                    });
-                }
-                StateProj::Passthrough { future } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
-                }
+                let slow = std::mem::replace(slow, Slow::new(0));
+                state.set(State::RetryPollingReady { slow });
+            }
+            StateProj::RetryPollingReady { slow } => {
+                let Some(ready_service) = slow.service.as_mut() else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                ready!(ready_service.poll_ready(cx)).map_err(Into::into)?;
+                let (Some(mut service), Some(request)) = (slow.service.take(), slow.request.take())
+                else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                let future = service.call(request);
+                let ticket = Ticket {
+                    route: slow.route,
+                    generation: slow.generation,
+                };
+                state.set(State::Called {
+                    future,
+                    ticket,
+                    second: Some(Err(ALREADY_RETRIED)),
+                });
+            }
+            StateProj::Passthrough { future } => {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                return Poll::Ready(Ok(response.map(ResponseBody::new)));
             }
         }
     }
@@ -371,30 +398,91 @@ where
     }
 }
 
-/// Passes on a response that did not reject the token. A successful one
-/// confirms the token; a gRPC one is judged by its status (in the headers
-/// of a trailers-only response, else in the trailers, which are watched).
+/// What a response says about the token it was sent with.
+enum Verdict {
+    /// Not a rejection (and, if it confirms the token, noted as such).
+    Accepted,
+    /// A gRPC response whose status comes in the trailers: its body watches
+    /// them.
+    WatchTrailers,
+    /// The token was rejected.
+    Rejected,
+}
+
+/// Judges a response: one `content-type` lookup decides for every response
+/// that is not gRPC. A successful one confirms the token; a gRPC one is
+/// judged by its status (in the headers of a trailers-only response, else
+/// in the trailers, which are watched).
 #[inline]
-fn accept<R, C: ClassifyRejection>(
-    response: Response<R>,
+fn judge<C: ClassifyRejection, R>(
+    classifier: &C,
     cache: &crate::TokenCache,
-    settings: &Arc<Settings<C>>,
     ticket: Ticket,
-) -> Response<ResponseBody<R>> {
-    if !is_grpc(response.headers()) {
-        if response.status().is_success() {
-            cache.accepted(ticket.generation);
-        }
-        return response.map(ResponseBody::new);
+    response: &Response<R>,
+) -> Verdict {
+    let status = response.status();
+    let headers = response.headers();
+    let grpc = is_grpc(headers);
+    if classifier.rejects_head(Head {
+        status,
+        headers,
+        grpc,
+    }) {
+        return Verdict::Rejected;
     }
-    if let Some(status) = grpc_status(response.headers()) {
-        if status == b"0" {
-            cache.accepted(ticket.generation);
+    let confirmed = if grpc {
+        match grpc_status(headers) {
+            Some(code) => code == b"0",
+            None => return Verdict::WatchTrailers,
         }
-        return response.map(ResponseBody::new);
+    } else {
+        status.is_success()
+    };
+    if confirmed {
+        cache.accepted(ticket.generation);
     }
-    let settings = Arc::clone(settings);
-    response.map(|body| ResponseBody::watching(body, settings, ticket))
+    Verdict::Accepted
+}
+
+/// After a rejection: drops the token, then either the state that sends the
+/// request again, or (saying why not) the rejection to return. Off the hot
+/// path, so kept out of `poll`.
+#[cold]
+#[inline(never)]
+fn rejected<S, B, R>(
+    response: Response<R>,
+    ticket: Ticket,
+    second: Option<SecondChance<S, B>>,
+    cache: &crate::TokenCache,
+) -> Result<State<S, B>, Response<R>>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone,
+    B: ReplayableBody,
+{
+    let dropped = cache.reject(ticket.generation);
+    tracing::info!(
+        status = %response.status(),
+        generation = ticket.generation,
+        dropped,
+        "token rejected by the server"
+    );
+    let retry = match second.unwrap_or(Err(ALREADY_RETRIED)) {
+        Ok(retry) => retry,
+        Err(reason) => {
+            tracing::info!(reason, "rejected request not retried");
+            return Err(response);
+        }
+    };
+    match retry.until_sent() {
+        Some(wait) => {
+            let mut slow = Slow::new(ticket.route);
+            slow.rejected = Some(response);
+            slow.wait = Some(wait);
+            slow.retry = Some(retry);
+            Ok(State::RetryWaitingForBody { slow })
+        }
+        None => retry_with_new_token(*retry, response, ticket.route, cache),
+    }
 }
 
 /// The error a request fails with when no token can be had: our [`Error`],
