@@ -9,7 +9,7 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::future::send;
+use super::future::{RETRY_OFF, send};
 use super::settings::Ticket;
 use super::shards::Shards;
 use super::{ResponseBody, ResponseFuture, TokenRefreshLayer};
@@ -143,7 +143,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         // From this thread's copy: requests on different threads do not
         // write to one shared reference count.
         let settings = Arc::clone(self.settings.local());
@@ -172,6 +172,15 @@ where
                 route,
                 generation: credential.generation,
             };
+            if settings.replay_limit.is_none() {
+                // The hot path: the header goes into the request where it
+                // is, and the request moves once, to the inner service.
+                request
+                    .headers_mut()
+                    .insert(AUTHORIZATION, credential.header);
+                let future = self.inner.call(request);
+                return ResponseFuture::called(future, ticket, Err(RETRY_OFF), settings);
+            }
             let (future, second) = send(&mut self.inner, request, credential, &settings);
             return ResponseFuture::called(future, ticket, second, settings);
         }
