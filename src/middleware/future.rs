@@ -52,7 +52,7 @@ pin_project! {
             #[pin]
             future: S::Future,
             ticket: Ticket,
-            second: Option<SecondChance<S, B>>,
+            second: SecondChance<S, B>,
         },
         /// Rejected while the first attempt may still be sending the body:
         /// waiting (briefly) for it to be done, to replay it.
@@ -112,7 +112,7 @@ where
             state: State::Called {
                 future,
                 ticket,
-                second: Some(second),
+                second,
             },
             settings,
         }
@@ -199,45 +199,26 @@ where
         } = state.as_mut().project()
         {
             let response = ready!(future.poll(cx)).map_err(Into::into)?;
-            match on_response(response, *ticket, second, settings) {
-                Ok(output) => return Poll::Ready(Ok(output)),
-                Err(next) => state.set(next),
+            let ticket = *ticket;
+            // The response is only looked at, then moved once, into the
+            // output, unless it rejected the token.
+            match judge(settings, ticket, &response) {
+                Verdict::Pass => return Poll::Ready(Ok(response.map(ResponseBody::new))),
+                Verdict::WatchTrailers => {
+                    return Poll::Ready(Ok(watch_trailers(response, settings, ticket)));
+                }
+                Verdict::Rejected => match rejected(
+                    response,
+                    ticket,
+                    std::mem::replace(second, Err(ALREADY_RETRIED)),
+                    settings,
+                ) {
+                    Ok(next) => state.set(next),
+                    Err(response) => return Poll::Ready(Ok(response.map(ResponseBody::new))),
+                },
             }
         }
         poll_states(state, settings, cx)
-    }
-}
-
-/// The response to pass on (to a request sent with the token of `ticket`),
-/// or, if it rejected the token and the request is sent again, the next
-/// state.
-#[inline(always)]
-fn on_response<S, B, C, R>(
-    response: Response<R>,
-    ticket: Ticket,
-    second: &mut Option<SecondChance<S, B>>,
-    settings: &Arc<Settings<C>>,
-) -> Result<Response<ResponseBody<R>>, State<S, B>>
-where
-    S: Service<Request<B>, Response = Response<R>> + Clone,
-    B: ReplayableBody,
-    C: ClassifyRejection,
-{
-    let Some(cache) = settings.routes.cache(ticket.route) else {
-        return Ok(response.map(ResponseBody::new));
-    };
-    // The response is only looked at here, and moved once (into the
-    // output) unless the token was rejected.
-    match judge(&settings.classifier, cache, ticket, &response) {
-        Verdict::Accepted => Ok(response.map(ResponseBody::new)),
-        Verdict::WatchTrailers => {
-            let settings = Arc::clone(settings);
-            Ok(response.map(|body| ResponseBody::watching(body, settings, ticket)))
-        }
-        Verdict::Rejected => match rejected(response, ticket, second.take(), cache) {
-            Ok(next) => Err(next),
-            Err(response) => Ok(response.map(ResponseBody::new)),
-        },
     }
 }
 
@@ -280,7 +261,7 @@ where
                 state.set(State::Called {
                     future,
                     ticket,
-                    second: Some(second),
+                    second,
                 });
             }
             StateProj::Called {
@@ -289,9 +270,25 @@ where
                 second,
             } => {
                 let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                match on_response(response, *ticket, second, settings) {
-                    Ok(output) => return Poll::Ready(Ok(output)),
-                    Err(next) => state.set(next),
+                let ticket = *ticket;
+                match judge(settings, ticket, &response) {
+                    Verdict::Pass => return Poll::Ready(Ok(response.map(ResponseBody::new))),
+                    Verdict::WatchTrailers => {
+                        return Poll::Ready(Ok(watch_trailers(response, settings, ticket)));
+                    }
+                    Verdict::Rejected => {
+                        match rejected(
+                            response,
+                            ticket,
+                            std::mem::replace(second, Err(ALREADY_RETRIED)),
+                            settings,
+                        ) {
+                            Ok(next) => state.set(next),
+                            Err(response) => {
+                                return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                            }
+                        }
+                    }
                 }
             }
             StateProj::RetryWaitingForBody { slow } => {
@@ -359,7 +356,7 @@ where
                 state.set(State::Called {
                     future,
                     ticket,
-                    second: Some(Err(ALREADY_RETRIED)),
+                    second: Err(ALREADY_RETRIED),
                 });
             }
             StateProj::Passthrough { future } => {
@@ -400,8 +397,9 @@ where
 
 /// What a response says about the token it was sent with.
 enum Verdict {
-    /// Not a rejection (and, if it confirms the token, noted as such).
-    Accepted,
+    /// Not a rejection (and, if it confirms the token, noted as such), or
+    /// not sent with a token of ours: passed on as it is.
+    Pass,
     /// A gRPC response whose status comes in the trailers: its body watches
     /// them.
     WatchTrailers,
@@ -409,21 +407,24 @@ enum Verdict {
     Rejected,
 }
 
-/// Judges a response: one `content-type` lookup decides for every response
-/// that is not gRPC. A successful one confirms the token; a gRPC one is
-/// judged by its status (in the headers of a trailers-only response, else
-/// in the trailers, which are watched).
+/// Judges a response to a request sent with the token of `ticket`: one
+/// `content-type` lookup decides for every response that is not gRPC. A
+/// successful one confirms the token; a gRPC one is judged by its status
+/// (in the headers of a trailers-only response, else in the trailers, which
+/// are then watched).
 #[inline]
 fn judge<C: ClassifyRejection, R>(
-    classifier: &C,
-    cache: &crate::TokenCache,
+    settings: &Settings<C>,
     ticket: Ticket,
     response: &Response<R>,
 ) -> Verdict {
+    let Some(cache) = settings.routes.cache(ticket.route) else {
+        return Verdict::Pass;
+    };
     let status = response.status();
     let headers = response.headers();
     let grpc = is_grpc(headers);
-    if classifier.rejects_head(Head {
+    if settings.classifier.rejects_head(Head {
         status,
         headers,
         grpc,
@@ -441,7 +442,18 @@ fn judge<C: ClassifyRejection, R>(
     if confirmed {
         cache.accepted(ticket.generation);
     }
-    Verdict::Accepted
+    Verdict::Pass
+}
+
+/// A gRPC response whose status will come in its trailers, with a body that
+/// watches them.
+fn watch_trailers<C: ClassifyRejection, R>(
+    response: Response<R>,
+    settings: &Arc<Settings<C>>,
+    ticket: Ticket,
+) -> Response<ResponseBody<R>> {
+    let settings = Arc::clone(settings);
+    response.map(|body| ResponseBody::watching(body, settings, ticket))
 }
 
 /// After a rejection: drops the token, then either the state that sends the
@@ -449,16 +461,19 @@ fn judge<C: ClassifyRejection, R>(
 /// path, so kept out of `poll`.
 #[cold]
 #[inline(never)]
-fn rejected<S, B, R>(
+fn rejected<S, B, C, R>(
     response: Response<R>,
     ticket: Ticket,
-    second: Option<SecondChance<S, B>>,
-    cache: &crate::TokenCache,
+    second: SecondChance<S, B>,
+    settings: &Settings<C>,
 ) -> Result<State<S, B>, Response<R>>
 where
     S: Service<Request<B>, Response = Response<R>> + Clone,
     B: ReplayableBody,
 {
+    let Some(cache) = settings.routes.cache(ticket.route) else {
+        return Err(response);
+    };
     let dropped = cache.reject(ticket.generation);
     tracing::info!(
         status = %response.status(),
@@ -466,7 +481,7 @@ where
         dropped,
         "token rejected by the server"
     );
-    let retry = match second.unwrap_or(Err(ALREADY_RETRIED)) {
+    let retry = match second {
         Ok(retry) => retry,
         Err(reason) => {
             tracing::info!(reason, "rejected request not retried");
