@@ -99,7 +99,9 @@
 //!   before expiry); there is little reason to narrow it.
 //! - **Fetch timeout** ([`TokenCacheBuilder::fetch_timeout`], 10 s): how
 //!   long a caller may wait for a token when there is none. Keep it below
-//!   your request timeouts.
+//!   your request timeouts. With a [store](TokenCacheBuilder::store), a
+//!   caller may also wait up to the [lease](TokenCacheBuilder::lease) for
+//!   another process's refresh.
 //! - **Backoff** ([`TokenCacheBuilder::backoff`], 1 s doubling to 30 s):
 //!   while it runs, callers without a valid token fail at once instead of
 //!   hammering the identity provider; `Retry-After` is honoured.
@@ -109,6 +111,16 @@
 //!   each request's head, which costs more than adding the token itself;
 //!   without it the rare rejected request goes back to its caller and the
 //!   next request gets a new token.
+//!
+//! # Fleets and restarts
+//!
+//! A job restarted every few minutes, or a fleet of replicas, would each
+//! fetch its own tokens. Give the cache a [`store`] with
+//! [`TokenCacheBuilder::store`]: a [`FileStore`](store::FileStore) lets the
+//! next run reuse a valid token, a `RedisStore` (feature `redis`) shares one
+//! token between processes, which take turns to refresh it under a lease.
+//! Requests never wait on the store; when it fails, the cache fetches on its
+//! own.
 //!
 //! # Compared with a hand-written check
 //!
@@ -133,6 +145,7 @@
 //! | `aws-lc-rs` | no | signed JWT assertions with aws-lc-rs (preferred if both are on) |
 //! | `tonic` | yes | [`ReplayableBody`] for `tonic::body::Body` (rejected gRPC calls are retried) and gRPC-aware errors |
 //! | `axum`  | yes | [`ReplayableBody`] for `axum::body::Body` |
+//! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(

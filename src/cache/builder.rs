@@ -168,6 +168,10 @@ impl TokenCacheBuilder {
     ///
     /// Only refreshes consult the store; requests never wait on it. When
     /// the store fails, the cache logs a warning and fetches on its own.
+    /// Each store call is bounded by the [fetch timeout](Self::fetch_timeout);
+    /// a caller waiting for a token may wait for another process's refresh
+    /// (at most a [lease](Self::lease) plus a fetch timeout) before this
+    /// process fetches on its own.
     pub fn store(mut self, store: impl TokenStore) -> Self {
         self.config.store = Some(StoreHandle(Arc::new(store)));
         self
