@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     // libtest flags (`--nocapture`, `--quiet`, …) are accepted and ignored;
     // a plain argument filters scenarios by name.
     let filter: Vec<&String> = args.iter().filter(|arg| !arg.starts_with("--")).collect();
-    let scenarios: [Scenario; 7] = [
+    let scenarios: [Scenario; 8] = [
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             run(redis_lock_holder_killed_mid_fetch())
         }),
         ("redis_stopped_mid_run", || run(redis_stopped_mid_run())),
+        ("redis_lock_is_fenced", || run(redis_lock_is_fenced())),
         ("redis_over_tls_with_a_private_ca", || {
             run(redis_over_tls_with_a_private_ca())
         }),
@@ -218,6 +219,83 @@ async fn redis_stopped_mid_run() -> Outcome {
     );
     drop(redis);
     fleet.exit().await
+}
+
+/// The lock, by hand: a holder whose lease ran out can neither write nor
+/// release under its successor; a value that is not ours is ignored.
+async fn redis_lock_is_fenced() -> Outcome {
+    use tower_token_refresh::Token;
+    use tower_token_refresh::store::{RedisStore, TokenStore};
+
+    let redis = RedisServer::start(None).await?;
+    let url = format!(
+        "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
+        redis.port
+    );
+    let store = || RedisStore::new(&url, "fleet:fenced").map_err(|e| e.to_string());
+    let (a, b, c) = (store()?, store()?, store()?);
+    let lease = Duration::from_millis(300);
+    let err = |e: tower_token_refresh::store::StoreError| e.to_string();
+
+    let first = a
+        .try_lock(lease)
+        .await
+        .map_err(err)?
+        .ok_or("a: lock free")?;
+    check!(
+        b.try_lock(lease).await.map_err(err)?.is_none(),
+        "b took a held lock"
+    );
+    sleep(lease + Duration::from_millis(100)).await;
+    let second = b
+        .try_lock(lease * 10)
+        .await
+        .map_err(err)?
+        .ok_or("b: lease ran out")?;
+
+    let late = Token::bearer("from-a").expires_in(Duration::from_secs(60));
+    check!(
+        !a.save(&late, &first).await.map_err(err)?,
+        "a wrote without the lock"
+    );
+    a.unlock(first).await.map_err(err)?;
+    check!(
+        c.try_lock(lease).await.map_err(err)?.is_none(),
+        "a released b's lock"
+    );
+
+    let fresh = Token::bearer("from-b").expires_in(Duration::from_secs(60));
+    check!(
+        b.save(&fresh, &second).await.map_err(err)?,
+        "b could not write"
+    );
+    b.unlock(second).await.map_err(err)?;
+    let loaded = c.load().await.map_err(err)?.ok_or("nothing stored")?;
+    check!(loaded.secret() == "from-b", "stored the wrong token");
+    let left = loaded.time_left().unwrap_or_default();
+    check!(left > Duration::from_secs(58), "expiry lost: {left:?}");
+    check!(
+        c.try_lock(lease).await.map_err(err)?.is_some(),
+        "b did not release"
+    );
+
+    // A value that is not a token record: ignored (with a warning).
+    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    redis::cmd("SET")
+        .arg("fleet:fenced")
+        .arg("not json")
+        .query_async::<()>(&mut connection)
+        .await
+        .map_err(|e| e.to_string())?;
+    check!(
+        c.load().await.map_err(err)?.is_none(),
+        "garbage taken for a token"
+    );
+    Ok(())
 }
 
 async fn redis_over_tls_with_a_private_ca() -> Outcome {
