@@ -47,13 +47,14 @@ impl Config {
     }
 
     /// The longest a refresh may take before it is considered lost: one
-    /// fetch, or with a store, waiting for another holder's lease and fetch,
-    /// then a fetch and the store calls around it (each bounded by the fetch
-    /// timeout).
+    /// fetch; with a store, waiting for another holder (a lease and a fetch
+    /// timeout, plus the two store calls of the last look), then, holding
+    /// the lock, a look, a fetch, a save and a release (each bounded by the
+    /// fetch timeout).
     pub(crate) fn refresh_limit(&self) -> Duration {
         match self.store {
             None => self.fetch_timeout,
-            Some(_) => self.lease() + self.fetch_timeout.saturating_mul(5),
+            Some(_) => self.lease() + self.fetch_timeout.saturating_mul(7),
         }
     }
 }
