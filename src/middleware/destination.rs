@@ -127,6 +127,7 @@ enum Matcher {
 }
 
 impl Matcher {
+    #[inline]
     fn matches(&self, uri: &Uri) -> bool {
         match self {
             Matcher::Any => true,
@@ -212,6 +213,16 @@ impl TokenRoutes {
     /// The route for `uri`: its index and cache.
     #[inline]
     pub(crate) fn select(&self, uri: &Uri) -> Option<(usize, &TokenCache)> {
+        // The default layer's single catch-all route (or any list that
+        // starts with one): no need to look at the URI.
+        if let Some((Matcher::Any, cache)) = self.routes.first() {
+            return Some((0, cache));
+        }
+        self.select_by_uri(uri)
+    }
+
+    /// [`select`](Self::select) for routes that depend on the URI.
+    fn select_by_uri(&self, uri: &Uri) -> Option<(usize, &TokenCache)> {
         self.routes
             .iter()
             .enumerate()
@@ -296,5 +307,22 @@ mod tests {
         assert!(restricted.select(&uri("/relative")).is_some());
         assert!(restricted.select(&uri("https://b.example/")).is_none());
         assert!(restricted.single().is_some());
+    }
+
+    #[test]
+    fn a_catch_all_route_serves_every_uri() {
+        let routes = TokenRoutes::all(cache());
+        for text in ["https://a.example/x", "http://b.example:8080/", "/relative"] {
+            assert_eq!(routes.select(&uri(text)).map(|(i, _)| i), Some(0));
+        }
+        let first = cache();
+        let later = TokenRoutes {
+            routes: vec![(Matcher::Relative, first.clone()), (Matcher::Any, cache())],
+        };
+        assert_eq!(later.select(&uri("/relative")).map(|(i, _)| i), Some(0));
+        assert_eq!(
+            later.select(&uri("https://a.example/")).map(|(i, _)| i),
+            Some(1)
+        );
     }
 }
