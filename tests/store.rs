@@ -274,3 +274,23 @@ async fn a_hung_store_is_bounded_by_the_fetch_timeout() {
         "one store call timed out, then a fetch"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fetch_that_timed_out_keeps_the_lock_until_its_lease_ends() {
+    use support::Behaviour;
+    use tower_token_refresh::ErrorKind;
+
+    // The source may still be at work after the cache stopped waiting (a
+    // refresh token exchange goes on to keep a rotated refresh token):
+    // another process must not start one meanwhile.
+    let source = TestSource::new(Behaviour::Hang);
+    let store = MemoryStore::new();
+    let cache = process(&source, &store);
+    let error = cache.token().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert!(store.is_locked(), "released right after the timeout");
+    advance(LEASE - FETCH_TIMEOUT - SECOND).await;
+    assert!(store.is_locked());
+    advance(2 * SECOND).await;
+    assert!(!store.is_locked());
+}

@@ -301,7 +301,7 @@ impl RefreshTask {
                 Some(store) => {
                     let replacing = self.replacing.take();
                     self.shared
-                        .refresh_through_store(&*store.0, replacing.as_ref(), reason)
+                        .refresh_through_store(&store.0, replacing.as_ref(), reason)
                         .await
                 }
             };

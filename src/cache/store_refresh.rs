@@ -2,6 +2,7 @@
 //! or take turns with the other processes to fetch one.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -10,7 +11,7 @@ use super::Shared;
 use super::refresh::Reason;
 use super::stats::Counters;
 use crate::store::{Lease, StoreError, StoreErrorKind, TokenStore};
-use crate::{Error, Token};
+use crate::{Error, ErrorKind, Token};
 
 /// The first pause between two looks at a store whose lock another process
 /// holds; it doubles up to [`POLL_MAX`].
@@ -53,7 +54,7 @@ impl Shared {
     /// rejected): a stored copy of it is not a new token.
     pub(super) async fn refresh_through_store(
         &self,
-        store: &dyn TokenStore,
+        store: &Arc<dyn TokenStore>,
         replacing: Option<&Token>,
         reason: Reason,
     ) -> Result<(Token, Origin), Error> {
@@ -85,7 +86,7 @@ impl Shared {
 
     async fn take_turns(
         &self,
-        store: &dyn TokenStore,
+        store: &Arc<dyn TokenStore>,
         replacing: Option<&Token>,
         reason: Reason,
     ) -> Result<Turn, StoreError> {
@@ -116,7 +117,7 @@ impl Shared {
     /// token between our look and our lock), else fetch and save.
     async fn fetch_holding(
         &self,
-        store: &dyn TokenStore,
+        store: &Arc<dyn TokenStore>,
         held: Lease,
         replacing: Option<&Token>,
     ) -> Result<Turn, StoreError> {
@@ -132,7 +133,22 @@ impl Shared {
             tracing::debug!("token taken from the store");
             return Ok(Turn::Stored(token));
         }
+        let lease_ends = Instant::now() + self.config.lease();
         let fetched = self.fetch_from_source().await;
+        if fetched
+            .as_ref()
+            .is_err_and(|error| error.kind() == ErrorKind::Timeout)
+        {
+            // The source may still be at work (a refresh token grant finishes
+            // its exchange on a task of its own, to keep a rotated refresh
+            // token): let nobody else start one before the lease ends.
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(lease_ends).await;
+                let _ = store.unlock(held).await;
+            });
+            return Ok(Turn::Fetched(fetched));
+        }
         if let Ok(token) = &fetched {
             match self.call(store.save(token, &held)).await {
                 Ok(true) => tracing::debug!("token saved to the store"),
@@ -190,11 +206,13 @@ enum Turn {
     GaveUp,
 }
 
-/// Whether a stored token may replace `replacing`: not expired, not the same
+/// Whether a stored token may replace `replacing`: sendable, not expired, not the same
 /// token, and, when both expire, not expiring sooner (a stale copy left by a
 /// process that could not reach the store is not newer).
 fn usable(stored: &Token, replacing: Option<&Token>) -> bool {
-    if stored.is_expired() {
+    // A value a header cannot carry is not a token to use (and must not
+    // make the cache back off as if the source had failed).
+    if stored.is_expired() || http::HeaderValue::from_str(stored.secret()).is_err() {
         return false;
     }
     let Some(replacing) = replacing else {
@@ -235,5 +253,6 @@ mod tests {
             None
         ));
         assert!(usable(&Token::bearer("b"), Some(&current)));
+        assert!(!usable(&Token::bearer("line\nbreak"), None));
     }
 }
