@@ -506,3 +506,72 @@ async fn token_requests_never_go_through_the_layer_even_with_a_layered_client() 
     assert_eq!(fetched.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(endpoint.problems(), Vec::<String>::new());
 }
+
+/// A refresh token grant sharing a store (here the tests' in-memory one).
+fn grant_with_store(
+    endpoint: &TokenEndpoint,
+    store: &support::memory_store::MemoryStore,
+) -> RefreshTokenGrant {
+    RefreshTokenGrant::builder(
+        endpoint.token_url(),
+        "cli",
+        ClientAuth::post(SECRET),
+        "refresh-0",
+    )
+    .store(store.clone())
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_stale_stored_refresh_token_falls_back_to_the_given_one() {
+    use tower_token_refresh::store::TokenStore;
+
+    let endpoint = TokenEndpoint::start().await;
+    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
+    endpoint.issue_refresh_token("refresh-0", true);
+    // Left in the store by a session before the user signed in again.
+    let store = support::memory_store::MemoryStore::new();
+    store
+        .save_refresh_token(&Secret::new("revoked"))
+        .await
+        .unwrap();
+
+    let grant = grant_with_store(&endpoint, &store);
+    grant.fetch_token().await.unwrap();
+    assert_eq!(endpoint.requests(), 2, "the stored one, then the given one");
+    let stored = store.load_refresh_token().await.unwrap().unwrap();
+    assert_eq!(stored, grant.refresh_token(), "the working one is saved");
+    assert_ne!(stored.expose(), "revoked");
+}
+
+#[tokio::test]
+async fn a_refresh_token_that_could_not_be_saved_is_not_replaced_by_the_stale_copy() {
+    use tower_token_refresh::store::TokenStore;
+
+    let endpoint = TokenEndpoint::start().await;
+    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
+    endpoint.issue_refresh_token("refresh-0", true);
+    let store = support::memory_store::MemoryStore::new();
+    let grant = grant_with_store(&endpoint, &store);
+
+    grant.fetch_token().await.unwrap();
+    let first = store.load_refresh_token().await.unwrap().unwrap();
+    assert_eq!(first, grant.refresh_token());
+
+    // The store fails while the server rotates: memory is newer than the
+    // store, whose copy the server no longer accepts.
+    store.set_down(true);
+    grant.fetch_token().await.unwrap();
+    assert_ne!(grant.refresh_token(), first);
+    store.set_down(false);
+
+    grant.fetch_token().await.unwrap();
+    assert_eq!(
+        endpoint.requests(),
+        3,
+        "no attempt with the stale stored copy"
+    );
+    let stored = store.load_refresh_token().await.unwrap().unwrap();
+    assert_eq!(stored, grant.refresh_token());
+}

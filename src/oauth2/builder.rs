@@ -60,6 +60,13 @@ impl<S: sealed::Grant> SourceBuilder<S> {
         &mut self.config
     }
 
+    /// Lowers the request timeout to `at_most` unless it was set.
+    pub(crate) fn cap_default_timeout(&mut self, at_most: Duration) {
+        if self.timeout == DEFAULT_REQUEST_TIMEOUT {
+            self.timeout = self.timeout.min(at_most);
+        }
+    }
+
     #[cfg_attr(
         not(any(feature = "rust-crypto", feature = "aws-lc-rs")),
         allow(dead_code)

@@ -63,6 +63,8 @@ struct Inner {
     exchange: tokio::sync::Mutex<()>,
     on_rotation: Option<RotationHook>,
     store: Option<Arc<dyn TokenStore>>,
+    /// The refresh token this process last read from or wrote to the store.
+    synced: Mutex<Option<Secret>>,
 }
 
 /// Settings of a [`RefreshTokenGrant`] being built.
@@ -124,12 +126,31 @@ impl RefreshTokenGrant {
 impl Inner {
     async fn exchange(&self) -> Result<Token, Error> {
         let _one_at_a_time = self.exchange.lock().await;
-        self.adopt_stored().await;
-        let refresh_token = self
-            .current
+        let in_memory = self.current();
+        let Some(stored) = self.adopt_stored(&in_memory).await else {
+            return self.exchange_with(in_memory).await;
+        };
+        match self.exchange_with(stored).await {
+            // A stale copy (e.g. in the store from before a new sign-in):
+            // the refresh token this process was given may still work.
+            Err(error) if error.is_invalid_grant() => {
+                tracing::warn!("stored refresh token rejected; trying the one in memory");
+                self.exchange_with(in_memory).await
+            }
+            other => other,
+        }
+    }
+
+    fn current(&self) -> Secret {
+        self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .clone()
+    }
+
+    /// One exchange of `refresh_token`. On success the refresh token to use
+    /// next (rotated, or this one) becomes current and is saved.
+    async fn exchange_with(&self, refresh_token: Secret) -> Result<Token, Error> {
         let response = self
             .client
             .request(
@@ -149,57 +170,84 @@ impl Inner {
                 return Err(error);
             }
         };
-        if let Some(rotated) = response.refresh_token
-            && rotated != refresh_token
-        {
-            *self.current.lock().unwrap_or_else(PoisonError::into_inner) = rotated.clone();
-            tracing::debug!("refresh token rotated");
-            if let Some(hook) = &self.on_rotation {
-                hook(&rotated);
+        let next = match response.refresh_token {
+            Some(rotated) if rotated != refresh_token => {
+                tracing::debug!("refresh token rotated");
+                if let Some(hook) = &self.on_rotation {
+                    hook(&rotated);
+                }
+                rotated
             }
-            self.save_rotated(&rotated).await;
-        }
+            _ => refresh_token,
+        };
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = next.clone();
+        self.save(&next).await;
         Ok(response.token)
     }
 
-    /// Starts from the store's refresh token, which another process (or an
-    /// earlier run) may have rotated in.
-    async fn adopt_stored(&self) {
-        let Some(store) = &self.store else { return };
+    /// The store's refresh token, if another process (or an earlier run)
+    /// put a new one there since this process last read or wrote it. A
+    /// value this process already saw is not taken again: its own copy is
+    /// newer (say, a save failed).
+    async fn adopt_stored(&self, in_memory: &Secret) -> Option<Secret> {
+        let store = self.store.as_ref()?;
         let timeout = self.client.request_timeout();
         match tokio::time::timeout(timeout, store.load_refresh_token()).await {
             Ok(Ok(Some(stored))) => {
-                let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-                if *current != stored {
+                let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+                let seen = synced.as_ref() == Some(&stored);
+                *synced = Some(stored.clone());
+                (!seen && stored != *in_memory).then(|| {
                     tracing::debug!("refresh token taken from the store");
-                    *current = stored;
-                }
+                    stored
+                })
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(error)) => tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "could not read the refresh token from the store; using the one in memory"
-            ),
-            Err(_elapsed) => tracing::warn!(
-                "token store did not answer in time; using the refresh token in memory"
-            ),
+            Ok(Ok(None)) => None,
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "could not read the refresh token from the store; using the one in memory"
+                );
+                None
+            }
+            Err(_elapsed) => {
+                tracing::warn!(
+                    "token store did not answer in time; using the refresh token in memory"
+                );
+                None
+            }
         }
     }
 
-    /// Saves a rotated refresh token before its access token is used.
-    async fn save_rotated(&self, rotated: &Secret) {
+    /// Saves the refresh token to use next, unless the store has it
+    /// already; tried twice. Runs before the access token is returned.
+    async fn save(&self, next: &Secret) {
         let Some(store) = &self.store else { return };
+        let synced = self
+            .synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if synced.as_ref() == Some(next) {
+            return;
+        }
         let timeout = self.client.request_timeout();
-        match tokio::time::timeout(timeout, store.save_refresh_token(rotated)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "could not save the rotated refresh token to the store"
-            ),
-            Err(_elapsed) => {
-                tracing::warn!(
-                    "token store did not answer in time; rotated refresh token not saved"
-                )
+        for attempt in 1..=2 {
+            match tokio::time::timeout(timeout, store.save_refresh_token(next)).await {
+                Ok(Ok(())) => {
+                    *self.synced.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(next.clone());
+                    return;
+                }
+                Ok(Err(error)) => tracing::warn!(
+                    attempt,
+                    error = &error as &dyn std::error::Error,
+                    "could not save the refresh token to the store"
+                ),
+                Err(_elapsed) => tracing::warn!(
+                    attempt,
+                    "token store did not answer in time; refresh token not saved"
+                ),
             }
         }
     }
@@ -214,18 +262,30 @@ impl SourceBuilder<RefreshTokenGrant> {
         self
     }
 
-    /// Keeps the refresh token in `store` too: each exchange starts from
-    /// the stored one (rotated by another process or an earlier run), and a
-    /// rotated one is saved before the access token that came with it is
-    /// used. Share the store with the cache
+    /// Keeps the refresh token in `store` too: an exchange starts from the
+    /// stored one when another process (or an earlier run) put a new one
+    /// there, and the refresh token to use next is saved before the access
+    /// token that came with it is used. Share the store with the cache
     /// ([`TokenCacheBuilder::store`](crate::TokenCacheBuilder::store)) by
     /// passing an `Arc` of it to both: the cache's lock then makes the
     /// processes exchange one at a time.
     ///
-    /// A store that fails is logged and the refresh token in memory is
-    /// used.
+    /// - A stored refresh token the server rejects (`invalid_grant`, e.g. a
+    ///   stale copy from before a new sign-in) is followed by one try with
+    ///   the refresh token in memory.
+    /// - A store that fails is logged and the refresh token in memory is
+    ///   used; a failed save is tried once more, and the stale value left in
+    ///   the store is not taken back later.
+    /// - An exchange outlives a cache that stopped waiting for it (so a
+    ///   rotated refresh token is never lost); the cache then keeps the
+    ///   store's lock until its [lease](crate::TokenCacheBuilder::lease)
+    ///   ends, so that no other process spends the same refresh token
+    ///   meanwhile. Keep the [request timeout](SourceBuilder::request_timeout)
+    ///   below the lease: with a store it defaults to the cache's default
+    ///   fetch timeout (10 s; the default lease is 20 s) instead of 30 s.
     pub fn store(mut self, store: impl TokenStore) -> Self {
         self.config_mut().store = Some(Arc::new(store));
+        self.cap_default_timeout(crate::DEFAULT_FETCH_TIMEOUT);
         self
     }
 }
@@ -241,6 +301,7 @@ impl Grant for RefreshTokenGrant {
                 exchange: tokio::sync::Mutex::new(()),
                 on_rotation: config.on_rotation,
                 store: config.store,
+                synced: Mutex::new(None),
             }),
         })
     }
