@@ -1,12 +1,11 @@
 //! [`RedisStore`]: one token shared by a fleet of processes through Redis.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
-use tokio::sync::OnceCell;
+use redis::{Client, Cmd, FromRedisValue};
 
 use super::record::Record;
 use super::{Lease, StoreError, StoreErrorKind, StoreFuture, TokenStore};
@@ -86,9 +85,9 @@ struct Inner {
     token_key: String,
     lock_key: String,
     refresh_token_key: String,
-    connection: OnceCell<ConnectionManager>,
-    save: Script,
-    unlock: Script,
+    /// Made on first use; dropped after a call timed out (the connection
+    /// may be half-open), so the next call connects again.
+    connection: Mutex<Option<ConnectionManager>>,
 }
 
 /// Settings of a [`RedisStore`]; made by [`RedisStore::builder`].
@@ -128,23 +127,57 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let inner = &self.inner;
-        let connection = inner
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(inner.timeout))
-                    .set_response_timeout(Some(inner.timeout))
-                    // Fail fast while Redis is down: the cache fetches on
-                    // its own meanwhile, and the next call reconnects.
-                    .set_number_of_retries(1)
-                    .set_max_delay(inner.timeout);
-                ConnectionManager::new_with_config(inner.client.clone(), config)
-                    .await
-                    .map_err(unavailable("could not connect to Redis"))
-            })
-            .await?;
-        Ok(connection.clone())
+        let slot = || {
+            self.inner
+                .connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(connection) = slot().as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.inner.timeout))
+            .set_response_timeout(Some(self.inner.timeout))
+            // Fail fast while Redis is down: the cache fetches on its own
+            // meanwhile, and a later call reconnects.
+            .set_number_of_retries(1)
+            .set_max_delay(self.inner.timeout);
+        let connection = ConnectionManager::new_with_config(self.inner.client.clone(), config)
+            .await
+            .map_err(unavailable("could not connect to Redis"))?;
+        *slot() = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `command`. After an outage the connection answers its first
+    /// call with the error of its last reconnection attempt and reconnects:
+    /// such a call is made once more. A call that timed out drops the
+    /// connection (it may be half-open) for the next call to make anew.
+    async fn query<T: FromRedisValue>(
+        &self,
+        command: &Cmd,
+        what: &'static str,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        let mut result = command.query_async(&mut connection).await;
+        if let Err(error) = &result
+            && (error.is_io_error()
+                || error.is_connection_dropped()
+                || error.is_connection_refusal())
+        {
+            result = command.query_async(&mut connection).await;
+        }
+        if let Err(error) = &result
+            && error.is_timeout()
+        {
+            *self
+                .inner
+                .connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
+        result.map_err(unavailable(what))
     }
 }
 
@@ -210,9 +243,7 @@ impl RedisStoreBuilder {
                 lock_key: format!("{}:lock", self.key),
                 refresh_token_key: format!("{}:refresh_token", self.key),
                 token_key: self.key,
-                connection: OnceCell::new(),
-                save: Script::new(SAVE_IF_HOLDING),
-                unlock: Script::new(UNLOCK_IF_HOLDING),
+                connection: Mutex::new(None),
             }),
         })
     }
@@ -221,37 +252,34 @@ impl RedisStoreBuilder {
 impl TokenStore for RedisStore {
     fn load(&self) -> StoreFuture<'_, Option<Token>> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
-            let value: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&self.inner.token_key)
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable("could not read the token from Redis"))?;
+            let command = redis::cmd("GET").arg(&self.inner.token_key).clone();
+            let value: Option<Vec<u8>> = self
+                .query(&command, "could not read the token from Redis")
+                .await?;
             Ok(value.and_then(|bytes| parse_or_warn(&bytes)?.token()))
         })
     }
 
     fn try_lock(&self, lease: Duration) -> StoreFuture<'_, Option<Lease>> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
             let fence = fence()?;
             let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
-            let taken: Option<String> = redis::cmd("SET")
+            let command = redis::cmd("SET")
                 .arg(&self.inner.lock_key)
                 .arg(&fence)
                 .arg("NX")
                 .arg("PX")
                 .arg(lease_ms)
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable("could not take the lock in Redis"))?;
+                .clone();
+            let taken: Option<String> = self
+                .query(&command, "could not take the lock in Redis")
+                .await?;
             Ok(taken.map(|_| Lease::new(fence)))
         })
     }
 
     fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
             let mut record = Record::default();
             record.set_token(token);
             // The key expires with the token; 0: the token does not expire.
@@ -259,59 +287,57 @@ impl TokenStore for RedisStore {
                 Some(left) => u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
                 None => 0,
             };
-            let saved: i64 = self
-                .inner
-                .save
-                .key(&self.inner.lock_key)
-                .key(&self.inner.token_key)
+            let command = redis::cmd("EVAL")
+                .arg(SAVE_IF_HOLDING)
+                .arg(2)
+                .arg(&self.inner.lock_key)
+                .arg(&self.inner.token_key)
                 .arg(lease.fence())
                 .arg(record.to_json())
                 .arg(expire_ms)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable("could not save the token to Redis"))?;
+                .clone();
+            let saved: i64 = self
+                .query(&command, "could not save the token to Redis")
+                .await?;
             Ok(saved == 1)
         })
     }
 
     fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
-            let _deleted: i64 = self
-                .inner
-                .unlock
-                .key(&self.inner.lock_key)
+            let command = redis::cmd("EVAL")
+                .arg(UNLOCK_IF_HOLDING)
+                .arg(1)
+                .arg(&self.inner.lock_key)
                 .arg(lease.fence())
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable("could not release the lock in Redis"))?;
+                .clone();
+            let _deleted: i64 = self
+                .query(&command, "could not release the lock in Redis")
+                .await?;
             Ok(())
         })
     }
 
     fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
-            let value: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&self.inner.refresh_token_key)
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable("could not read the refresh token from Redis"))?;
+            let command = redis::cmd("GET").arg(&self.inner.refresh_token_key).clone();
+            let value: Option<Vec<u8>> = self
+                .query(&command, "could not read the refresh token from Redis")
+                .await?;
             Ok(value.and_then(|bytes| parse_or_warn(&bytes)?.refresh_token()))
         })
     }
 
     fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
             let mut record = Record::default();
             record.set_refresh_token(refresh_token);
-            redis::cmd("SET")
+            let command = redis::cmd("SET")
                 .arg(&self.inner.refresh_token_key)
                 .arg(record.to_json())
-                .query_async::<()>(&mut connection)
+                .clone();
+            self.query(&command, "could not save the refresh token to Redis")
                 .await
-                .map_err(unavailable("could not save the refresh token to Redis"))
         })
     }
 
