@@ -191,12 +191,27 @@ async fn a_rotated_refresh_token_is_saved_and_the_next_run_starts_from_it() {
         .store(store.clone())
         .build()
         .unwrap();
-        TokenCache::builder(grant).store(store).build()
+        // The moment the grant hands over an access token, the refresh
+        // token to use next must already be in the file.
+        let path = path.clone();
+        let checked = move || {
+            let grant = grant.clone();
+            let path = path.clone();
+            async move {
+                let token = grant.fetch_token().await?;
+                let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+                if json["refresh_token"] != grant.refresh_token().expose() {
+                    return Err("refresh token not saved before use".into());
+                }
+                Ok::<_, tower_token_refresh::BoxError>(token)
+            }
+        };
+        TokenCache::builder(checked).store(store).build()
     };
 
     assert_eq!(run().token().await.unwrap().secret(), "rt-access-1");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(json["refresh_token"], "refresh-1", "saved before use");
+    assert_eq!(json["refresh_token"], "refresh-1");
     assert_eq!(json["access_token"], "rt-access-1");
 
     // The second run finds a valid access token: no exchange at all.

@@ -169,9 +169,15 @@ impl Paths {
             .open(&self.lock)
             .map_err(|error| StoreError::io("could not open the token lock file", error))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(
-                Lease::new(format!("pid {}", std::process::id())).holding(file),
-            )),
+            Ok(()) => {
+                let held = LockFile {
+                    path: self.lock.clone(),
+                    _file: file,
+                };
+                Ok(Some(
+                    Lease::new(format!("pid {}", std::process::id())).holding(held),
+                ))
+            }
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(error)) => {
                 Err(StoreError::io("could not lock the token lock file", error))
@@ -192,8 +198,12 @@ impl TokenStore for FileStore {
     }
 
     fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
-        // The file lock cannot be lost while the lease holds the file.
-        if lease.guard::<File>().is_none() {
+        // The file lock cannot be lost while the lease holds the file; a
+        // lease of another store's file does not count.
+        if lease
+            .guard::<LockFile>()
+            .is_none_or(|held| held.path != self.paths.lock)
+        {
             return Box::pin(async { Ok(false) });
         }
         let token = token.clone();
@@ -227,6 +237,12 @@ impl TokenStore for FileStore {
     fn name(&self) -> &str {
         "file"
     }
+}
+
+/// The open, locked lock file of a [`Lease`]: closing it releases the lock.
+struct LockFile {
+    path: PathBuf,
+    _file: File,
 }
 
 /// Options for files only the owner may read and write.
