@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     // libtest flags (`--nocapture`, `--quiet`, …) are accepted and ignored;
     // a plain argument filters scenarios by name.
     let filter: Vec<&String> = args.iter().filter(|arg| !arg.starts_with("--")).collect();
-    let scenarios: [Scenario; 8] = [
+    let scenarios: [Scenario; 9] = [
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -61,6 +61,9 @@ fn main() -> ExitCode {
         }),
         ("redis_stopped_mid_run", || run(redis_stopped_mid_run())),
         ("redis_lock_is_fenced", || run(redis_lock_is_fenced())),
+        ("redis_fleet_backs_off_together", || {
+            run(redis_fleet_backs_off_together())
+        }),
         ("redis_over_tls_with_a_private_ca", || {
             run(redis_over_tls_with_a_private_ca())
         }),
@@ -218,6 +221,39 @@ async fn redis_stopped_mid_run() -> Outcome {
         servers.fetches() - before
     );
     drop(redis);
+    fleet.exit().await
+}
+
+/// The identity provider fails: the fleet calls it once, not once per
+/// process, and recovers together.
+async fn redis_fleet_backs_off_together() -> Outcome {
+    let redis = RedisServer::start(None).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &redis.store_spec(), &servers).await?;
+    servers.set_failing(true);
+    let results = fleet.wave(REQUESTS).await?;
+    check!(
+        results.iter().all(|r| r.failed == REQUESTS),
+        "requests succeeded without a token? {results:?}"
+    );
+    check!(
+        servers.fetches() == 1,
+        "{} calls to a failing identity provider; the fleet should make one",
+        servers.fetches()
+    );
+    servers.set_failing(false);
+    // The backoff after one failure is at most a second.
+    sleep(Duration::from_millis(1500)).await;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "after recovery: {results:?}"
+    );
+    check!(
+        servers.fetches() == 2,
+        "{} fetches, expected 2",
+        servers.fetches()
+    );
     fleet.exit().await
 }
 
@@ -443,6 +479,7 @@ struct EndpointState {
     issued: HashMap<String, Instant>,
     last_expiry: Option<Instant>,
     hang_next: bool,
+    failing: bool,
     in_flight: Option<String>,
 }
 
@@ -464,6 +501,11 @@ impl Servers {
 
     fn fetches(&self) -> usize {
         self.state.lock().unwrap().fetches
+    }
+
+    /// Token requests get `503 Service Unavailable` while set.
+    fn set_failing(&self, failing: bool) {
+        self.state.lock().unwrap().failing = failing;
     }
 
     fn hang_next_fetch(&self) {
@@ -506,6 +548,9 @@ async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, Str
     let hang = {
         let mut state = servers.state.lock().unwrap();
         state.fetches += 1;
+        if state.failing {
+            return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+        }
         state.in_flight = Some(client);
         std::mem::take(&mut state.hang_next)
     };

@@ -294,3 +294,58 @@ async fn a_fetch_that_timed_out_keeps_the_lock_until_its_lease_ends() {
     advance(2 * SECOND).await;
     assert!(!store.is_locked());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_identity_provider_gets_one_call_per_backoff_from_the_fleet() {
+    use support::Behaviour;
+
+    let source = TestSource::new(Behaviour::Fail("identity provider down"));
+    let store = MemoryStore::new();
+    let fleet: Vec<_> = (0..4)
+        .map(|_| {
+            TokenCache::builder(source.clone())
+                .store(store.clone())
+                .fetch_timeout(FETCH_TIMEOUT)
+                .lease(LEASE)
+                .backoff(2 * SECOND, 8 * SECOND)
+                .build()
+        })
+        .collect();
+    let attempt = || async {
+        let mut errors = Vec::new();
+        for cache in &fleet {
+            errors.push(cache.token().await.unwrap_err());
+        }
+        errors
+    };
+
+    let errors = attempt().await;
+    assert_eq!(source.calls(), 1, "one call for the whole fleet");
+    assert!(
+        errors[1..].iter().all(
+            |error| std::error::Error::source(error).is_some_and(|cause| cause
+                .to_string()
+                .contains("another process sharing the token store"))
+        ),
+        "{errors:?}"
+    );
+    advance(SECOND / 2).await;
+    attempt().await;
+    assert_eq!(source.calls(), 1, "nobody calls during the fleet's backoff");
+
+    advance(3 * SECOND).await;
+    attempt().await;
+    assert_eq!(
+        source.calls(),
+        2,
+        "one call per backoff, not one per process"
+    );
+
+    // The provider is back: one fetch serves the fleet, and clears the
+    // failure.
+    source.set(Behaviour::Issue(MINUTE));
+    advance(20 * SECOND).await;
+    let tokens = burst(&fleet, 5).await;
+    assert_eq!(source.calls(), 3);
+    assert!(tokens.iter().all(|token| token == "token-3"));
+}

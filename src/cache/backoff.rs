@@ -31,22 +31,43 @@ impl Backoff {
     }
 }
 
-/// The delay a token source's error asks for (an OAuth 2.0 server's
-/// `Retry-After`), found anywhere in the error's chain.
-pub(crate) fn requested_delay(error: &crate::Error) -> Option<Duration> {
-    #[cfg(feature = "oauth2")]
-    {
-        let mut cause = std::error::Error::source(error);
-        while let Some(error) = cause {
-            if let Some(oauth) = error.downcast_ref::<crate::oauth2::Error>() {
-                return oauth
-                    .retry_after()
-                    .map(|delay| delay.min(MAX_REQUESTED_DELAY));
-            }
-            cause = error.source();
-        }
+/// Another process sharing the token store failed to fetch a token and
+/// asked the fleet to back off with it.
+#[derive(Debug)]
+pub(crate) struct FleetBackoff {
+    pub(crate) left: Duration,
+}
+
+impl std::fmt::Display for FleetBackoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another process sharing the token store failed to fetch a token; \
+             the fleet waits {:?} before trying again",
+            self.left
+        )
     }
-    let _ = error;
+}
+
+impl std::error::Error for FleetBackoff {}
+
+/// The delay a token source's error asks for (an OAuth 2.0 server's
+/// `Retry-After`, or the rest of a fleet's backoff), found anywhere in the
+/// error's chain.
+pub(crate) fn requested_delay(error: &crate::Error) -> Option<Duration> {
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        if let Some(fleet) = error.downcast_ref::<FleetBackoff>() {
+            return Some(fleet.left);
+        }
+        #[cfg(feature = "oauth2")]
+        if let Some(oauth) = error.downcast_ref::<crate::oauth2::Error>() {
+            return oauth
+                .retry_after()
+                .map(|delay| delay.min(MAX_REQUESTED_DELAY));
+        }
+        cause = error.source();
+    }
     None
 }
 

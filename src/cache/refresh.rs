@@ -259,14 +259,28 @@ impl Shared {
             }
             Err(error) => {
                 flight.failures = flight.failures.saturating_add(1);
-                let delay = self
-                    .config
-                    .backoff
-                    .delay(flight.failures)
-                    .max(super::backoff::requested_delay(error).unwrap_or_default());
+                let delay = self.backoff_after(flight.failures, error);
                 flight.backoff = Some((error.clone(), Instant::now() + delay));
             }
         }
+    }
+}
+
+impl Shared {
+    /// The delay before the source may be called again after `failures`
+    /// consecutive failures, the last one `error`.
+    fn backoff_after(&self, failures: u32, error: &Error) -> Duration {
+        self.config
+            .backoff
+            .delay(failures)
+            .max(super::backoff::requested_delay(error).unwrap_or_default())
+    }
+
+    /// The delay that will follow `error` if it ends the refresh in
+    /// progress.
+    pub(super) fn next_backoff(&self, error: &Error) -> Duration {
+        let failures = self.flight().failures.saturating_add(1);
+        self.backoff_after(failures, error)
     }
 }
 

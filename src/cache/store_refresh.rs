@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Shared;
+use super::backoff::FleetBackoff;
 use super::refresh::Reason;
 use super::stats::Counters;
 use crate::store::{Lease, StoreError, StoreErrorKind, TokenStore};
@@ -61,6 +62,10 @@ impl Shared {
         match self.take_turns(store, replacing, reason).await {
             Ok(Turn::Stored(token)) => Ok((token, Origin::Store)),
             Ok(Turn::Fetched(fetched)) => fetched.map(|token| (token, Origin::Source)),
+            Ok(Turn::FleetBackingOff(left)) => {
+                tracing::debug!(?left, "another process's fetch failed; backing off with it");
+                Err(Error::source_failed(FleetBackoff { left }))
+            }
             Ok(Turn::GaveUp) => {
                 tracing::warn!(
                     store = store.name(),
@@ -102,6 +107,9 @@ impl Shared {
                 tracing::debug!(reason = reason.as_str(), "token taken from the store");
                 return Ok(Turn::Stored(token));
             }
+            if let Some(left) = self.call(store.load_failure()).await? {
+                return Ok(Turn::FleetBackingOff(left));
+            }
             if let Some(held) = self.call(store.try_lock(lease)).await? {
                 return self.fetch_holding(store, held, replacing).await;
             }
@@ -133,6 +141,18 @@ impl Shared {
             tracing::debug!("token taken from the store");
             return Ok(Turn::Stored(token));
         }
+        // The previous holder may have failed between our look and our lock.
+        match self.call(store.load_failure()).await {
+            Ok(None) => {}
+            Ok(Some(left)) => {
+                self.release(store, held).await;
+                return Ok(Turn::FleetBackingOff(left));
+            }
+            Err(error) => {
+                self.release(store, held).await;
+                return Err(error);
+            }
+        }
         let lease_ends = Instant::now() + self.config.lease();
         let fetched = self.fetch_from_source().await;
         if fetched
@@ -148,6 +168,18 @@ impl Shared {
                 let _ = store.unlock(held).await;
             });
             return Ok(Turn::Fetched(fetched));
+        }
+        if let Err(error) = &fetched {
+            // The others back off with this process instead of each calling
+            // a failing identity provider in turn.
+            let delay = self.next_backoff(error);
+            if let Err(error) = self.call(store.save_failure(delay, &held)).await {
+                tracing::warn!(
+                    store = store.name(),
+                    error = &error as &dyn std::error::Error,
+                    "could not tell the store the fetch failed"
+                );
+            }
         }
         if let Ok(token) = &fetched {
             match self.call(store.save(token, &held)).await {
@@ -204,6 +236,8 @@ enum Turn {
     Fetched(Result<Token, Error>),
     /// The lock stayed taken longer than a lease and a fetch.
     GaveUp,
+    /// Another process's fetch failed: the fleet waits this much longer.
+    FleetBackingOff(Duration),
 }
 
 /// Whether a stored token may replace `replacing`: sendable, not expired, not the same

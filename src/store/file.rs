@@ -99,6 +99,31 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    /// Changes the record with `change` if `lease` holds this store's lock;
+    /// returns whether it did.
+    fn update_holding(
+        &self,
+        lease: &Lease,
+        change: impl FnOnce(&mut Record) + Send + 'static,
+    ) -> StoreFuture<'static, bool> {
+        // The file lock cannot be lost while the lease holds the file; a
+        // lease of another store's file does not count.
+        if lease
+            .guard::<LockFile>()
+            .is_none_or(|held| held.path != self.paths.lock)
+        {
+            return Box::pin(async { Ok(false) });
+        }
+        self.blocking(move |paths, problems| {
+            let mut record = paths.read(problems);
+            change(&mut record);
+            paths.write(&record)?;
+            Ok(true)
+        })
+    }
+}
+
 impl Paths {
     /// The record in the file; an empty one when there is no file yet or it
     /// cannot be used (a problem to report).
@@ -198,21 +223,17 @@ impl TokenStore for FileStore {
     }
 
     fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
-        // The file lock cannot be lost while the lease holds the file; a
-        // lease of another store's file does not count.
-        if lease
-            .guard::<LockFile>()
-            .is_none_or(|held| held.path != self.paths.lock)
-        {
-            return Box::pin(async { Ok(false) });
-        }
         let token = token.clone();
-        self.blocking(move |paths, problems| {
-            let mut record = paths.read(problems);
-            record.set_token(&token);
-            paths.write(&record)?;
-            Ok(true)
-        })
+        self.update_holding(lease, move |record| record.set_token(&token))
+    }
+
+    fn save_failure<'a>(&'a self, retry_after: Duration, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        let saved = self.update_holding(lease, move |record| record.set_failure(retry_after));
+        Box::pin(async move { saved.await.map(drop) })
+    }
+
+    fn load_failure(&self) -> StoreFuture<'_, Option<Duration>> {
+        self.blocking(|paths, problems| Ok(paths.read(problems).failure()))
     }
 
     fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {

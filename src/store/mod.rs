@@ -15,7 +15,10 @@
 //! 3. A process that finds the lock taken polls the store until the holder
 //!    saves its token, or takes the lock itself once the holder's lease ends
 //!    (a holder that died frees it that way).
-//! 4. When the store fails (unreachable, corrupted), the cache logs a warning
+//! 4. When the holder's fetch fails, it asks the others to
+//!    [back off](TokenStore::save_failure) with it, so a failing identity
+//!    provider gets one call per backoff delay from the whole fleet.
+//! 5. When the store fails (unreachable, corrupted), the cache logs a warning
 //!    and fetches on its own: requests keep flowing.
 //!
 //! Stores in this crate: [`FileStore`] (one machine, survives restarts) and,
@@ -110,6 +113,24 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Releases the lock if `lease` still holds it.
     fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()>;
 
+    /// Asks every process sharing the store not to call its source for
+    /// `retry_after`: the holder of `lease` just failed to fetch a token
+    /// (identity provider down or rate-limiting), and the fleet should back
+    /// off together instead of each process trying in turn. Saving a token
+    /// clears it. Stores that do not share failures do nothing (the
+    /// default).
+    fn save_failure<'a>(&'a self, retry_after: Duration, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        let _ = (retry_after, lease);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// How much longer the processes sharing the store are asked to wait
+    /// after a failed fetch ([`save_failure`](Self::save_failure)), if they
+    /// are. The default: never.
+    fn load_failure(&self) -> StoreFuture<'_, Option<Duration>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// The stored refresh token of a
     /// [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant), if any.
     /// Stores that do not keep refresh tokens return `None` (the default).
@@ -145,6 +166,14 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {
         (**self).unlock(lease)
+    }
+
+    fn save_failure<'a>(&'a self, retry_after: Duration, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        (**self).save_failure(retry_after, lease)
+    }
+
+    fn load_failure(&self) -> StoreFuture<'_, Option<Duration>> {
+        (**self).load_failure()
     }
 
     fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {

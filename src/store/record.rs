@@ -26,6 +26,10 @@ pub(super) struct Record {
     expires_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+    /// Until when (milliseconds since the Unix epoch) the processes sharing
+    /// the record are asked not to fetch, after a failed fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_at_ms: Option<u64>,
 }
 
 impl Record {
@@ -66,6 +70,20 @@ impl Record {
         self.format = FORMAT;
         self.access_token = Some(token.secret().to_owned());
         self.expires_at_ms = expires_at_ms(token);
+        self.retry_at_ms = None;
+    }
+
+    pub(super) fn set_failure(&mut self, retry_after: Duration) {
+        self.format = FORMAT;
+        self.retry_at_ms = unix_ms(SystemTime::now() + retry_after);
+    }
+
+    /// How long the fleet is still asked to wait, if it is.
+    pub(super) fn failure(&self) -> Option<Duration> {
+        let at = UNIX_EPOCH + Duration::from_millis(self.retry_at_ms?);
+        at.duration_since(SystemTime::now())
+            .ok()
+            .filter(|left| !left.is_zero())
     }
 
     pub(super) fn refresh_token(&self) -> Option<Secret> {
@@ -81,10 +99,11 @@ impl Record {
 /// When `token` expires, in milliseconds since the Unix epoch (rounded
 /// down, so a reader never thinks it lives longer).
 pub(super) fn expires_at_ms(token: &Token) -> Option<u64> {
-    let left = token.time_left()?;
-    let at = SystemTime::now().checked_add(left)?;
-    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
-    u64::try_from(ms).ok()
+    unix_ms(SystemTime::now().checked_add(token.time_left()?)?)
+}
+
+fn unix_ms(at: SystemTime) -> Option<u64> {
+    u64::try_from(at.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
 }
 
 impl Drop for Record {
@@ -123,6 +142,19 @@ mod tests {
         let left = token.time_left().unwrap();
         assert!(left > Duration::from_secs(598) && left <= Duration::from_secs(600));
         assert_eq!(read.refresh_token().unwrap().expose(), "rt");
+    }
+
+    #[test]
+    fn a_failure_is_kept_until_a_token_is_saved() {
+        let mut record = Record::default();
+        record.set_failure(Duration::from_secs(30));
+        let read = Record::parse(&record.to_json()).unwrap();
+        let left = read.failure().unwrap();
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
+        record.set_token(&Token::bearer("abc"));
+        assert_eq!(record.failure(), None);
+        record.set_failure(Duration::ZERO);
+        assert_eq!(record.failure(), None, "a failure that is over");
     }
 
     #[test]

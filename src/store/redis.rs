@@ -14,7 +14,8 @@ use crate::{Secret, Token};
 /// Default [timeout](RedisStoreBuilder::timeout) of one Redis call.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Writes the token only while the caller's fence still holds the lock.
+/// Writes the token (and clears a failure) only while the caller's fence
+/// still holds the lock.
 const SAVE_IF_HOLDING: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
     return 0
@@ -24,6 +25,16 @@ if ARGV[3] == '0' then
 else
     redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 end
+redis.call('DEL', KEYS[3])
+return 1
+";
+
+/// Asks the fleet to back off, only while the caller's fence holds the lock.
+const FAIL_IF_HOLDING: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 return 1
 ";
 
@@ -40,6 +51,8 @@ return 0
 ///
 /// Keys, from the key you choose (`K`):
 /// - `K`: the token and its expiry (JSON), expiring with the token;
+/// - `K:failure`: set (expiring) when the holder's fetch failed, so the
+///   fleet backs off together;
 /// - `K:lock`: the refresh lock, `SET NX PX <lease>` with a random fencing
 ///   value; released, and written under, only by a Lua script that checks
 ///   the value, so a holder whose lease ran out can neither release its
@@ -84,6 +97,7 @@ struct Inner {
     timeout: Duration,
     token_key: String,
     lock_key: String,
+    failure_key: String,
     refresh_token_key: String,
     /// Made on first use; dropped after a call timed out (the connection
     /// may be half-open), so the next call connects again.
@@ -241,6 +255,7 @@ impl RedisStoreBuilder {
                 client,
                 timeout: self.timeout,
                 lock_key: format!("{}:lock", self.key),
+                failure_key: format!("{}:failure", self.key),
                 refresh_token_key: format!("{}:refresh_token", self.key),
                 token_key: self.key,
                 connection: Mutex::new(None),
@@ -289,9 +304,10 @@ impl TokenStore for RedisStore {
             };
             let command = redis::cmd("EVAL")
                 .arg(SAVE_IF_HOLDING)
-                .arg(2)
+                .arg(3)
                 .arg(&self.inner.lock_key)
                 .arg(&self.inner.token_key)
+                .arg(&self.inner.failure_key)
                 .arg(lease.fence())
                 .arg(record.to_json())
                 .arg(expire_ms)
@@ -315,6 +331,40 @@ impl TokenStore for RedisStore {
                 .query(&command, "could not release the lock in Redis")
                 .await?;
             Ok(())
+        })
+    }
+
+    fn save_failure<'a>(&'a self, retry_after: Duration, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let retry_ms = u64::try_from(retry_after.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let command = redis::cmd("EVAL")
+                .arg(FAIL_IF_HOLDING)
+                .arg(2)
+                .arg(&self.inner.lock_key)
+                .arg(&self.inner.failure_key)
+                .arg(lease.fence())
+                .arg(retry_ms)
+                .clone();
+            let _saved: i64 = self
+                .query(&command, "could not save a failed fetch to Redis")
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn load_failure(&self) -> StoreFuture<'_, Option<Duration>> {
+        Box::pin(async move {
+            let command = redis::cmd("PTTL").arg(&self.inner.failure_key).clone();
+            // -2: no such key; -1: no expiry (not ours).
+            let left_ms: i64 = self
+                .query(&command, "could not read a failed fetch from Redis")
+                .await?;
+            Ok(u64::try_from(left_ms)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis))
         })
     }
 

@@ -30,6 +30,7 @@ struct State {
     lock: Option<(String, Instant)>,
     next_fence: u64,
     refresh_token: Option<Secret>,
+    retry_at: Option<Instant>,
 }
 
 impl MemoryStore {
@@ -128,6 +129,7 @@ impl TokenStore for MemoryStore {
                 return Ok(false);
             }
             state.token = Some(token.clone());
+            state.retry_at = None;
             self.inner.saves.fetch_add(1, Ordering::SeqCst);
             Ok(true)
         })
@@ -141,6 +143,26 @@ impl TokenStore for MemoryStore {
                 state.lock = None;
             }
             Ok(())
+        })
+    }
+
+    fn save_failure<'a>(&'a self, retry_after: Duration, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check()?;
+            let mut state = self.inner.state.lock().unwrap();
+            if Self::holds(&state, lease) {
+                state.retry_at = Some(Instant::now() + retry_after);
+            }
+            Ok(())
+        })
+    }
+
+    fn load_failure(&self) -> StoreFuture<'_, Option<Duration>> {
+        Box::pin(async move {
+            self.check()?;
+            let state = self.inner.state.lock().unwrap();
+            let now = Instant::now();
+            Ok(state.retry_at.filter(|at| *at > now).map(|at| at - now))
         })
     }
 
