@@ -72,6 +72,9 @@ return 0
 /// ring is installed as the default). Neither the URL nor the password
 /// appears in `Debug` output or errors.
 ///
+/// One Redis server (or the primary of a replicated one) is expected; Redis
+/// Cluster is not supported (the scripts touch several keys).
+///
 /// Anyone who can read `K` can use the token: restrict it with Redis ACLs
 /// (`~K*` key patterns) and use TLS across untrusted networks.
 ///
