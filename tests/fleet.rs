@@ -220,7 +220,16 @@ async fn redis_stopped_mid_run() -> Outcome {
         "{} fetches after Redis came back, expected 1",
         servers.fetches() - before
     );
-    drop(redis);
+
+    // And while a wave's refreshes are in flight.
+    servers.wait_until_tokens_expire().await;
+    fleet.start_wave(REQUESTS).await?;
+    redis.stop();
+    let results = fleet.finish_wave().await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed when Redis stopped mid-wave: {results:?}"
+    );
     fleet.exit().await
 }
 
