@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::record::Record;
@@ -76,16 +77,25 @@ impl FileStore {
 
     /// Runs blocking file work off the runtime's worker threads; what it
     /// found wrong is logged back here, in the caller's span.
+    ///
+    /// A caller that stops waiting (the cache's timeout) abandons the work:
+    /// a write not yet renamed into place is then dropped, so that a late
+    /// write never replaces what a later holder of the lock saved.
     fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Paths, &mut Vec<Problem>) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&Paths, &mut Job) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<'static, T> {
         let paths = Arc::clone(&self.paths);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut job = Job {
+            problems: Vec::new(),
+            abandoned: Arc::clone(&abandoned),
+        };
         Box::pin(async move {
+            let _abandon_if_dropped = AbandonOnDrop(abandoned);
             let (result, problems) = tokio::task::spawn_blocking(move || {
-                let mut problems = Vec::new();
-                let result = work(&paths, &mut problems);
-                (result, problems)
+                let result = work(&paths, &mut job);
+                (result, job.problems)
             })
             .await
             .map_err(|_| {
@@ -115,10 +125,10 @@ impl FileStore {
         {
             return Box::pin(async { Ok(false) });
         }
-        self.blocking(move |paths, problems| {
-            let mut record = paths.read(problems);
+        self.blocking(move |paths, job| {
+            let mut record = paths.read(job);
             change(&mut record);
-            paths.write(&record)?;
+            paths.write(&record, job)?;
             Ok(true)
         })
     }
@@ -127,7 +137,8 @@ impl FileStore {
 impl Paths {
     /// The record in the file; an empty one when there is no file yet or it
     /// cannot be used (a problem to report).
-    fn read(&self, problems: &mut Vec<Problem>) -> Record {
+    fn read(&self, job: &mut Job) -> Record {
+        let problems = &mut job.problems;
         let bytes = match fs::read(&self.file) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Record::default(),
@@ -146,7 +157,7 @@ impl Paths {
     }
 
     /// Replaces the file with `record`, atomically.
-    fn write(&self, record: &Record) -> Result<(), StoreError> {
+    fn write(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
         let dir = match self.file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
@@ -168,6 +179,9 @@ impl Paths {
             let mut file = private_options().create_new(true).open(&temporary)?;
             file.write_all(&record.to_json())?;
             file.sync_all()?;
+            if job.abandoned.load(Ordering::Acquire) {
+                return Err(io::Error::other("abandoned by its caller"));
+            }
             fs::rename(&temporary, &self.file)?;
             // Make the rename itself durable (best effort: not every
             // platform can open a directory).
@@ -213,7 +227,7 @@ impl Paths {
 
 impl TokenStore for FileStore {
     fn load(&self) -> StoreFuture<'_, Option<Token>> {
-        self.blocking(|paths, problems| Ok(paths.read(problems).token()))
+        self.blocking(|paths, job| Ok(paths.read(job).token()))
     }
 
     fn try_lock(&self, _lease: Duration) -> StoreFuture<'_, Option<Lease>> {
@@ -233,7 +247,7 @@ impl TokenStore for FileStore {
     }
 
     fn load_failure(&self) -> StoreFuture<'_, Option<Duration>> {
-        self.blocking(|paths, problems| Ok(paths.read(problems).failure()))
+        self.blocking(|paths, job| Ok(paths.read(job).failure()))
     }
 
     fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {
@@ -243,15 +257,15 @@ impl TokenStore for FileStore {
     }
 
     fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
-        self.blocking(|paths, problems| Ok(paths.read(problems).refresh_token()))
+        self.blocking(|paths, job| Ok(paths.read(job).refresh_token()))
     }
 
     fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
         let refresh_token = refresh_token.clone();
-        self.blocking(move |paths, problems| {
-            let mut record = paths.read(problems);
+        self.blocking(move |paths, job| {
+            let mut record = paths.read(job);
             record.set_refresh_token(&refresh_token);
-            paths.write(&record)
+            paths.write(&record, job)
         })
     }
 
@@ -287,6 +301,23 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+/// What a piece of blocking file work carries: what it found wrong, and
+/// whether its caller gave up on it.
+struct Job {
+    problems: Vec<Problem>,
+    abandoned: Arc<AtomicBool>,
+}
+
+/// Marks the work abandoned when the caller's future is dropped (after it
+/// completed, the mark changes nothing).
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Something wrong with the token file, found on a blocking thread.
