@@ -77,6 +77,12 @@ fn main() -> ExitCode {
             run(file_lock_holder_killed_mid_fetch())
         }),
     ];
+    if args.iter().any(|arg| arg == "--list") {
+        for (name, _) in &scenarios {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
     let selected: Vec<_> = scenarios
         .iter()
         .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
