@@ -51,7 +51,20 @@ fn main() -> ExitCode {
     }
     // libtest flags (`--nocapture`, `--quiet`, …) are accepted and ignored;
     // a plain argument filters scenarios by name.
-    let filter: Vec<&String> = args.iter().filter(|arg| !arg.starts_with("--")).collect();
+    let mut filter = Vec::new();
+    let mut skip = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--skip" => skip.extend(rest.next()),
+            // libtest options that take a value.
+            "--test-threads" | "--format" | "--color" | "-Z" | "--logfile" => {
+                rest.next();
+            }
+            flag if flag.starts_with('-') => {}
+            name => filter.push(name),
+        }
+    }
     let scenarios: [Scenario; 9] = [
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
@@ -85,7 +98,8 @@ fn main() -> ExitCode {
     }
     let selected: Vec<_> = scenarios
         .iter()
-        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f)))
+        .filter(|(name, _)| !skip.iter().any(|s| name.contains(s.as_str())))
         .collect();
     println!("\nrunning {} tests", selected.len());
     let mut failed = Vec::new();
