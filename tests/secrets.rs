@@ -150,3 +150,57 @@ async fn nothing_printed_anywhere_contains_a_secret() {
         );
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn token_stores_print_no_token_and_no_password() {
+    use tower_token_refresh::store::FileStore;
+
+    let (events, _guard) = Events::capture();
+    let mut printed = Vec::<String>::new();
+    let mut secrets = vec!["stored-secret-7c1".to_owned()];
+
+    // A corrupted token file holding a token, then a good run.
+    let dir = std::env::temp_dir().join(format!("ttr-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("token.json");
+    std::fs::write(&path, br#"{"format":1,"access_token":"stored-secret-7c1""#).unwrap();
+    let cache = TokenCache::builder(TestSource::issuing(Duration::from_secs(60)))
+        .store(FileStore::new(&path))
+        .build();
+    secrets.push(cache.token().await.unwrap().secret().to_owned());
+    printed.push(format!(
+        "{cache:?} {:?} {:?}",
+        FileStore::new(&path),
+        cache.stats()
+    ));
+    assert!(!events.lines_with("token file corrupted").is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    #[cfg(feature = "redis")]
+    {
+        use tower_token_refresh::store::RedisStore;
+
+        const PASSWORD: &str = "redis-password-93a1";
+        secrets.push(PASSWORD.to_owned());
+        // Nothing listens on port 1: the store fails, the cache goes on.
+        let store = RedisStore::new(&format!("redis://fleet:{PASSWORD}@127.0.0.1:1"), "k").unwrap();
+        printed.push(format!("{store:?}"));
+        let cache = TokenCache::builder(TestSource::issuing(Duration::from_secs(60)))
+            .store(store)
+            .build();
+        secrets.push(cache.token().await.unwrap().secret().to_owned());
+        assert!(!events.lines_with("token store failed").is_empty());
+        let error = RedisStore::new(&format!("redis://fleet:{PASSWORD}@[::1"), "k").unwrap_err();
+        printed.push(format!("{error} {error:?}"));
+        let builder = RedisStore::builder(&format!("rediss://fleet:{PASSWORD}@127.0.0.1:1"), "k");
+        printed.push(format!("{builder:?}"));
+    }
+
+    let everything = format!("{}\n{}", events.text(), printed.join("\n"));
+    for secret in &secrets {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "{secret} printed in:\n{everything}"
+        );
+    }
+}
