@@ -12,6 +12,8 @@
 //! Redis scenarios need the `redis-server` binary (Debian package
 //! `redis-server`); without it they fail with a message saying so.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,7 +67,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 9] = [
+    let scenarios: [Scenario; 10] = [
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -74,6 +76,9 @@ fn main() -> ExitCode {
         }),
         ("redis_stopped_mid_run", || run(redis_stopped_mid_run())),
         ("redis_lock_is_fenced", || run(redis_lock_is_fenced())),
+        ("redis_keeps_a_rotated_refresh_token_for_the_fleet", || {
+            run(redis_keeps_a_rotated_refresh_token_for_the_fleet())
+        }),
         ("redis_fleet_backs_off_together", || {
             run(redis_fleet_backs_off_together())
         }),
@@ -284,6 +289,74 @@ async fn redis_fleet_backs_off_together() -> Outcome {
         servers.fetches()
     );
     fleet.exit().await
+}
+
+/// Two processes (here, two caches) share a refresh token grant's rotated
+/// refresh tokens through Redis: the second starts from the refresh token
+/// the first rotated in, not from the spent one it was configured with.
+async fn redis_keeps_a_rotated_refresh_token_for_the_fleet() -> Outcome {
+    use std::sync::Arc;
+
+    use support::token_endpoint::{ClientMethod, TokenEndpoint};
+    use tower_token_refresh::TokenCache;
+    use tower_token_refresh::oauth2::{ClientAuth, RefreshTokenGrant};
+    use tower_token_refresh::store::RedisStore;
+
+    let redis = RedisServer::start(None).await?;
+    let endpoint = TokenEndpoint::start().await;
+    endpoint.register("cli", ClientMethod::Post("pw".into()));
+    endpoint.issue_refresh_token("refresh-0", true);
+    let url = format!(
+        "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
+        redis.port
+    );
+    let process = || -> Result<TokenCache, String> {
+        let store = Arc::new(RedisStore::new(&url, "fleet:rt").map_err(|e| e.to_string())?);
+        let grant = RefreshTokenGrant::builder(
+            endpoint.token_url(),
+            "cli",
+            ClientAuth::post("pw"),
+            "refresh-0",
+        )
+        .store(store.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+        Ok(TokenCache::builder(grant).store(store).build())
+    };
+
+    let first = process()?;
+    let a = first.token().await.map_err(|e| e.to_string())?;
+    let second = process()?;
+    let b = second.token().await.map_err(|e| e.to_string())?;
+    check!(
+        a.secret() == b.secret(),
+        "the second process fetched its own token"
+    );
+    check!(
+        endpoint.requests() == 1,
+        "{} exchanges",
+        endpoint.requests()
+    );
+
+    // The second process needs a new token: it must spend refresh-1 (in
+    // Redis), not refresh-0 (spent, and what it was configured with).
+    check!(second.invalidate(&b), "not invalidated");
+    second.token().await.map_err(|e| e.to_string())?;
+    check!(
+        endpoint.requests() == 2,
+        "{} exchanges: a spent refresh token was tried",
+        endpoint.requests()
+    );
+    // And the first, rejected too, takes the second's token from Redis.
+    check!(first.invalidate(&a), "not invalidated");
+    first.token().await.map_err(|e| e.to_string())?;
+    check!(
+        endpoint.requests() == 2,
+        "{} exchanges",
+        endpoint.requests()
+    );
+    check!(endpoint.problems().is_empty(), "{:?}", endpoint.problems());
+    Ok(())
 }
 
 /// The lock, by hand: a holder whose lease ran out can neither write nor
