@@ -5,44 +5,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use support::events::Events;
+use support::temp_dir::TempDir;
 use support::{TestSource, token_endpoint};
 use tower_token_refresh::TokenCache;
 use tower_token_refresh::store::FileStore;
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// A fresh directory under the system's temporary directory, removed when
-/// dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "ttr-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn cache(source: &TestSource, path: &Path) -> TokenCache {
     TokenCache::builder(source.clone())
@@ -175,9 +147,7 @@ async fn a_rotated_refresh_token_is_saved_and_the_next_run_starts_from_it() {
 
     let dir = TempDir::new("refresh-token");
     let path = dir.join("token.json");
-    let endpoint = token_endpoint::TokenEndpoint::start().await;
-    endpoint.register("cli", token_endpoint::ClientMethod::Post("pw".into()));
-    endpoint.issue_refresh_token("refresh-0", true);
+    let endpoint = token_endpoint::TokenEndpoint::rotating_refresh_tokens("pw").await;
     // Both runs are configured with the refresh token from sign-in, which
     // the first exchange rotates away.
     let run = || {

@@ -25,6 +25,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
+use support::temp_dir::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Notify;
@@ -152,8 +153,14 @@ macro_rules! check {
 
 async fn redis_fleet_fetches_once_per_token_lifetime() -> Outcome {
     let redis = RedisServer::start(None).await?;
+    fetches_once_per_token_lifetime(&redis.store_spec()).await
+}
+
+/// `WORKERS` processes sharing the store of `spec`, three waves of
+/// `REQUESTS` each, at each token's expiry: one fetch per wave.
+async fn fetches_once_per_token_lifetime(spec: &str) -> Outcome {
     let servers = Servers::start().await;
-    let mut fleet = Fleet::spawn(WORKERS, &redis.store_spec(), &servers).await?;
+    let mut fleet = Fleet::spawn(WORKERS, spec, &servers).await?;
     for wave in 1..=3 {
         let results = fleet.wave(REQUESTS).await?;
         check!(
@@ -297,15 +304,13 @@ async fn redis_fleet_backs_off_together() -> Outcome {
 async fn redis_keeps_a_rotated_refresh_token_for_the_fleet() -> Outcome {
     use std::sync::Arc;
 
-    use support::token_endpoint::{ClientMethod, TokenEndpoint};
+    use support::token_endpoint::TokenEndpoint;
     use tower_token_refresh::TokenCache;
     use tower_token_refresh::oauth2::{ClientAuth, RefreshTokenGrant};
     use tower_token_refresh::store::RedisStore;
 
     let redis = RedisServer::start(None).await?;
-    let endpoint = TokenEndpoint::start().await;
-    endpoint.register("cli", ClientMethod::Post("pw".into()));
-    endpoint.issue_refresh_token("refresh-0", true);
+    let endpoint = TokenEndpoint::rotating_refresh_tokens("pw").await;
     let url = format!(
         "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
         redis.port
@@ -446,8 +451,8 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
         .map_err(|e| e.to_string())?;
     let certificate = certified.cert.pem();
     let tls = TlsFiles {
-        certificate: dir.path("redis.crt"),
-        key: dir.path("redis.key"),
+        certificate: dir.join("redis.crt"),
+        key: dir.join("redis.key"),
     };
     std::fs::write(&tls.certificate, &certificate).map_err(|e| e.to_string())?;
     std::fs::write(&tls.key, certified.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
@@ -500,29 +505,13 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
 
 async fn file_fleet_fetches_once_per_token_lifetime() -> Outcome {
     let dir = TempDir::new("fleet-file");
-    let servers = Servers::start().await;
-    let spec = format!("file={}", dir.path("token.json").display());
-    let mut fleet = Fleet::spawn(WORKERS, &spec, &servers).await?;
-    for wave in 1..=3 {
-        let results = fleet.wave(REQUESTS).await?;
-        check!(
-            results.iter().all(|r| r.all_ok()),
-            "wave {wave}: {results:?}"
-        );
-        check!(
-            servers.fetches() == wave,
-            "wave {wave}: {} fetches for the fleet, expected {wave}",
-            servers.fetches()
-        );
-        servers.wait_until_tokens_expire().await;
-    }
-    fleet.exit().await
+    fetches_once_per_token_lifetime(&format!("file={}", dir.join("token.json").display())).await
 }
 
 async fn file_store_restart_reuses_the_token() -> Outcome {
     let dir = TempDir::new("fleet-restart");
     let servers = Servers::start().await;
-    let spec = format!("file={}", dir.path("token.json").display());
+    let spec = format!("file={}", dir.join("token.json").display());
     for run in 1..=3 {
         let mut one = Fleet::spawn(1, &spec, &servers).await?;
         let results = one.wave(REQUESTS).await?;
@@ -540,7 +529,7 @@ async fn file_store_restart_reuses_the_token() -> Outcome {
 async fn file_lock_holder_killed_mid_fetch() -> Outcome {
     let dir = TempDir::new("fleet-kill");
     let servers = Servers::start().await;
-    let spec = format!("file={}", dir.path("token.json").display());
+    let spec = format!("file={}", dir.join("token.json").display());
     let mut fleet = Fleet::spawn(WORKERS, &spec, &servers).await?;
     servers.hang_next_fetch();
     fleet.start_wave(REQUESTS).await?;
@@ -1036,25 +1025,4 @@ fn which(binary: &str) -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
         .map(|dir| dir.join(binary))
         .find(|candidate| candidate.is_file())
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ttr-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

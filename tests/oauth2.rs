@@ -186,9 +186,7 @@ mod signed {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_the_old_one_stops_working() {
-    let endpoint = TokenEndpoint::start().await;
-    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
-    endpoint.issue_refresh_token("refresh-0", true);
+    let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let grant = {
         let rotated = rotated.clone();
@@ -229,9 +227,7 @@ async fn refresh_tokens_rotate_and_the_old_one_stops_working() {
 
 #[tokio::test]
 async fn a_rotated_refresh_token_is_kept_when_the_caller_times_out() {
-    let endpoint = TokenEndpoint::start().await;
-    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
-    endpoint.issue_refresh_token("refresh-0", true);
+    let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
     // The server rotates at once but answers after the cache gave up.
     endpoint.delay_answers(Duration::from_millis(400));
     let rotated = Arc::new(Mutex::new(Vec::new()));
@@ -268,9 +264,7 @@ async fn a_rotated_refresh_token_is_kept_when_the_caller_times_out() {
 
 #[tokio::test]
 async fn concurrent_refreshes_never_spend_one_refresh_token_twice() {
-    let endpoint = TokenEndpoint::start().await;
-    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
-    endpoint.issue_refresh_token("refresh-0", true);
+    let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
     let grant = RefreshTokenGrant::builder(
         endpoint.token_url(),
         "cli",
@@ -527,9 +521,7 @@ fn grant_with_store(
 async fn a_stale_stored_refresh_token_falls_back_to_the_given_one() {
     use tower_token_refresh::store::TokenStore;
 
-    let endpoint = TokenEndpoint::start().await;
-    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
-    endpoint.issue_refresh_token("refresh-0", true);
+    let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
     // Left in the store by a session before the user signed in again.
     let store = support::memory_store::MemoryStore::new();
     store
@@ -549,9 +541,7 @@ async fn a_stale_stored_refresh_token_falls_back_to_the_given_one() {
 async fn a_refresh_token_that_could_not_be_saved_is_not_replaced_by_the_stale_copy() {
     use tower_token_refresh::store::TokenStore;
 
-    let endpoint = TokenEndpoint::start().await;
-    endpoint.register("cli", ClientMethod::Post(SECRET.into()));
-    endpoint.issue_refresh_token("refresh-0", true);
+    let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
     let store = support::memory_store::MemoryStore::new();
     let grant = grant_with_store(&endpoint, &store);
 

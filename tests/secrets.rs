@@ -160,8 +160,7 @@ async fn token_stores_print_no_token_and_no_password() {
     let mut secrets = vec!["stored-secret-7c1".to_owned()];
 
     // A corrupted token file holding a token, then a good run.
-    let dir = std::env::temp_dir().join(format!("ttr-secrets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::temp_dir::TempDir::new("secrets");
     let path = dir.join("token.json");
     std::fs::write(&path, br#"{"format":1,"access_token":"stored-secret-7c1""#).unwrap();
     let cache = TokenCache::builder(TestSource::issuing(Duration::from_secs(60)))
@@ -174,7 +173,7 @@ async fn token_stores_print_no_token_and_no_password() {
         cache.stats()
     ));
     assert!(!events.lines_with("token file corrupted").is_empty());
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
 
     #[cfg(feature = "redis")]
     {

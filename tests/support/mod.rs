@@ -7,6 +7,7 @@ pub mod channel_body;
 pub mod events;
 pub mod memory_store;
 pub mod revoking_api;
+pub mod temp_dir;
 pub mod token_endpoint;
 #[cfg(feature = "rustls")]
 pub mod untrusted_tls;

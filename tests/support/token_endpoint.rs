@@ -102,6 +102,16 @@ impl TokenEndpoint {
         }
     }
 
+    /// An endpoint where client `cli` (`post` authentication with
+    /// `secret`) may exchange the refresh token `refresh-0`, rotated on each
+    /// exchange (`refresh-1`, `refresh-2`, …).
+    pub async fn rotating_refresh_tokens(secret: &str) -> Self {
+        let endpoint = Self::start().await;
+        endpoint.register("cli", ClientMethod::Post(secret.into()));
+        endpoint.issue_refresh_token("refresh-0", true);
+        endpoint
+    }
+
     /// Stops listening and closes open connections: connections are
     /// refused until [`Self::listen_again`].
     pub fn stop_listening(&self) {
