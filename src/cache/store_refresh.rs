@@ -11,7 +11,7 @@ use super::Shared;
 use super::backoff::FleetBackoff;
 use super::refresh::Reason;
 use super::stats::Counters;
-use crate::store::{Lease, StoreError, StoreErrorKind, TokenStore};
+use crate::store::{Lease, StoreError, TokenStore};
 use crate::{Error, ErrorKind, Token};
 
 /// The first pause between two looks at a store whose lock another process
@@ -59,9 +59,9 @@ impl Shared {
         replacing: Option<&Token>,
         reason: Reason,
     ) -> Result<(Token, Origin), Error> {
-        match self.take_turns(store, replacing, reason).await {
-            Ok(Turn::Stored(token)) => Ok((token, Origin::Store)),
-            Ok(Turn::Fetched(fetched)) => fetched.map(|token| (token, Origin::Source)),
+        let fetched = match self.take_turns(store, replacing, reason).await {
+            Ok(Turn::Stored(token)) => return Ok((token, Origin::Store)),
+            Ok(Turn::Fetched(fetched)) => fetched,
             Ok(Turn::FleetBackingOff(left)) => {
                 tracing::debug!(?left, "another process's fetch failed; backing off with it");
                 Err(Error::source_failed(FleetBackoff { left }))
@@ -71,9 +71,7 @@ impl Shared {
                     store = store.name(),
                     "another process held the token store's lock past its lease; fetching alone"
                 );
-                self.fetch_from_source()
-                    .await
-                    .map(|token| (token, Origin::Source))
+                self.fetch_from_source().await
             }
             Err(error) => {
                 Counters::add(&self.counters.store_failures);
@@ -82,11 +80,10 @@ impl Shared {
                     error = &error as &dyn std::error::Error,
                     "token store failed; fetching without it"
                 );
-                self.fetch_from_source()
-                    .await
-                    .map(|token| (token, Origin::Source))
+                self.fetch_from_source().await
             }
-        }
+        };
+        fetched.map(|token| (token, Origin::Source))
     }
 
     async fn take_turns(
@@ -217,15 +214,7 @@ impl Shared {
         &self,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.config.fetch_timeout, call)
-            .await
-            .unwrap_or_else(|_elapsed| {
-                Err(StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    "token store did not answer within the fetch timeout",
-                    None,
-                ))
-            })
+        crate::store::bounded(self.config.fetch_timeout, call).await
     }
 }
 

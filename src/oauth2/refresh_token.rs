@@ -191,9 +191,9 @@ impl Inner {
     /// newer (say, a save failed).
     async fn adopt_stored(&self, in_memory: &Secret) -> Option<Secret> {
         let store = self.store.as_ref()?;
-        let timeout = self.client.request_timeout();
-        match tokio::time::timeout(timeout, store.load_refresh_token()).await {
-            Ok(Ok(Some(stored))) => {
+        let limit = self.client.request_timeout();
+        match crate::store::bounded(limit, store.load_refresh_token()).await {
+            Ok(Some(stored)) => {
                 let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
                 let seen = synced.as_ref() == Some(&stored);
                 *synced = Some(stored.clone());
@@ -202,17 +202,11 @@ impl Inner {
                     stored
                 })
             }
-            Ok(Ok(None)) => None,
-            Ok(Err(error)) => {
+            Ok(None) => None,
+            Err(error) => {
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
                     "could not read the refresh token from the store; using the one in memory"
-                );
-                None
-            }
-            Err(_elapsed) => {
-                tracing::warn!(
-                    "token store did not answer in time; using the refresh token in memory"
                 );
                 None
             }
@@ -231,22 +225,18 @@ impl Inner {
         if synced.as_ref() == Some(next) {
             return;
         }
-        let timeout = self.client.request_timeout();
+        let limit = self.client.request_timeout();
         for attempt in 1..=2 {
-            match tokio::time::timeout(timeout, store.save_refresh_token(next)).await {
-                Ok(Ok(())) => {
+            match crate::store::bounded(limit, store.save_refresh_token(next)).await {
+                Ok(()) => {
                     *self.synced.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(next.clone());
                     return;
                 }
-                Ok(Err(error)) => tracing::warn!(
+                Err(error) => tracing::warn!(
                     attempt,
                     error = &error as &dyn std::error::Error,
                     "could not save the refresh token to the store"
-                ),
-                Err(_elapsed) => tracing::warn!(
-                    attempt,
-                    "token store did not answer in time; refresh token not saved"
                 ),
             }
         }

@@ -79,6 +79,23 @@ pub use file::FileStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{DEFAULT_REDIS_TIMEOUT, RedisStore, RedisStoreBuilder};
 
+/// Runs one store call, bounded by `limit`: a store that does not answer
+/// in time is [`Unavailable`](StoreErrorKind::Unavailable).
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or_else(|_elapsed| {
+            Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "token store did not answer in time",
+                None,
+            ))
+        })
+}
+
 /// The future returned by [`TokenStore`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
