@@ -158,13 +158,7 @@ impl Paths {
 
     /// Replaces the file with `record`, atomically.
     fn write(&self, record: &Record, job: &Job) -> Result<(), StoreError> {
-        let dir = match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        create_private_dir(&dir).map_err(|error| {
-            StoreError::io("could not create the token file's directory", error)
-        })?;
+        let dir = self.create_dir()?;
         let name = self
             .file
             .file_name()
@@ -196,12 +190,21 @@ impl Paths {
         })
     }
 
+    /// The directory of the token and lock files, created (`0700`) if
+    /// missing.
+    fn create_dir(&self) -> Result<PathBuf, StoreError> {
+        let dir = match self.file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        create_private_dir(&dir).map_err(|error| {
+            StoreError::io("could not create the token file's directory", error)
+        })?;
+        Ok(dir)
+    }
+
     fn try_lock(&self) -> Result<Option<Lease>, StoreError> {
-        if let Some(dir) = self.lock.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            create_private_dir(dir).map_err(|error| {
-                StoreError::io("could not create the token file's directory", error)
-            })?;
-        }
+        self.create_dir()?;
         let file = private_options()
             .create(true)
             .truncate(false)
