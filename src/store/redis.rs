@@ -281,7 +281,7 @@ impl TokenStore for RedisStore {
     fn try_lock(&self, lease: Duration) -> StoreFuture<'_, Option<Lease>> {
         Box::pin(async move {
             let fence = fence()?;
-            let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+            let lease_ms = expiry_ms(lease);
             let command = redis::cmd("SET")
                 .arg(&self.inner.lock_key)
                 .arg(&fence)
@@ -302,7 +302,7 @@ impl TokenStore for RedisStore {
             record.set_token(token);
             // The key expires with the token; 0: the token does not expire.
             let expire_ms = match token.time_left() {
-                Some(left) => u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
+                Some(left) => expiry_ms(left),
                 None => 0,
             };
             let command = redis::cmd("EVAL")
@@ -339,9 +339,7 @@ impl TokenStore for RedisStore {
 
     fn save_failure<'a>(&'a self, retry_after: Duration, lease: &'a Lease) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let retry_ms = u64::try_from(retry_after.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1);
+            let retry_ms = expiry_ms(retry_after);
             let command = redis::cmd("EVAL")
                 .arg(FAIL_IF_HOLDING)
                 .arg(2)
@@ -409,6 +407,13 @@ fn parse_or_warn(bytes: &[u8]) -> Option<Record> {
             );
         })
         .ok()
+}
+
+/// `duration` as a Redis `PX` expiry: whole milliseconds, at least one.
+fn expiry_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// A random fencing value: 128 bits from the operating system.
