@@ -264,6 +264,9 @@ where
                     second,
                 });
             }
+            // The same steps as the hot path in `poll`, for a request sent
+            // from here. (One shared `#[inline(always)]` function for both
+            // measured 25 more instructions per request on the hot path.)
             StateProj::Called {
                 future,
                 ticket,
