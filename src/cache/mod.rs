@@ -217,20 +217,30 @@ impl TokenCache {
         self.shared.accepted(generation);
     }
 
-    /// The hot path: the current token's header if it is fresh, from this
-    /// thread's snapshot when nothing changed since it was taken.
+    /// What the hot path may use changes whenever this does: a credential
+    /// from [`fresh_credential`](Self::fresh_credential) stays usable as long
+    /// as the version it came with is the current one. One atomic load.
     #[inline]
-    pub(crate) fn fresh_credential(&self) -> Option<Credential> {
-        let version = self.shared.version.load(Ordering::Acquire);
+    pub(crate) fn version(&self) -> u64 {
+        self.shared.version.load(Ordering::Acquire)
+    }
+
+    /// The hot path: the current token's header if it is fresh, with the
+    /// [version](Self::version) it is usable at; from this thread's snapshot
+    /// when nothing changed since it was taken.
+    #[inline]
+    pub(crate) fn fresh_credential(&self) -> Option<(u64, Credential)> {
+        let version = self.version();
         if let Some(credential) = snapshot::get(self.shared.id, version) {
-            return Some(credential);
+            return Some((version, credential));
         }
         let current = self.shared.current.load();
         match current.as_ref() {
             Some(entry) if entry.is_fresh() => {
-                let credential = Credential::of(entry);
-                snapshot::put(self.shared.id, version, &credential);
-                Some(credential)
+                // From this thread's copy of the header, from the first
+                // request on.
+                let credential = snapshot::put(self.shared.id, version, Credential::of(entry));
+                Some((version, credential))
             }
             _ => None,
         }
@@ -307,7 +317,7 @@ mod tests {
         let (sender, receiver) = mpsc::channel();
         let other = cache.clone();
         std::thread::spawn(move || {
-            let _ = sender.send(other.fresh_credential().map(|c| c.header));
+            let _ = sender.send(other.fresh_credential().map(|(_, c)| c.header));
         });
         let header = receiver
             .recv_timeout(Duration::from_secs(10))

@@ -52,41 +52,52 @@ pub(super) fn get(cache: u64, version: u64) -> Option<Credential> {
         .flatten()
 }
 
-/// Remembers `credential` for `cache` at `version` on this thread.
-pub(super) fn put(cache: u64, version: u64, credential: &Credential) {
-    let _ = SNAPSHOTS.try_with(|snapshots| {
-        let Ok(mut snapshots) = snapshots.try_borrow_mut() else {
-            return;
-        };
-        let existing = snapshots
-            .slots
-            .iter()
-            .position(|slot| slot.as_ref().is_some_and(|slot| slot.cache == cache));
-        let index = match existing {
-            Some(index) => index,
-            None => {
-                let index = snapshots.next;
-                snapshots.next = (index + 1) % SLOTS;
-                index
+/// Remembers `credential` for `cache` at `version` on this thread, and
+/// returns it with this thread's copy of the header (or as it is, if the
+/// thread's snapshots are gone or in use).
+pub(super) fn put(cache: u64, version: u64, credential: Credential) -> Credential {
+    SNAPSHOTS
+        .try_with(|snapshots| {
+            let Ok(mut snapshots) = snapshots.try_borrow_mut() else {
+                return None;
+            };
+            let existing = snapshots
+                .slots
+                .iter()
+                .position(|slot| slot.as_ref().is_some_and(|slot| slot.cache == cache));
+            let index = match existing {
+                Some(index) => index,
+                None => {
+                    let index = snapshots.next;
+                    snapshots.next = (index + 1) % SLOTS;
+                    index
+                }
+            };
+            let slot = &mut snapshots.slots[index];
+            match slot.as_mut().filter(|snapshot| {
+                snapshot.cache == cache
+                    && snapshot.generation == credential.generation
+                    && snapshot.header == credential.header
+            }) {
+                // The same token at a new version: keep this thread's copy.
+                Some(snapshot) => snapshot.version = version,
+                None => {
+                    *slot = Some(Snapshot {
+                        cache,
+                        version,
+                        header: own_copy(&credential.header),
+                        generation: credential.generation,
+                    });
+                }
             }
-        };
-        let slot = &mut snapshots.slots[index];
-        // The same token at a new version: keep this thread's copy.
-        if let Some(snapshot) = slot.as_mut().filter(|snapshot| {
-            snapshot.cache == cache
-                && snapshot.generation == credential.generation
-                && snapshot.header == credential.header
-        }) {
-            snapshot.version = version;
-            return;
-        }
-        *slot = Some(Snapshot {
-            cache,
-            version,
-            header: own_copy(&credential.header),
-            generation: credential.generation,
-        });
-    });
+            slot.as_ref().map(|snapshot| Credential {
+                header: snapshot.header.clone(),
+                generation: snapshot.generation,
+            })
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(credential)
 }
 
 /// A copy of `header` in an allocation of its own, ready to be cloned
@@ -117,8 +128,13 @@ mod tests {
     #[test]
     fn a_thread_uses_its_own_sensitive_copy() {
         std::thread::spawn(|| {
-            put(1, 7, &credential("Bearer a", 3));
+            let returned = put(1, 7, credential("Bearer a", 3));
             let got = get(1, 7).unwrap();
+            assert_eq!(
+                returned.header.as_bytes().as_ptr(),
+                got.header.as_bytes().as_ptr(),
+                "put gives this thread's copy, from the first request on"
+            );
             assert_eq!(got.header, "Bearer a");
             assert!(got.header.is_sensitive());
             assert_eq!(got.generation, 3);
@@ -137,14 +153,14 @@ mod tests {
 
             // The same token at a new version keeps the copy; a new token
             // replaces it.
-            put(1, 8, &credential("Bearer a", 3));
+            put(1, 8, credential("Bearer a", 3));
             let kept = get(1, 8).unwrap();
             assert_eq!(
                 kept.header.as_bytes().as_ptr(),
                 got.header.as_bytes().as_ptr()
             );
             assert!(get(1, 7).is_none());
-            put(1, 9, &credential("Bearer b", 4));
+            put(1, 9, credential("Bearer b", 4));
             let new = get(1, 9).unwrap();
             assert_eq!(new.header, "Bearer b");
             assert_eq!(new.generation, 4);
@@ -156,10 +172,10 @@ mod tests {
 
     #[test]
     fn threads_do_not_share_copies() {
-        put(10, 1, &credential("Bearer shared?", 1));
+        put(10, 1, credential("Bearer shared?", 1));
         let here = get(10, 1).unwrap();
         let there = std::thread::spawn(|| {
-            put(10, 1, &credential("Bearer shared?", 1));
+            put(10, 1, credential("Bearer shared?", 1));
             get(10, 1).unwrap().header.as_bytes().as_ptr() as usize
         })
         .join()

@@ -2,6 +2,7 @@
 //! [`ResponseFuture`] and [`ResponseBody`].
 
 mod destination;
+mod front;
 mod future;
 mod layer;
 mod response_body;

@@ -9,9 +9,10 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::front::Front;
 use super::future::{RETRY_OFF, send};
 use super::settings::Ticket;
-use super::shards::Shards;
+use super::shards::{Shards, slot};
 use super::{ResponseBody, ResponseFuture, TokenRefreshLayer};
 use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, TokenCache};
 
@@ -69,6 +70,7 @@ use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, Toke
 pub struct TokenRefresh<S, C = StandardRejection> {
     inner: S,
     settings: Arc<Shards<C>>,
+    front: Front,
 }
 
 impl<S> TokenRefresh<S> {
@@ -85,7 +87,11 @@ impl<S> TokenRefresh<S> {
 
 impl<S, C> TokenRefresh<S, C> {
     pub(super) fn from_settings(inner: S, settings: Arc<Shards<C>>) -> Self {
-        Self { inner, settings }
+        Self {
+            inner,
+            settings,
+            front: Front::default(),
+        }
     }
 
     /// The token cache, if every request uses the same one.
@@ -114,6 +120,7 @@ impl<S: Clone, C> Clone for TokenRefresh<S, C> {
         Self {
             inner: self.inner.clone(),
             settings: Arc::clone(&self.settings),
+            front: Front::default(),
         }
     }
 }
@@ -146,7 +153,8 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         // From this thread's copy: requests on different threads do not
         // write to one shared reference count.
-        let settings = Arc::clone(self.settings.local());
+        let slot = slot();
+        let settings = Arc::clone(self.settings.copy(slot));
         #[cfg(feature = "oauth2")]
         let token_request = request
             .extensions()
@@ -167,7 +175,7 @@ where
             let future = self.inner.call(request);
             return ResponseFuture::passthrough(future, settings);
         };
-        if let Some(credential) = cache.fresh_credential() {
+        if let Some(credential) = self.front.credential(slot, route, cache) {
             let ticket = Ticket {
                 route,
                 generation: credential.generation,

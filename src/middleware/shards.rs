@@ -32,9 +32,9 @@ thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
 }
 
-/// This thread's slot.
+/// This thread's slot: a number no other thread has.
 #[inline]
-fn slot() -> usize {
+pub(crate) fn slot() -> usize {
     let slot = SLOT.get();
     if slot != UNASSIGNED {
         return slot;
@@ -64,10 +64,10 @@ impl<C: Clone> Shards<C> {
 }
 
 impl<C> Shards<C> {
-    /// This thread's copy.
+    /// The copy of the thread in [`slot`] (this thread's).
     #[inline]
-    pub(crate) fn local(&self) -> &Arc<Settings<C>> {
-        &self.copies[slot() & self.mask]
+    pub(crate) fn copy(&self, slot: usize) -> &Arc<Settings<C>> {
+        &self.copies[slot & self.mask]
     }
 
     /// Any copy, for what does not depend on the thread.
