@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo bench --bench instructions --no-run
-//! for stack in bare floor hand ours; do
+//! for stack in bare floor hand hand_async ours; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$stack \
 //!     target/release/deps/instructions-* $stack 2>&1 | grep Collected
 //! done
@@ -46,7 +46,8 @@ fn main() {
         "bare" => run(stacks.bare),
         "floor" => run(stacks.floor),
         "hand" => run(stacks.hand_written),
+        "hand_async" => run(stacks.hand_written_async),
         "ours" => run(stacks.ours),
-        other => panic!("unknown stack {other:?}: bare, floor, hand or ours"),
+        other => panic!("unknown stack {other:?}: bare, floor, hand, hand_async or ours"),
     }
 }
