@@ -4,9 +4,10 @@
 //!
 //! ```sh
 //! cargo bench --bench instructions --no-run
+//! binary=$(ls target/release/deps/instructions-* | grep -v '\.d$')
 //! for stack in bare floor hand hand_async ours; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$stack \
-//!     target/release/deps/instructions-* $stack 2>&1 | grep Collected
+//!     $binary $stack 2>&1 | grep Collected
 //! done
 //! ```
 //!
@@ -35,7 +36,11 @@ where
 }
 
 fn main() {
-    let which = std::env::args().nth(1).unwrap_or_else(|| "ours".into());
+    // `cargo bench` adds `--bench`: the stack is the first other argument.
+    let which = std::env::args()
+        .skip(1)
+        .find(|argument| !argument.starts_with('-'))
+        .unwrap_or_else(|| "ours".into());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

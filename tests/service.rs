@@ -74,53 +74,6 @@ async fn requests_carry_the_token_in_a_sensitive_header() {
     assert_eq!(source.calls(), 1);
 }
 
-/// One service sending many requests keeps its own copy of the header; a
-/// new token (after a rejection, or after expiry) must go out at once all
-/// the same.
-#[tokio::test(start_paused = true)]
-async fn one_service_sends_each_new_token_from_the_next_request_on() {
-    let source = TestSource::issuing(HOUR);
-    let cache = TokenCache::new(source.clone());
-    let mut client = TokenRefresh::new(echo_authorization(), cache.clone());
-    async fn send(
-        client: &mut TokenRefresh<
-            impl Service<
-                Request<Body>,
-                Response = Response<Option<HeaderValue>>,
-                Error = Infallible,
-                Future: Send,
-            > + Clone,
-        >,
-    ) -> HeaderValue {
-        let response = client
-            .ready()
-            .await
-            .unwrap()
-            .call(Request::new(Body::new()))
-            .await
-            .unwrap();
-        response
-            .into_body()
-            .into_inner()
-            .expect("authorization header")
-    }
-    for _ in 0..3 {
-        assert_eq!(send(&mut client).await, "Bearer token-1");
-    }
-
-    let token = cache.token().await.unwrap();
-    assert!(cache.invalidate(&token));
-    for _ in 0..3 {
-        assert_eq!(send(&mut client).await, "Bearer token-2");
-    }
-
-    advance(HOUR).await;
-    for _ in 0..3 {
-        assert_eq!(send(&mut client).await, "Bearer token-3");
-    }
-    assert_eq!(source.calls(), 3);
-}
-
 #[tokio::test(start_paused = true)]
 async fn an_existing_authorization_header_is_replaced() {
     let client = TokenRefresh::new(

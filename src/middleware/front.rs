@@ -169,6 +169,11 @@ mod tests {
             counting_cache(&runtime, "one"),
             counting_cache(&runtime, "two"),
         );
+        assert_eq!(
+            one.version(),
+            two.version(),
+            "only the route tells their kept copies apart"
+        );
         let mut front = Front::default();
         let here = slot();
         front.credential(here, 0, &one).unwrap();
