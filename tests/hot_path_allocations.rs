@@ -123,4 +123,19 @@ fn the_hot_path_allocates_nothing() {
         layered_allocations, bare_allocations,
         "TokenRefresh allocated {layered_allocations} times in {N} requests, the bare service {bare_allocations}"
     );
+
+    // A service cloned for each request (as `clone().oneshot(..)` does)
+    // cannot keep the last credential: it takes the thread's snapshot,
+    // without allocating either.
+    layered_responses.clear();
+    let requests: Vec<_> = (0..N).map(|_| request()).collect();
+    let cloned_allocations = allocations_in(|| {
+        for request in requests {
+            layered_responses.push(send(&mut layered.clone(), request));
+        }
+    });
+    assert_eq!(
+        cloned_allocations, bare_allocations,
+        "TokenRefresh cloned per request allocated {cloned_allocations} times in {N} requests, the bare service {bare_allocations}"
+    );
 }
