@@ -143,8 +143,6 @@ async fn a_file_others_can_read_is_reported() {
 
 #[tokio::test]
 async fn a_rotated_refresh_token_is_saved_and_the_next_run_starts_from_it() {
-    use tower_token_refresh::oauth2::{ClientAuth, RefreshTokenGrant};
-
     let dir = TempDir::new("refresh-token");
     let path = dir.join("token.json");
     let endpoint = token_endpoint::TokenEndpoint::rotating_refresh_tokens("pw").await;
@@ -152,15 +150,11 @@ async fn a_rotated_refresh_token_is_saved_and_the_next_run_starts_from_it() {
     // the first exchange rotates away.
     let run = || {
         let store = std::sync::Arc::new(FileStore::new(&path));
-        let grant = RefreshTokenGrant::builder(
-            endpoint.token_url(),
-            "cli",
-            ClientAuth::post("pw"),
-            "refresh-0",
-        )
-        .store(store.clone())
-        .build()
-        .unwrap();
+        let grant = endpoint
+            .refresh_token_grant("pw")
+            .store(store.clone())
+            .build()
+            .unwrap();
         // The moment the grant hands over an access token, the refresh
         // token to use next must already be in the file.
         let path = path.clone();

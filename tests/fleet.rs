@@ -306,7 +306,6 @@ async fn redis_keeps_a_rotated_refresh_token_for_the_fleet() -> Outcome {
 
     use support::token_endpoint::TokenEndpoint;
     use tower_token_refresh::TokenCache;
-    use tower_token_refresh::oauth2::{ClientAuth, RefreshTokenGrant};
     use tower_token_refresh::store::RedisStore;
 
     let redis = RedisServer::start(None).await?;
@@ -317,15 +316,11 @@ async fn redis_keeps_a_rotated_refresh_token_for_the_fleet() -> Outcome {
     );
     let process = || -> Result<TokenCache, String> {
         let store = Arc::new(RedisStore::new(&url, "fleet:rt").map_err(|e| e.to_string())?);
-        let grant = RefreshTokenGrant::builder(
-            endpoint.token_url(),
-            "cli",
-            ClientAuth::post("pw"),
-            "refresh-0",
-        )
-        .store(store.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
+        let grant = endpoint
+            .refresh_token_grant("pw")
+            .store(store.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(TokenCache::builder(grant).store(store).build())
     };
 

@@ -190,15 +190,11 @@ async fn refresh_tokens_rotate_and_the_old_one_stops_working() {
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let grant = {
         let rotated = rotated.clone();
-        RefreshTokenGrant::builder(
-            endpoint.token_url(),
-            "cli",
-            ClientAuth::post(SECRET),
-            "refresh-0",
-        )
-        .on_rotation(move |new: &Secret| rotated.lock().unwrap().push(new.expose().to_owned()))
-        .build()
-        .unwrap()
+        endpoint
+            .refresh_token_grant(SECRET)
+            .on_rotation(move |new: &Secret| rotated.lock().unwrap().push(new.expose().to_owned()))
+            .build()
+            .unwrap()
     };
 
     assert_eq!(grant.fetch_token().await.unwrap().secret(), "rt-access-1");
@@ -208,14 +204,7 @@ async fn refresh_tokens_rotate_and_the_old_one_stops_working() {
     assert_eq!(*rotated.lock().unwrap(), ["refresh-1", "refresh-2"]);
 
     // The old refresh token no longer works: a clear invalid_grant.
-    let stale = RefreshTokenGrant::builder(
-        endpoint.token_url(),
-        "cli",
-        ClientAuth::post(SECRET),
-        "refresh-0",
-    )
-    .build()
-    .unwrap();
+    let stale = endpoint.refresh_token_grant(SECRET).build().unwrap();
     let error = stale.fetch_token().await.unwrap_err();
     assert!(error.is_invalid_grant());
     assert_eq!(
@@ -233,15 +222,11 @@ async fn a_rotated_refresh_token_is_kept_when_the_caller_times_out() {
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let grant = {
         let rotated = rotated.clone();
-        RefreshTokenGrant::builder(
-            endpoint.token_url(),
-            "cli",
-            ClientAuth::post(SECRET),
-            "refresh-0",
-        )
-        .on_rotation(move |new: &Secret| rotated.lock().unwrap().push(new.expose().to_owned()))
-        .build()
-        .unwrap()
+        endpoint
+            .refresh_token_grant(SECRET)
+            .on_rotation(move |new: &Secret| rotated.lock().unwrap().push(new.expose().to_owned()))
+            .build()
+            .unwrap()
     };
     let cache = TokenCache::builder(grant.clone())
         .fetch_timeout(Duration::from_millis(100))
@@ -265,14 +250,7 @@ async fn a_rotated_refresh_token_is_kept_when_the_caller_times_out() {
 #[tokio::test]
 async fn concurrent_refreshes_never_spend_one_refresh_token_twice() {
     let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
-    let grant = RefreshTokenGrant::builder(
-        endpoint.token_url(),
-        "cli",
-        ClientAuth::post(SECRET),
-        "refresh-0",
-    )
-    .build()
-    .unwrap();
+    let grant = endpoint.refresh_token_grant(SECRET).build().unwrap();
     // Two caches (say, two layers) share the grant and refresh at once.
     let (a, b) = (
         TokenCache::new(grant.clone()),
@@ -506,15 +484,11 @@ fn grant_with_store(
     endpoint: &TokenEndpoint,
     store: &support::memory_store::MemoryStore,
 ) -> RefreshTokenGrant {
-    RefreshTokenGrant::builder(
-        endpoint.token_url(),
-        "cli",
-        ClientAuth::post(SECRET),
-        "refresh-0",
-    )
-    .store(store.clone())
-    .build()
-    .unwrap()
+    endpoint
+        .refresh_token_grant(SECRET)
+        .store(store.clone())
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]

@@ -112,6 +112,22 @@ impl TokenEndpoint {
         endpoint
     }
 
+    /// A refresh token grant for the client of
+    /// [`rotating_refresh_tokens`](Self::rotating_refresh_tokens) with the
+    /// same `secret`, starting from `refresh-0`.
+    pub fn refresh_token_grant(
+        &self,
+        secret: &str,
+    ) -> tower_token_refresh::oauth2::SourceBuilder<tower_token_refresh::oauth2::RefreshTokenGrant>
+    {
+        tower_token_refresh::oauth2::RefreshTokenGrant::builder(
+            self.token_url(),
+            "cli",
+            tower_token_refresh::oauth2::ClientAuth::post(secret),
+            "refresh-0",
+        )
+    }
+
     /// Stops listening and closes open connections: connections are
     /// refused until [`Self::listen_again`].
     pub fn stop_listening(&self) {
