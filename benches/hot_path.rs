@@ -31,10 +31,7 @@ where
 }
 
 fn hot_path(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let _context = runtime.enter();
     let stacks = stacks(&runtime);
 

@@ -101,10 +101,7 @@ fn usage(problem: &str) -> ! {
 fn main() {
     let Arguments { quick, limit } = arguments();
     let rounds = if quick { 300 } else { 3_000 };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let _context = runtime.enter();
     let stacks = stacks(&runtime);
     let mut contenders: [(&str, Box<dyn Stack>); 7] = [

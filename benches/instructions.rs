@@ -41,10 +41,7 @@ fn main() {
         .skip(1)
         .find(|argument| !argument.starts_with('-'))
         .unwrap_or_else(|| "ours".into());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let _context = runtime.enter();
     let stacks = stacks(&runtime);
     match which.as_str() {

@@ -6,18 +6,16 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Empty, Full};
 use support::revoking_api::{RejectWith, RevokingApi};
-use support::{TestSource, advance, settle};
-use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+use support::{TestSource, advance, echo_authorization, settle};
+use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_token_refresh::{
     Origin, ResponseBody, Token, TokenCache, TokenRefreshLayer, TokenRoutes,
 };
@@ -25,19 +23,6 @@ use tower_token_refresh::{
 const HOUR: Duration = Duration::from_secs(3600);
 
 type Echoed = Response<ResponseBody<Option<HeaderValue>>>;
-
-/// An inner service that answers with the `Authorization` header it got.
-fn echo_authorization() -> impl Service<
-    Request<Empty<Bytes>>,
-    Response = Response<Option<HeaderValue>>,
-    Error = Infallible,
-    Future: Send,
-> + Clone
-+ Send {
-    service_fn(|request: Request<Empty<Bytes>>| async move {
-        Ok::<_, Infallible>(Response::new(request.headers().get(AUTHORIZATION).cloned()))
-    })
-}
 
 /// Sends `request` on `client` itself (not a clone) and returns the header
 /// it carried.

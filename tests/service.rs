@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use http_body_util::Empty;
-use support::{Behaviour, TestSource, advance, settle};
+use support::{Behaviour, TestSource, advance, echo_authorization, settle};
 use tokio_test::assert_pending;
 use tower::buffer::Buffer;
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -19,19 +19,6 @@ use tower_token_refresh::{Error, ErrorKind, TokenCache, TokenRefresh, TokenRefre
 const HOUR: Duration = Duration::from_secs(3600);
 
 type Body = Empty<Bytes>;
-
-/// An inner service that answers with the `Authorization` header it got.
-fn echo_authorization() -> impl Service<
-    Request<Body>,
-    Response = Response<Option<HeaderValue>>,
-    Error = Infallible,
-    Future: Send,
-> + Clone
-+ Send {
-    service_fn(|request: Request<Body>| async move {
-        Ok::<_, Infallible>(Response::new(request.headers().get(AUTHORIZATION).cloned()))
-    })
-}
 
 fn assert_service_traits<T: Clone + Send + Sync + 'static>() {}
 fn assert_send<T: Send>(_: &T) {}

@@ -201,6 +201,15 @@ pub struct Stacks<S> {
     pub cache: TokenCache,
 }
 
+/// The single-threaded runtime the one-thread benchmarks run the stacks in
+/// (enter it: the cache's timers need one).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Fetches the token (on `runtime`) and builds the stacks.
 pub fn stacks(runtime: &tokio::runtime::Runtime) -> Stacks<impl Inner + use<>> {
     let cache = TokenCache::new(|| async {

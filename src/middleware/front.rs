@@ -14,7 +14,9 @@ use crate::cache::Credential;
 /// Kept from a service's second request on: a service that is cloned for
 /// each request (`clone().oneshot(..)`) sends one, and would only pay for
 /// keeping it. A clone starts empty for the same reason.
-#[derive(Debug, Default)]
+///
+/// Not `Debug`: it holds a token.
+#[derive(Default)]
 pub(crate) enum Front {
     /// No request sent yet.
     #[default]

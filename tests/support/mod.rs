@@ -140,3 +140,19 @@ pub async fn advance(by: Duration) {
     tokio::time::advance(by).await;
     settle().await;
 }
+
+/// An inner service that answers with the `Authorization` header it got.
+pub fn echo_authorization() -> impl tower::Service<
+    http::Request<http_body_util::Empty<bytes::Bytes>>,
+    Response = http::Response<Option<http::HeaderValue>>,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
++ Send {
+    tower::service_fn(
+        |request: http::Request<http_body_util::Empty<bytes::Bytes>>| async move {
+            let header = request.headers().get(http::header::AUTHORIZATION).cloned();
+            Ok::<_, std::convert::Infallible>(http::Response::new(header))
+        },
+    )
+}
