@@ -74,7 +74,8 @@ async fn hyper_util_over_http1_and_http2_with_every_body_kind() {
 }
 
 /// A server that answers `/redirect` with a 307 to `target`, and anything
-/// else with the `Authorization` header it got ("none" without one).
+/// else with the `Authorization` header it got ("none" without one); a
+/// `CONNECT` with a 403, so that the answer keeps its body.
 async fn start_echo_server(target: Option<String>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -99,7 +100,11 @@ async fn start_echo_server(target: Option<String>) -> SocketAddr {
                                         .map_or("none".to_owned(), |v| {
                                             v.to_str().unwrap().to_owned()
                                         });
-                                    Response::new(Full::from(seen))
+                                    let mut response = Response::new(Full::from(seen));
+                                    if request.method() == http::Method::CONNECT {
+                                        *response.status_mut() = StatusCode::FORBIDDEN;
+                                    }
+                                    response
                                 }
                             };
                             Ok::<_, Infallible>(response)
@@ -173,6 +178,35 @@ async fn with_trace_timeout_and_follow_redirect_no_token_crosses_origins() {
     )
     .await;
     assert_eq!(seen, "none");
+    let (_, seen) = fetch(
+        &client,
+        Request::get(format!("http://{api}/direct"))
+            .body(Empty::new())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(seen, "Bearer secret-token");
+}
+
+#[tokio::test]
+async fn only_to_keeps_the_token_off_a_connect_to_another_host() {
+    // hyper-util sends a `CONNECT host:port` to that host: an authority-form
+    // URI names its destination, so it is not a "relative" request.
+    let api = start_echo_server(None).await;
+    let elsewhere = start_echo_server(None).await;
+    let origin = Origin::parse(&format!("http://{api}")).unwrap();
+    let client = TokenRefreshLayer::new(static_cache("secret-token"))
+        .only_to([origin])
+        .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+    let connect = Request::connect(elsewhere.to_string())
+        .body(Empty::new())
+        .unwrap();
+    assert_eq!(
+        connect.uri().authority().unwrap().as_str(),
+        elsewhere.to_string()
+    );
+    let (status, seen) = fetch(&client, connect).await;
+    assert_eq!((status, seen.as_str()), (StatusCode::FORBIDDEN, "none"));
     let (_, seen) = fetch(
         &client,
         Request::get(format!("http://{api}/direct"))

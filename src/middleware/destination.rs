@@ -122,7 +122,8 @@ enum Matcher {
     /// Absolute URIs on this origin.
     Origin(Origin),
     /// Relative URIs (`/path`): requests whose destination the inner service
-    /// decides, such as a tonic `Channel`'s.
+    /// decides, such as a tonic `Channel`'s. Not an authority-form URI
+    /// (`host:port`, as a `CONNECT` has), which names its destination.
     Relative,
 }
 
@@ -132,7 +133,7 @@ impl Matcher {
         match self {
             Matcher::Any => true,
             Matcher::Origin(origin) => origin.matches(uri),
-            Matcher::Relative => uri.scheme().is_none(),
+            Matcher::Relative => uri.scheme().is_none() && uri.authority().is_none(),
         }
     }
 }
@@ -190,8 +191,10 @@ impl TokenRoutes {
         }
     }
 
-    /// Restricts the routes that serve every request to `origins` (and
-    /// relative URIs).
+    /// Restricts the routes to `origins` (and relative URIs): a route that
+    /// serves every request serves only those, and a route for another
+    /// origin is dropped. Never widens: restricting twice keeps the origins
+    /// in both lists.
     pub(crate) fn only_to(self, origins: Vec<Origin>) -> Self {
         let mut routes = Vec::new();
         for (matcher, cache) in self.routes {
@@ -204,6 +207,7 @@ impl TokenRoutes {
                     );
                     routes.push((Matcher::Relative, cache));
                 }
+                Matcher::Origin(origin) if !origins.contains(&origin) => {}
                 other => routes.push((other, cache)),
             }
         }
@@ -307,6 +311,44 @@ mod tests {
         assert!(restricted.select(&uri("/relative")).is_some());
         assert!(restricted.select(&uri("https://b.example/")).is_none());
         assert!(restricted.single().is_some());
+    }
+
+    #[test]
+    fn an_authority_form_uri_is_not_relative() {
+        // A `CONNECT`'s target (`host:port`) names its destination: only an
+        // origin route may give it a token.
+        let restricted =
+            TokenRoutes::all(cache()).only_to(vec![Origin::parse("https://a.example").unwrap()]);
+        assert!(restricted.select(&uri("evil.example.net:443")).is_none());
+        assert!(restricted.select(&uri("a.example:443")).is_none());
+        assert!(restricted.select(&uri("/relative")).is_some());
+        assert!(
+            restricted.select(&uri("*")).is_some(),
+            "`OPTIONS *` is relative"
+        );
+    }
+
+    #[test]
+    fn restricting_again_never_widens() {
+        let (a, b) = (
+            Origin::parse("https://a.example").unwrap(),
+            Origin::parse("https://b.example").unwrap(),
+        );
+        let both = TokenRoutes::all(cache()).only_to(vec![a.clone(), b.clone()]);
+        let only_a = both.clone().only_to(vec![a.clone()]);
+        assert!(only_a.select(&uri("https://a.example/")).is_some());
+        assert!(only_a.select(&uri("https://b.example/")).is_none());
+        let neither = TokenRoutes::all(cache()).only_to(vec![a]).only_to(vec![b]);
+        assert!(neither.select(&uri("https://a.example/")).is_none());
+        assert!(neither.select(&uri("https://b.example/")).is_none());
+        assert!(neither.select(&uri("/relative")).is_some());
+
+        let explicit = TokenRoutes::new()
+            .route(Origin::parse("https://c.example").unwrap(), cache())
+            .relative(cache())
+            .only_to(vec![Origin::parse("https://d.example").unwrap()]);
+        assert!(explicit.select(&uri("https://c.example/")).is_none());
+        assert!(explicit.select(&uri("/relative")).is_some());
     }
 
     #[test]

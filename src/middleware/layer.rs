@@ -137,9 +137,14 @@ impl<C> TokenRefreshLayer<C> {
 
     /// Sends the token only to `origins` (and to relative URIs, whose
     /// destination the inner service decides, like a tonic `Channel`'s):
-    /// requests to any other origin go out without it. Recommended for
-    /// general-purpose clients, so a token never reaches a host it was not
-    /// meant for.
+    /// requests to any other origin go out without it, and so does a
+    /// `CONNECT` (its `host:port` target names a destination). Recommended
+    /// for general-purpose clients, so a token never reaches a host it was
+    /// not meant for.
+    ///
+    /// With [`routes`](Self::routes), routes to other origins are dropped.
+    /// Calling it again narrows further: the token goes only to origins in
+    /// every list.
     ///
     /// ```
     /// # use tower_token_refresh::{BoxError, Origin, Token, TokenCache, TokenRefreshLayer};
