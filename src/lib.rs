@@ -171,8 +171,8 @@ pub mod store;
 mod token;
 
 pub use cache::{
-    CacheStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCache,
-    TokenCacheBuilder,
+    CacheStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT,
+    LONGEST_SETTING, TokenCache, TokenCacheBuilder,
 };
 pub use error::{BoxError, Error, ErrorKind};
 pub use middleware::{

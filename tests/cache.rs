@@ -523,3 +523,39 @@ async fn stats_count_what_the_cache_did() {
         events.text()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn durations_too_long_to_add_are_taken_as_a_year_and_panic_nowhere() {
+    // `Duration::MAX` is the natural way to write "no limit": every deadline
+    // computed from one of these settings would overflow.
+    for with_store in [false, true] {
+        let source = TestSource::issuing(HOUR);
+        source.gate().close();
+        let mut builder = TokenCache::builder(source.clone())
+            .refresh_before(Duration::MAX)
+            .fetch_timeout(Duration::MAX)
+            .backoff(Duration::MAX, Duration::MAX)
+            .lease(Duration::MAX);
+        if with_store {
+            builder = builder.store(support::memory_store::MemoryStore::new());
+        }
+        let cache = builder.build();
+
+        // One caller starts the refresh; the others join it while it runs.
+        let callers = spawn_callers(&cache, 10);
+        settle().await;
+        source.gate().release();
+        for outcome in outcomes(callers).await {
+            assert_eq!(outcome.unwrap().secret(), "token-1", "store: {with_store}");
+        }
+
+        // A failure backs off for the longest setting, a year.
+        source.set(Behaviour::Fail("identity provider down"));
+        assert!(cache.invalidate(&cache.token().await.unwrap()));
+        let error = cache.token().await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Source, "store: {with_store}");
+        advance(tower_token_refresh::LONGEST_SETTING / 2).await;
+        cache.token().await.unwrap_err();
+        assert_eq!(source.calls(), 2, "still backing off, store: {with_store}");
+    }
+}

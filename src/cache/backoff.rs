@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use crate::jitter;
 
-#[cfg(feature = "oauth2")]
-/// The longest `Retry-After` delay honoured; a server asking for more is
-/// asked again after this long.
+/// The longest delay a source's error can ask for (`Retry-After`, a
+/// fleet's backoff); asking for more means trying again after this long.
 pub(crate) const MAX_REQUESTED_DELAY: Duration = Duration::from_secs(10 * 60);
 
 /// Exponential backoff with jitter after consecutive fetch failures.
@@ -58,7 +57,10 @@ pub(crate) fn requested_delay(error: &crate::Error) -> Option<Duration> {
     let mut cause = std::error::Error::source(error);
     while let Some(error) = cause {
         if let Some(fleet) = error.downcast_ref::<FleetBackoff>() {
-            return Some(fleet.left);
+            // Capped like `Retry-After`: a failure marker far in the future
+            // (a clock stepped back, a damaged file) must not stop the fleet
+            // for good.
+            return Some(fleet.left.min(MAX_REQUESTED_DELAY));
         }
         #[cfg(feature = "oauth2")]
         if let Some(oauth) = error.downcast_ref::<crate::oauth2::Error>() {
@@ -89,5 +91,17 @@ mod tests {
             let capped = backoff.delay(1000);
             assert!(capped >= Duration::from_secs(15) && capped <= Duration::from_secs(30));
         }
+    }
+
+    #[test]
+    fn a_fleet_backoff_is_capped_like_retry_after() {
+        let error = crate::Error::source_failed(FleetBackoff {
+            left: Duration::from_secs(365 * 24 * 3600),
+        });
+        assert_eq!(requested_delay(&error), Some(MAX_REQUESTED_DELAY));
+        let error = crate::Error::source_failed(FleetBackoff {
+            left: Duration::from_secs(3),
+        });
+        assert_eq!(requested_delay(&error), Some(Duration::from_secs(3)));
     }
 }

@@ -17,6 +17,11 @@ pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Default longest delay of the [backoff](TokenCacheBuilder::backoff).
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
+/// The longest duration a setting takes: a year. A longer one (such as
+/// `Duration::MAX`, for "no limit") is taken as a year, which is no limit
+/// in practice, and deadlines computed from it cannot overflow.
+pub const LONGEST_SETTING: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) name: Option<String>,
@@ -114,21 +119,22 @@ impl TokenCacheBuilder {
     /// at least 10 seconds and at most 5 minutes (5 minutes for a one-hour
     /// token, 10 seconds for a one-minute token).
     pub fn refresh_before(mut self, window: Duration) -> Self {
-        self.config.refresh_before = Some(window);
+        self.config.refresh_before = Some(window.min(LONGEST_SETTING));
         self
     }
 
     /// The longest time one call to the token source may take; a call that
     /// takes longer fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout).
     ///
-    /// Defaults to [`DEFAULT_FETCH_TIMEOUT`] (10 seconds).
+    /// Defaults to [`DEFAULT_FETCH_TIMEOUT`] (10 seconds). At most
+    /// [`LONGEST_SETTING`] (a year): there is always a limit.
     ///
     /// # Panics
     ///
     /// If `timeout` is zero.
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         assert!(!timeout.is_zero(), "fetch timeout must be more than zero");
-        self.config.fetch_timeout = timeout;
+        self.config.fetch_timeout = timeout.min(LONGEST_SETTING);
         self
     }
 
@@ -139,7 +145,8 @@ impl TokenCacheBuilder {
     /// need a new token get the last error at once.
     ///
     /// Defaults to [`DEFAULT_BACKOFF_INITIAL`] (1 second) and
-    /// [`DEFAULT_BACKOFF_MAX`] (30 seconds).
+    /// [`DEFAULT_BACKOFF_MAX`] (30 seconds). Each is at most
+    /// [`LONGEST_SETTING`] (a year).
     ///
     /// # Panics
     ///
@@ -149,7 +156,10 @@ impl TokenCacheBuilder {
             initial <= max,
             "backoff: initial delay ({initial:?}) must not exceed the maximum ({max:?})"
         );
-        self.config.backoff = Backoff { initial, max };
+        self.config.backoff = Backoff {
+            initial: initial.min(LONGEST_SETTING),
+            max: max.min(LONGEST_SETTING),
+        };
         self
     }
 
@@ -182,14 +192,15 @@ impl TokenCacheBuilder {
     /// if it dies while refreshing, the others wait this long before one of
     /// them takes over. Keep it above the [fetch timeout](Self::fetch_timeout).
     ///
-    /// Defaults to twice the fetch timeout (20 seconds).
+    /// Defaults to twice the fetch timeout (20 seconds). At most
+    /// [`LONGEST_SETTING`] (a year).
     ///
     /// # Panics
     ///
     /// If `lease` is zero.
     pub fn lease(mut self, lease: Duration) -> Self {
         assert!(!lease.is_zero(), "lease must be more than zero");
-        self.config.lease = Some(lease);
+        self.config.lease = Some(lease.min(LONGEST_SETTING));
         self
     }
 

@@ -21,7 +21,8 @@ mod stats;
 mod store_refresh;
 
 pub use builder::{
-    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, TokenCacheBuilder,
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, LONGEST_SETTING,
+    TokenCacheBuilder,
 };
 
 pub use stats::CacheStats;
