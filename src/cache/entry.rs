@@ -10,7 +10,7 @@ use http::HeaderValue;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::refresh_window;
+use super::{backstop, refresh_window};
 use crate::{Error, Token};
 
 /// What a request may do with an [`Entry`] at a given time.
@@ -30,7 +30,9 @@ pub(crate) enum Status {
 /// (a reference-count increment). A timer task raises `due` when the refresh
 /// window opens; from then on requests compare the clock with the times kept
 /// here. Should the timer not run (no runtime, or its runtime shut down), the
-/// flag is raised anyway so that decisions fall back to reading the clock.
+/// flag is raised anyway so that decisions fall back to reading the clock;
+/// should its runtime not be driven when the window opens, the
+/// [backstop](super::backstop) thread raises it on time.
 pub(crate) struct Entry {
     token: Token,
     header: HeaderValue,
@@ -103,6 +105,15 @@ impl Entry {
             drop(raise);
         });
         let _ = self.timer.set(timer.abort_handle());
+        backstop::raise_at(refresh_at.into_std(), Arc::downgrade(self));
+    }
+
+    /// Raises `due` (once), and bumps the cache's version so that requests
+    /// holding a copy of this entry's credential look again.
+    pub(super) fn raise(&self) {
+        if !self.due.swap(true, Ordering::Relaxed) {
+            self.version.fetch_add(1, Ordering::Release);
+        }
     }
 
     pub(crate) fn token(&self) -> &Token {
@@ -163,8 +174,7 @@ struct RaiseOnDrop(Weak<Entry>);
 impl Drop for RaiseOnDrop {
     fn drop(&mut self) {
         if let Some(entry) = self.0.upgrade() {
-            entry.due.store(true, Ordering::Relaxed);
-            entry.version.fetch_add(1, Ordering::Release);
+            entry.raise();
         }
     }
 }

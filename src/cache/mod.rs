@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::{Error, Token, TokenSource};
 
 mod backoff;
+mod backstop;
 mod builder;
 mod entry;
 mod invalidate;
