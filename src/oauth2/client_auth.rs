@@ -5,6 +5,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
+use zeroize::Zeroizing;
 
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 use super::SigningKey;
@@ -74,32 +75,48 @@ impl ClientAuth {
     }
 
     /// Adds the client's credentials to a token request; returns the
-    /// `Authorization` header to send, if any.
+    /// `Authorization` header to send, if any, and every credential the
+    /// request now carries, as sent, for redaction.
     pub(crate) fn apply(
         &self,
         client_id: &str,
         token_url: &str,
         form: &mut Form,
-    ) -> Result<Option<HeaderValue>, Error> {
+    ) -> Result<Applied, Error> {
         match &self.kind {
             Kind::Basic(secret) => {
-                let credentials = format!(
-                    "{}:{}",
-                    Form::encode(client_id),
-                    Form::encode(secret.expose())
-                );
+                let encoded_secret = Zeroizing::new(Form::encode(secret.expose()));
+                let credentials =
+                    Zeroizing::new(format!("{}:{}", Form::encode(client_id), *encoded_secret));
+                let basic = Zeroizing::new(STANDARD.encode(&*credentials));
                 let mut header =
-                    HeaderValue::try_from(format!("Basic {}", STANDARD.encode(credentials)))
-                        .map_err(|_| {
-                            Error::invalid_url("the client credentials cannot be sent in a header")
-                        })?;
+                    HeaderValue::try_from(format!("Basic {}", *basic)).map_err(|_| {
+                        Error::invalid_url("the client credentials cannot be sent in a header")
+                    })?;
                 header.set_sensitive(true);
-                Ok(Some(header))
+                // A server may echo the secret as given, as it appears in
+                // the header once decoded, or the header value itself.
+                Ok(Applied {
+                    authorization: Some(header),
+                    secrets: vec![
+                        Zeroizing::new(secret.expose().to_owned()),
+                        encoded_secret,
+                        basic,
+                    ],
+                })
             }
             Kind::Post(secret) => {
                 form.push("client_id", client_id);
                 form.push("client_secret", secret.expose());
-                Ok(None)
+                // The form carries the secret form-URL-encoded; a server may
+                // echo either form.
+                Ok(Applied {
+                    authorization: None,
+                    secrets: vec![
+                        Zeroizing::new(secret.expose().to_owned()),
+                        Zeroizing::new(Form::encode(secret.expose())),
+                    ],
+                })
             }
             #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
             Kind::PrivateKeyJwt(key) => {
@@ -109,30 +126,40 @@ impl ClientAuth {
                     token_url,
                     CLIENT_ASSERTION_LIFETIME,
                 );
-                let assertion = key.sign(&claims)?;
+                let assertion = Zeroizing::new(key.sign(&claims)?);
                 form.push("client_id", client_id);
                 form.push(
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 );
                 form.push("client_assertion", &assertion);
-                Ok(None)
+                // The signed assertion authenticates the client until it
+                // expires: a server message must not quote it, nor a part.
+                let secrets = super::signing::redactable(&assertion)
+                    .map(|part| Zeroizing::new(part.to_owned()))
+                    .collect();
+                Ok(Applied {
+                    authorization: None,
+                    secrets,
+                })
             }
             Kind::None => {
                 let _ = token_url;
                 form.push("client_id", client_id);
-                Ok(None)
+                Ok(Applied::default())
             }
         }
     }
+}
 
-    /// The secret this authentication sends as is, for redaction.
-    pub(crate) fn secret(&self) -> Option<&str> {
-        match &self.kind {
-            Kind::Basic(secret) | Kind::Post(secret) => Some(secret.expose()),
-            _ => None,
-        }
-    }
+/// What [`ClientAuth::apply`] added to a token request.
+#[derive(Default)]
+pub(crate) struct Applied {
+    /// The `Authorization` header to send, if any.
+    pub(crate) authorization: Option<HeaderValue>,
+    /// Every credential the request carries, in each form it is sent in: a
+    /// server message that echoes one of them is redacted.
+    pub(crate) secrets: Vec<Zeroizing<String>>,
 }
 
 impl fmt::Debug for ClientAuth {

@@ -1,10 +1,12 @@
 //! [`Discovery`]: finding an authorization server's token endpoint from its
 //! issuer URL (OpenID Connect Discovery, RFC 8414).
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::endpoint;
-use super::{Error, HttpClient};
+use super::{DEFAULT_REQUEST_TIMEOUT, Error, HttpClient};
 
 /// Reads an authorization server's metadata from its issuer URL:
 /// `{issuer}/.well-known/openid-configuration` (OpenID Connect), then
@@ -13,6 +15,10 @@ use super::{Error, HttpClient};
 /// The metadata's `issuer` must be the issuer asked for (RFC 8414 §3.3), and
 /// its `token_endpoint` must pass the same URL checks as a token endpoint
 /// given directly.
+///
+/// Each request for a document must be answered within the
+/// [request timeout](Discovery::request_timeout) (by default the token
+/// requests' [`DEFAULT_REQUEST_TIMEOUT`]).
 ///
 /// # Example
 ///
@@ -34,6 +40,7 @@ pub struct Discovery {
     issuer: String,
     http: Option<HttpClient>,
     allow_insecure_http: bool,
+    timeout: Duration,
 }
 
 /// What [`Discovery`] found.
@@ -74,7 +81,18 @@ impl Discovery {
             issuer: issuer.into(),
             http: None,
             allow_insecure_http: false,
+            timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// Sets how long one request for a metadata document may take, its body
+    /// read included; [`fetch`](Discovery::fetch) fails with
+    /// [`ErrorKind::Timeout`](super::ErrorKind::Timeout) when it is over.
+    /// Defaults to [`DEFAULT_REQUEST_TIMEOUT`] (30 seconds), as token
+    /// requests do.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Uses this HTTP client.
@@ -95,8 +113,10 @@ impl Discovery {
     /// # Errors
     ///
     /// [`ErrorKind::Discovery`](super::ErrorKind::Discovery) if neither
-    /// document is found or usable, or the issuer does not match; transport
-    /// and URL errors as for token requests.
+    /// document is found or usable, or the issuer does not match;
+    /// [`ErrorKind::Timeout`](super::ErrorKind::Timeout) if a request is not
+    /// answered within the [request timeout](Discovery::request_timeout);
+    /// transport and URL errors as for token requests.
     pub async fn fetch(self) -> Result<ProviderMetadata, Error> {
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         let issuer_uri = endpoint::validate(&issuer, self.allow_insecure_http)?;
@@ -113,7 +133,11 @@ impl Discovery {
         let mut last = Error::discovery("no metadata document found at the issuer");
         for url in [openid, rfc8414] {
             let uri = endpoint::validate(&url, self.allow_insecure_http)?;
-            let answer = endpoint::get_json(&http, &uri).await?;
+            // The default client has no timeout of its own, and a server
+            // may accept the connection and never answer.
+            let answer = tokio::time::timeout(self.timeout, endpoint::get_json(&http, &uri))
+                .await
+                .map_err(|_| Error::discovery_timed_out(self.timeout))??;
             if !answer.status.is_success() {
                 last = Error::discovery("no metadata document found at the issuer")
                     .with_status(answer.status);

@@ -71,7 +71,8 @@ pub enum ErrorKind {
     /// The server redirected; token requests do not follow redirects.
     Redirect,
     /// The server did not answer within the
-    /// [request timeout](super::SourceBuilder::request_timeout).
+    /// [request timeout](super::SourceBuilder::request_timeout) (for
+    /// discovery, [its own](super::Discovery::request_timeout)).
     Timeout,
     /// Discovery found no usable `token_endpoint` in the issuer's metadata.
     Discovery,
@@ -209,6 +210,16 @@ impl Error {
         }))
     }
 
+    /// A discovery request that was not answered in time; `detail` names
+    /// who did not answer.
+    pub(crate) fn discovery_timed_out(after: Duration) -> Self {
+        Self(Box::new(Inner {
+            timeout: Some(after),
+            detail: Some("the issuer's metadata endpoint"),
+            ..Self::base(ErrorKind::Timeout)
+        }))
+    }
+
     pub(crate) fn discovery(detail: &'static str) -> Self {
         Self(Box::new(Inner {
             detail: Some(detail),
@@ -316,10 +327,13 @@ impl fmt::Display for Error {
                 None => f.write_str("token endpoint answered with an error"),
             },
             ErrorKind::Transport => f.write_str("could not reach the token endpoint"),
-            ErrorKind::Timeout => match self.0.timeout {
-                Some(after) => write!(f, "token endpoint did not answer within {after:?}"),
-                None => f.write_str("token endpoint did not answer in time"),
-            },
+            ErrorKind::Timeout => {
+                let who = self.0.detail.unwrap_or("token endpoint");
+                match self.0.timeout {
+                    Some(after) => write!(f, "{who} did not answer within {after:?}"),
+                    None => write!(f, "{who} did not answer in time"),
+                }
+            }
             ErrorKind::InvalidResponse => {
                 write!(
                     f,

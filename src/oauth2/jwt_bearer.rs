@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::builder::sealed::Grant;
-use super::signing::assertion_claims;
+use super::signing::{assertion_claims, redactable};
 use super::token_client::TokenClient;
 use super::{ClientAuth, Error, SigningKey, SourceBuilder};
 use crate::{BoxError, Token, TokenFuture, TokenSource};
@@ -107,13 +107,14 @@ impl JwtBearerGrant {
             claims.insert(name.clone(), value.clone());
         }
         let assertion = config.key.sign(&claims)?;
+        let secrets: Vec<&str> = redactable(&assertion).collect();
         let response = client
             .request(
                 &[
                     ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                     ("assertion", &assertion),
                 ],
-                &[&assertion],
+                &secrets,
             )
             .await?;
         Ok(response.token)

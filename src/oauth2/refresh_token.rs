@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::builder::sealed::Grant;
 use super::token_client::TokenClient;
+use super::token_response::Failure;
 use super::{ClientAuth, Error, Secret, SourceBuilder};
 use crate::store::TokenStore;
 use crate::{BoxError, Token, TokenFuture, TokenSource};
@@ -18,8 +19,12 @@ type RotationHook = Arc<dyn Fn(&Secret) + Send + Sync>;
 /// When the server rotates the refresh token (sends a new one with the
 /// access token), the new one replaces the old one before the access token
 /// is returned, and the [`on_rotation`](SourceBuilder::on_rotation) hook
-/// gets it to persist. Exchanges are serialized, so two tasks (or two caches
-/// sharing this source) never spend the same refresh token twice.
+/// gets it to persist. A new refresh token in a successful answer whose
+/// access token is unusable (a negative `expires_in`, a token type other
+/// than `Bearer`, …) is kept and handed to the hook just the same, although
+/// that fetch fails: the server may already have spent the old one.
+/// Exchanges are serialized, so two tasks (or two caches sharing this
+/// source) never spend the same refresh token twice.
 ///
 /// With a [`store`](SourceBuilder::store) (a [`FileStore`](crate::store::FileStore)
 /// for a program run again and again, a `RedisStore` for a fleet), each
@@ -108,7 +113,8 @@ impl RefreshTokenGrant {
     ///
     /// When the request fails or the server refuses it
     /// ([`Error::is_invalid_grant`] when the refresh token is no longer
-    /// valid).
+    /// valid), or its answer is unusable (a new refresh token in it is kept
+    /// all the same).
     pub async fn fetch_token(&self) -> Result<Token, Error> {
         // The exchange runs on a task of its own: if the caller gives up
         // (the cache's fetch timeout), a refresh token the server already
@@ -163,26 +169,46 @@ impl Inner {
             .await;
         let response = match response {
             Ok(response) => response,
-            Err(error) => {
+            Err(Failure {
+                error,
+                refresh_token: issued,
+            }) => {
+                if let Some(issued) = issued {
+                    // A successful answer with a new refresh token but an
+                    // unusable access token: the server may have spent the
+                    // refresh token sent already, so losing the new one
+                    // would mean signing in again.
+                    tracing::warn!(
+                        "token response unusable; keeping the refresh token that came with it"
+                    );
+                    self.keep(refresh_token, Some(issued)).await;
+                }
                 if error.is_invalid_grant() {
                     tracing::warn!("refresh token rejected (invalid_grant): sign in again");
                 }
                 return Err(error);
             }
         };
-        let next = match response.refresh_token {
-            Some(rotated) if rotated != refresh_token => {
+        self.keep(refresh_token, response.refresh_token).await;
+        Ok(response.token)
+    }
+
+    /// Makes the refresh token to use next current, and saves it: the one
+    /// the server `issued` if it rotated in a new one (handed to the hook
+    /// first), else the one `used`.
+    async fn keep(&self, used: Secret, issued: Option<Secret>) {
+        let next = match issued {
+            Some(rotated) if rotated != used => {
                 tracing::debug!("refresh token rotated");
                 if let Some(hook) = &self.on_rotation {
                     hook(&rotated);
                 }
                 rotated
             }
-            _ => refresh_token,
+            _ => used,
         };
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = next.clone();
         self.save(&next).await;
-        Ok(response.token)
     }
 
     /// The store's refresh token, if another process (or an earlier run)

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use http::Uri;
 
+use super::client_auth::Applied;
 use super::endpoint;
 use super::form::Form;
-use super::token_response::{self, TokenResponse};
+use super::token_response::{self, Failure, TokenResponse};
 use super::{ClientAuth, Error, HttpClient};
 
 /// Sends token requests for one client to one token endpoint.
@@ -57,12 +58,13 @@ impl TokenClient {
 
     /// POSTs `grant` (plus the extra parameters and the client's
     /// credentials) and reads the token response. `secrets` are values in
-    /// `grant` never to be shown, even if the server echoes them.
+    /// `grant` never to be shown, even if the server echoes them. A
+    /// [`Failure`] converts to the [`Error`] with `?`.
     pub(crate) async fn request(
         &self,
         grant: &[(&str, &str)],
         secrets: &[&str],
-    ) -> Result<TokenResponse, Error> {
+    ) -> Result<TokenResponse, Failure> {
         let mut form = Form::default();
         for (name, value) in grant {
             form.push(name, value);
@@ -70,16 +72,16 @@ impl TokenClient {
         for (name, value) in &self.params {
             form.push(name, value);
         }
-        let authorization = match &self.client_id {
+        let applied = match &self.client_id {
             Some(client_id) => self.auth.apply(client_id, &self.url, &mut form)?,
-            None => None,
+            None => Applied::default(),
         };
-        let post = endpoint::post_form(&self.http, &self.uri, form.finish(), authorization);
+        let post = endpoint::post_form(&self.http, &self.uri, form.finish(), applied.authorization);
         let answer = tokio::time::timeout(self.timeout, post)
             .await
             .map_err(|_| Error::timed_out(self.timeout))??;
         let mut secrets = secrets.to_vec();
-        secrets.extend(self.auth.secret());
+        secrets.extend(applied.secrets.iter().map(|secret| secret.as_str()));
         token_response::read(&answer, &secrets)
     }
 }

@@ -18,18 +18,55 @@ pub(crate) struct TokenResponse {
     pub(crate) refresh_token: Option<Secret>,
 }
 
+/// A token request that gave no token.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    /// The refresh token a successful (2xx) answer carried although the
+    /// rest of it was unusable. The server may have spent the refresh token
+    /// sent already, so this one must be kept all the same.
+    pub(crate) refresh_token: Option<Secret>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            refresh_token: None,
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        failure.error
+    }
+}
+
 /// Reads the answer of a token endpoint. `secrets` are the credentials the
 /// request carried: a server description that echoes one is redacted.
-pub(crate) fn read(answer: &Answer, secrets: &[&str]) -> Result<TokenResponse, Error> {
+pub(crate) fn read(answer: &Answer, secrets: &[&str]) -> Result<TokenResponse, Failure> {
     let json = parse_object(&answer.body);
     if !answer.status.is_success() {
-        return Err(error_response(answer, json.ok().as_ref(), secrets));
+        return Err(error_response(answer, json.ok().as_ref(), secrets).into());
     }
     let object = json.map_err(|why| Error::invalid_response(why).with_status(answer.status))?;
-    if object.contains_key("error") && !object.contains_key("access_token") {
-        return Err(error_response(answer, Some(&object), secrets));
-    }
-    success(&object).map_err(|error| error.with_status(answer.status))
+    let error = if object.contains_key("error") && !object.contains_key("access_token") {
+        error_response(answer, Some(&object), secrets)
+    } else {
+        match success(&object) {
+            Ok(response) => return Ok(response),
+            Err(error) => error.with_status(answer.status),
+        }
+    };
+    let refresh_token = match object.get("refresh_token") {
+        Some(Value::String(token)) if !token.is_empty() => Some(Secret::new(token.as_str())),
+        _ => None,
+    };
+    Err(Failure {
+        error,
+        refresh_token,
+    })
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, &'static str> {
@@ -153,7 +190,7 @@ mod tests {
     }
 
     fn ok(body: &str) -> Result<TokenResponse, Error> {
-        read(&answer(200, body), &["client-secret-value"])
+        read(&answer(200, body), &["client-secret-value"]).map_err(Error::from)
     }
 
     #[tokio::test(start_paused = true)]
@@ -242,12 +279,43 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_token_in_an_unusable_success_is_kept() {
+        // The server rotated the refresh token but the rest of its answer
+        // is unusable: the new refresh token still comes back, the error
+        // does not show it.
+        for body in [
+            r#"{"access_token":"at","expires_in":-1,"refresh_token":"rt-new"}"#,
+            r#"{"access_token":"at","token_type":"mac","refresh_token":"rt-new"}"#,
+            r#"{"access_token":"","refresh_token":"rt-new"}"#,
+            r#"{"error":"server_error","refresh_token":"rt-new"}"#,
+        ] {
+            let failure = read(&answer(200, body), &[]).unwrap_err();
+            assert_eq!(failure.refresh_token.unwrap().expose(), "rt-new", "{body}");
+            let shown = format!("{0} {0:?}", failure.error);
+            assert!(!shown.contains("rt-new"), "{shown}");
+        }
+        // Not in an error status, nor when it is not a usable string.
+        for (status, body) in [
+            (400, r#"{"error":"invalid_grant","refresh_token":"rt-new"}"#),
+            (
+                200,
+                r#"{"access_token":"at","expires_in":-1,"refresh_token":""}"#,
+            ),
+            (200, r#"{"access_token":"at","refresh_token":7}"#),
+        ] {
+            let failure = read(&answer(status, body), &[]).unwrap_err();
+            assert!(failure.refresh_token.is_none(), "{body}");
+        }
+    }
+
+    #[test]
     fn oauth_errors_are_typed() {
         let error = read(
             &answer(400, r#"{"error":"invalid_grant","error_description":"refresh token revoked","error_uri":"https://idp/doc"}"#),
             &[],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .error;
         assert_eq!(error.kind(), ErrorKind::Rejected);
         assert_eq!(error.code(), Some(&ErrorCode::InvalidGrant));
         assert!(error.is_invalid_grant());
@@ -260,9 +328,13 @@ mod tests {
             "authorization server rejected the grant (invalid_grant) with status 400 Bad Request: refresh token revoked"
         );
 
-        let error = read(&answer(401, r#"{"error":"invalid_client"}"#), &[]).unwrap_err();
+        let error = read(&answer(401, r#"{"error":"invalid_client"}"#), &[])
+            .unwrap_err()
+            .error;
         assert_eq!(error.code(), Some(&ErrorCode::InvalidClient));
-        let error = read(&answer(400, r#"{"error":"slow_down"}"#), &[]).unwrap_err();
+        let error = read(&answer(400, r#"{"error":"slow_down"}"#), &[])
+            .unwrap_err()
+            .error;
         assert_eq!(error.code(), Some(&ErrorCode::Other("slow_down".into())));
     }
 
@@ -271,7 +343,7 @@ mod tests {
         let mut busy = answer(503, "<html>maintenance</html>");
         busy.headers
             .insert("retry-after", HeaderValue::from_static("30"));
-        let error = read(&busy, &[]).unwrap_err();
+        let error = read(&busy, &[]).unwrap_err().error;
         assert_eq!(error.kind(), ErrorKind::Status);
         assert!(error.is_retryable());
         assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
@@ -284,7 +356,7 @@ mod tests {
         limited
             .headers
             .insert("retry-after", HeaderValue::from_static("5"));
-        let error = read(&limited, &[]).unwrap_err();
+        let error = read(&limited, &[]).unwrap_err().error;
         assert!(error.is_retryable());
         assert_eq!(error.retry_after(), Some(Duration::from_secs(5)));
     }
@@ -295,7 +367,8 @@ mod tests {
             &answer(401, r#"{"error":"invalid_client","error_description":"bad secret client-secret-value"}"#),
             &["client-secret-value"],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .error;
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("client-secret-value"), "{shown}");
         assert!(shown.contains("redacted"));
@@ -369,8 +442,9 @@ mod properties {
                     let shown = format!("{:?}", response);
                     prop_assert!(!shown.contains("SECRET-VALUE"), "{}", shown);
                 }
-                Err(error) => {
-                    let shown = format!("{error} {error:?}");
+                Err(failure) => {
+                    let error = &failure.error;
+                    let shown = format!("{error} {error:?} {failure:?}");
                     prop_assert!(!shown.contains("SECRET-VALUE"), "{}", shown);
                 }
             }
