@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     /// The refresh in progress: read without the lock by joiners, changed
     /// only under the `flight` lock.
     running: ArcSwapOption<refresh::Running>,
+    /// The backoff after a failure: read without the lock by requests,
+    /// changed only under the `flight` lock.
+    backoff: ArcSwapOption<refresh::BackingOff>,
     generation: AtomicU64,
     /// The current token replaced a rejected one and was not accepted yet.
     unconfirmed: AtomicBool,
@@ -139,6 +142,7 @@ impl TokenCache {
                 config,
                 flight: Mutex::new(Flight::default()),
                 running: ArcSwapOption::empty(),
+                backoff: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
                 unconfirmed: AtomicBool::new(false),
                 id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
@@ -306,6 +310,51 @@ mod tests {
 
     use super::*;
     use crate::BoxError;
+
+    #[tokio::test]
+    async fn while_the_source_backs_off_requests_take_no_lock() {
+        // An identity provider that is down: every request knows the answer
+        // from the backoff, without queueing on the refresh lock.
+        let fetches = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&fetches);
+        let cache = TokenCache::builder(move || {
+            let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    Ok(Token::bearer("t").expires_in(Duration::from_secs(3600)))
+                } else {
+                    Err(BoxError::from("identity provider down"))
+                }
+            }
+        })
+        .backoff(Duration::from_secs(600), Duration::from_secs(600))
+        .build();
+        let token = cache.token().await.unwrap();
+        assert!(cache.invalidate(&token));
+        cache.token().await.unwrap_err();
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+
+        let _held = cache.shared.flight();
+        let (sender, receiver) = mpsc::channel();
+        let other = cache.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = sender.send(runtime.block_on(other.token()).map(|_| ()));
+        });
+        let outcome = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a request during the backoff blocked on the refresh lock");
+        let error = outcome.unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::Source, "the last error");
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "the source is left alone"
+        );
+    }
 
     #[tokio::test]
     async fn the_hot_path_takes_no_lock() {

@@ -61,8 +61,6 @@ pub(crate) struct Flight {
     next_id: u64,
     /// Consecutive failed fetches.
     failures: u32,
-    /// The last failure, and when the source may be called again.
-    pub(super) backoff: Option<(Error, Instant)>,
     /// Consecutive tokens rejected right after replacing a rejected token.
     pub(super) rejections: u32,
     /// The current token replaced a rejected one.
@@ -71,6 +69,18 @@ pub(crate) struct Flight {
     pub(super) next_replaces_rejected: bool,
     /// The last token dropped as rejected: a store may still hold it.
     pub(super) rejected: Option<Token>,
+}
+
+/// The last failure, and when the source may be called again.
+pub(crate) struct BackingOff {
+    pub(super) error: Error,
+    pub(super) until: Instant,
+}
+
+impl BackingOff {
+    pub(super) fn new(error: Error, until: Instant) -> Option<Arc<Self>> {
+        Some(Arc::new(Self { error, until }))
+    }
 }
 
 /// What a caller that needs a token should do next.
@@ -159,9 +169,26 @@ impl Shared {
                 },
             )
         };
+        // A token published meanwhile is good to use if it serves `reason`.
+        let usable = || {
+            self.current.load_full().filter(|entry| match reason {
+                Reason::Ahead => entry.status(now) == Status::Fresh,
+                Reason::Missing | Reason::Expired => entry.status(now) != Status::Expired,
+            })
+        };
         // A herd joins the refresh in progress without taking the lock.
         if let Some(joined) = self.running.load().as_deref().and_then(join) {
             return joined;
+        }
+        // So do requests while the source backs off (an identity provider
+        // that is down): the answer is known.
+        if let Some(backing_off) = self.backoff.load().as_deref()
+            && now < backing_off.until
+        {
+            return match usable() {
+                Some(entry) => Join::Ready(entry),
+                None => Join::Failed(backing_off.error.clone()),
+            };
         }
         let (task, waiter) = {
             let mut flight = self.flight();
@@ -176,19 +203,13 @@ impl Shared {
             }
             // Re-check under the lock: a refresh may have published a token
             // between the caller's look and now.
-            if let Some(entry) = self.current.load_full() {
-                let usable = match reason {
-                    Reason::Ahead => entry.status(now) == Status::Fresh,
-                    Reason::Missing | Reason::Expired => entry.status(now) != Status::Expired,
-                };
-                if usable {
-                    return Join::Ready(entry);
-                }
+            if let Some(entry) = usable() {
+                return Join::Ready(entry);
             }
-            if let Some((error, retry_at)) = &flight.backoff
-                && now < *retry_at
+            if let Some(backing_off) = self.backoff.load().as_deref()
+                && now < backing_off.until
             {
-                return Join::Failed(error.clone());
+                return Join::Failed(backing_off.error.clone());
             }
             let (sender, receiver) = watch::channel(None);
             flight.next_id += 1;
@@ -246,7 +267,7 @@ impl Shared {
             Ok(entry) => {
                 flight.failures = 0;
                 flight.rejected = None;
-                flight.backoff = None;
+                self.backoff.store(None);
                 flight.current_replaced_rejected =
                     std::mem::take(&mut flight.next_replaces_rejected);
                 if !flight.current_replaced_rejected {
@@ -260,7 +281,8 @@ impl Shared {
             Err(error) => {
                 flight.failures = flight.failures.saturating_add(1);
                 let delay = self.backoff_after(flight.failures, error);
-                flight.backoff = Some((error.clone(), Instant::now() + delay));
+                self.backoff
+                    .store(BackingOff::new(error.clone(), Instant::now() + delay));
             }
         }
     }
