@@ -42,6 +42,17 @@ where
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// GETs `url` through `client` (with an empty body) and reads the answer.
+async fn get<S, R>(client: &S, url: String) -> (StatusCode, String)
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<R>> + Clone,
+    S::Error: std::fmt::Debug,
+    R: Body,
+    R::Error: std::fmt::Debug,
+{
+    fetch(client, Request::get(url).body(Empty::new()).unwrap()).await
+}
+
 #[tokio::test]
 async fn hyper_util_over_http1_and_http2_with_every_body_kind() {
     let server = AuthServer::start(HOUR).await;
@@ -139,24 +150,12 @@ async fn with_trace_timeout_and_follow_redirect_no_token_crosses_origins() {
         .layer(TokenRefreshLayer::new(static_cache("secret-token")))
         .layer(FollowRedirectLayer::new())
         .service(http.clone());
-    let (status, seen) = fetch(
-        &client,
-        Request::get(format!("http://{api}/direct"))
-            .body(Empty::new())
-            .unwrap(),
-    )
-    .await;
+    let (status, seen) = get(&client, format!("http://{api}/direct")).await;
     assert_eq!(
         (status, seen.as_str()),
         (StatusCode::OK, "Bearer secret-token")
     );
-    let (status, seen) = fetch(
-        &client,
-        Request::get(format!("http://{api}/redirect"))
-            .body(Empty::new())
-            .unwrap(),
-    )
-    .await;
+    let (status, seen) = get(&client, format!("http://{api}/redirect")).await;
     assert_eq!(
         (status, seen.as_str()),
         (StatusCode::OK, "none"),
@@ -170,21 +169,9 @@ async fn with_trace_timeout_and_follow_redirect_no_token_crosses_origins() {
         .layer(FollowRedirectLayer::new())
         .layer(TokenRefreshLayer::new(static_cache("secret-token")).only_to([origin]))
         .service(http);
-    let (_, seen) = fetch(
-        &client,
-        Request::get(format!("http://{api}/redirect"))
-            .body(Empty::new())
-            .unwrap(),
-    )
-    .await;
+    let (_, seen) = get(&client, format!("http://{api}/redirect")).await;
     assert_eq!(seen, "none");
-    let (_, seen) = fetch(
-        &client,
-        Request::get(format!("http://{api}/direct"))
-            .body(Empty::new())
-            .unwrap(),
-    )
-    .await;
+    let (_, seen) = get(&client, format!("http://{api}/direct")).await;
     assert_eq!(seen, "Bearer secret-token");
 }
 
@@ -207,13 +194,7 @@ async fn only_to_keeps_the_token_off_a_connect_to_another_host() {
     );
     let (status, seen) = fetch(&client, connect).await;
     assert_eq!((status, seen.as_str()), (StatusCode::FORBIDDEN, "none"));
-    let (_, seen) = fetch(
-        &client,
-        Request::get(format!("http://{api}/direct"))
-            .body(Empty::new())
-            .unwrap(),
-    )
-    .await;
+    let (_, seen) = get(&client, format!("http://{api}/direct")).await;
     assert_eq!(seen, "Bearer secret-token");
 }
 

@@ -349,3 +349,37 @@ async fn a_failing_identity_provider_gets_one_call_per_backoff_from_the_fleet() 
     assert_eq!(source.calls(), 3);
     assert!(tokens.iter().all(|token| token == "token-3"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_backoff_longer_than_any_the_cache_sets_is_ignored() {
+    use tower_token_refresh::store::TokenStore;
+    // A failure marker a day ahead (a clock stepped back, a damaged store)
+    // would stop the fleet for a day: no process sets one that long.
+    let source = TestSource::issuing(MINUTE * 60);
+    let store = MemoryStore::new();
+    let lease = store.try_lock(MINUTE).await.unwrap().unwrap();
+    store
+        .save_failure(Duration::from_secs(24 * 3600), &lease)
+        .await
+        .unwrap();
+    store.unlock(lease).await.unwrap();
+    let cache = TokenCache::builder(source.clone())
+        .store(store.clone())
+        .build();
+    assert_eq!(cache.token().await.unwrap().secret(), "token-1");
+    assert_eq!(source.calls(), 1);
+
+    // One as long as a backoff of the cache's is honoured.
+    let source = TestSource::issuing(MINUTE * 60);
+    let store = MemoryStore::new();
+    let lease = store.try_lock(MINUTE).await.unwrap().unwrap();
+    store.save_failure(SECOND * 20, &lease).await.unwrap();
+    store.unlock(lease).await.unwrap();
+    let cache = TokenCache::builder(source.clone())
+        .store(store.clone())
+        .build();
+    cache.token().await.unwrap_err();
+    assert_eq!(source.calls(), 0, "the fleet is backing off");
+    advance(SECOND * 21).await;
+    assert_eq!(cache.token().await.unwrap().secret(), "token-1");
+}

@@ -262,7 +262,9 @@ impl Shared {
         {
             return;
         }
-        self.running.store(None);
+        // What the refresh leaves behind (a token, or a backoff) is
+        // published before it stops showing as running: requests that look
+        // without the lock see one or the other, never neither.
         match outcome {
             Ok(entry) => {
                 flight.failures = 0;
@@ -285,6 +287,7 @@ impl Shared {
                     .store(BackingOff::new(error.clone(), Instant::now() + delay));
             }
         }
+        self.running.store(None);
     }
 }
 
@@ -296,6 +299,15 @@ impl Shared {
             .backoff
             .delay(failures)
             .max(super::backoff::requested_delay(error).unwrap_or_default())
+    }
+
+    /// The longest backoff this cache sets: its own maximum, or the longest
+    /// delay a source's error may ask for.
+    pub(super) fn longest_backoff(&self) -> Duration {
+        self.config
+            .backoff
+            .max
+            .max(super::backoff::MAX_REQUESTED_DELAY)
     }
 
     /// The delay that will follow `error` if it ends the refresh in

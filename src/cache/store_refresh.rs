@@ -86,6 +86,22 @@ impl Shared {
         fetched.map(|token| (token, Origin::Source))
     }
 
+    /// The rest of a fleet's backoff read from the store, unless it is
+    /// longer than any this cache sets: no process of the fleet wrote that
+    /// (a clock stepped back, a damaged store), and honouring it would stop
+    /// the fleet until then. A fetch that succeeds replaces it.
+    fn fleet_backoff(&self, stored: Option<Duration>) -> Option<Duration> {
+        let left = stored?;
+        if left <= self.longest_backoff() {
+            return Some(left);
+        }
+        tracing::warn!(
+            left = ?left,
+            "ignoring a fleet backoff longer than any this cache sets"
+        );
+        None
+    }
+
     async fn take_turns(
         &self,
         store: &Arc<dyn TokenStore>,
@@ -104,7 +120,7 @@ impl Shared {
                 tracing::debug!(reason = reason.as_str(), "token taken from the store");
                 return Ok(Turn::Stored(token));
             }
-            if let Some(left) = self.call(store.load_failure()).await? {
+            if let Some(left) = self.fleet_backoff(self.call(store.load_failure()).await?) {
                 return Ok(Turn::FleetBackingOff(left));
             }
             if let Some(held) = self.call(store.try_lock(lease)).await? {
@@ -139,7 +155,11 @@ impl Shared {
             return Ok(Turn::Stored(token));
         }
         // The previous holder may have failed between our look and our lock.
-        match self.call(store.load_failure()).await {
+        match self
+            .call(store.load_failure())
+            .await
+            .map(|left| self.fleet_backoff(left))
+        {
             Ok(None) => {}
             Ok(Some(left)) => {
                 self.release(store, held).await;

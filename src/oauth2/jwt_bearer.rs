@@ -143,7 +143,8 @@ impl SourceBuilder<JwtBearerGrant> {
     }
 
     /// How long each assertion is valid (`exp - iat`); defaults to
-    /// [`DEFAULT_ASSERTION_LIFETIME`] (5 minutes).
+    /// [`DEFAULT_ASSERTION_LIFETIME`] (5 minutes), and is at most
+    /// [`LONGEST_SETTING`](crate::LONGEST_SETTING) (a year).
     pub fn assertion_lifetime(mut self, lifetime: Duration) -> Self {
         self.config_mut().lifetime = lifetime;
         self

@@ -158,7 +158,9 @@ pub(crate) fn assertion_claims(
     claims.insert("sub".into(), subject.into());
     claims.insert("aud".into(), audience.into());
     claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + lifetime.as_secs().max(1)).into());
+    // At most `LONGEST_SETTING` (a year), so that `exp` cannot overflow.
+    let lifetime = lifetime.min(crate::LONGEST_SETTING).as_secs().max(1);
+    claims.insert("exp".into(), now.saturating_add(lifetime).into());
     claims.insert("jti".into(), unique_id().into());
     claims
 }
@@ -179,3 +181,26 @@ fn unique_id() -> String {
 }
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_assertion_lifetime_too_long_to_add_is_a_year() {
+        let claims = assertion_claims("iss", "sub", "aud", Duration::MAX);
+        let (iat, exp) = (
+            claims["iat"].as_u64().unwrap(),
+            claims["exp"].as_u64().unwrap(),
+        );
+        assert_eq!(exp - iat, crate::LONGEST_SETTING.as_secs());
+        let claims = assertion_claims("iss", "sub", "aud", Duration::ZERO);
+        let (iat, exp) = (
+            claims["iat"].as_u64().unwrap(),
+            claims["exp"].as_u64().unwrap(),
+        );
+        assert_eq!(exp - iat, 1, "at least a second");
+    }
+}

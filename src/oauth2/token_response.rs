@@ -44,23 +44,46 @@ impl From<Failure> for Error {
 }
 
 /// Reads the answer of a token endpoint. `secrets` are the credentials the
-/// request carried: a server description that echoes one is redacted.
+/// request carried: a server description that echoes one (or a token of
+/// the answer itself) is redacted.
 pub(crate) fn read(answer: &Answer, secrets: &[&str]) -> Result<TokenResponse, Failure> {
     let json = parse_object(&answer.body);
-    if !answer.status.is_success() {
-        return Err(error_response(answer, json.ok().as_ref(), secrets).into());
+    let mut secrets = secrets.to_vec();
+    if let Ok(object) = &json {
+        secrets.extend(
+            ["access_token", "refresh_token", "id_token"]
+                .iter()
+                .filter_map(|field| object.get(*field).and_then(Value::as_str)),
+        );
     }
-    let object = json.map_err(|why| Error::invalid_response(why).with_status(answer.status))?;
-    let error = if object.contains_key("error") && !object.contains_key("access_token") {
-        error_response(answer, Some(&object), secrets)
+    let object = match (&json, answer.status.is_success()) {
+        (Ok(object), true) => object,
+        (Err(why), true) => {
+            return Err(Error::invalid_response(why)
+                .with_status(answer.status)
+                .into());
+        }
+        (json, false) => return Err(error_response(answer, json.as_ref().ok(), &secrets).into()),
+    };
+    let has_error = object.contains_key("error");
+    let error = if has_error && !object.contains_key("access_token") {
+        error_response(answer, Some(object), &secrets)
     } else {
-        match success(&object) {
+        match success(object) {
             Ok(response) => return Ok(response),
             Err(error) => error.with_status(answer.status),
         }
     };
+    // Only an answer shaped like a success (an access token, no error) has
+    // spent the refresh token sent: a new one in any other answer may be
+    // anything, and replacing a working refresh token with it would mean
+    // signing in again.
+    let issued_access_token =
+        matches!(object.get("access_token"), Some(Value::String(token)) if !token.is_empty());
     let refresh_token = match object.get("refresh_token") {
-        Some(Value::String(token)) if !token.is_empty() => Some(Secret::new(token.as_str())),
+        Some(Value::String(token)) if issued_access_token && !has_error && !token.is_empty() => {
+            Some(Secret::new(token.as_str()))
+        }
         _ => None,
     };
     Err(Failure {
@@ -286,17 +309,19 @@ mod tests {
         for body in [
             r#"{"access_token":"at","expires_in":-1,"refresh_token":"rt-new"}"#,
             r#"{"access_token":"at","token_type":"mac","refresh_token":"rt-new"}"#,
-            r#"{"access_token":"","refresh_token":"rt-new"}"#,
-            r#"{"error":"server_error","refresh_token":"rt-new"}"#,
         ] {
             let failure = read(&answer(200, body), &[]).unwrap_err();
             assert_eq!(failure.refresh_token.unwrap().expose(), "rt-new", "{body}");
             let shown = format!("{0} {0:?}", failure.error);
             assert!(!shown.contains("rt-new"), "{shown}");
         }
-        // Not in an error status, nor when it is not a usable string.
+        // Not in an error status, nor in an answer that is no success (no
+        // access token, or an error): it may not have spent the refresh
+        // token sent. Nor when it is not a usable string.
         for (status, body) in [
             (400, r#"{"error":"invalid_grant","refresh_token":"rt-new"}"#),
+            (200, r#"{"access_token":"","refresh_token":"rt-new"}"#),
+            (200, r#"{"error":"server_error","refresh_token":"rt-new"}"#),
             (
                 200,
                 r#"{"access_token":"at","expires_in":-1,"refresh_token":""}"#,
@@ -305,6 +330,25 @@ mod tests {
         ] {
             let failure = read(&answer(status, body), &[]).unwrap_err();
             assert!(failure.refresh_token.is_none(), "{body}");
+        }
+    }
+
+    #[test]
+    fn tokens_of_the_answer_quoted_in_its_description_are_not_shown() {
+        for (status, body) in [
+            (
+                200,
+                r#"{"error":"server_error","error_description":"your new refresh token is rt-NEW-SECRET","refresh_token":"rt-NEW-SECRET"}"#,
+            ),
+            (
+                400,
+                r#"{"error":"invalid_request","error_description":"rejected at-SECRET","access_token":"at-SECRET"}"#,
+            ),
+        ] {
+            let failure = read(&answer(status, body), &[]).unwrap_err();
+            let shown = format!("{0} {0:?}", failure.error);
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
         }
     }
 
