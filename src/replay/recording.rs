@@ -49,6 +49,8 @@ struct Recorded {
     chunks: VecDeque<Bytes>,
     bytes: usize,
     trailers: Option<HeaderMap>,
+    /// Nothing will replay the body: nothing is kept.
+    abandoned: bool,
 }
 
 /// Where the first attempt leaves its recording for the retry.
@@ -106,10 +108,24 @@ enum State<B> {
 }
 
 impl Recorded {
+    /// Drops the copy, and records nothing more: the body will not be
+    /// replayed.
+    fn abandon(&mut self) {
+        *self = Recorded {
+            abandoned: true,
+            ..Recorded::default()
+        };
+    }
+
+    /// Whether this is the whole body so far, for a replay.
+    fn is_usable(&self, limit: usize) -> bool {
+        !self.abandoned && self.bytes <= limit
+    }
+
     /// Keeps a copy of `frame`, unless the body went over `limit`: then
     /// the recording is dropped and the retry made impossible.
     fn record<B>(&mut self, frame: &Frame<Bytes>, limit: usize, shared: &Shared<B>) {
-        if self.bytes > limit {
+        if !self.is_usable(limit) {
             return;
         }
         if let Some(data) = frame.data_ref() {
@@ -210,14 +226,21 @@ where
                     return Poll::Ready(None);
                 };
                 let frame = ready!(Pin::new(body).poll_frame(cx));
+                // Once the response came and its future is gone, nothing
+                // can replay the body: a long stream (a gRPC client stream,
+                // an upload answered early) must not keep a copy for life.
+                if Arc::strong_count(shared) == 1 {
+                    recorded.abandon();
+                }
                 match &frame {
                     Some(Ok(frame)) => recorded.record(frame, *limit, shared),
                     Some(Err(_)) => {
                         shared.set(State::Unavailable("the request body failed"));
+                        recorded.abandon();
                         *inner = None;
                     }
                     None => {
-                        if recorded.bytes <= *limit {
+                        if recorded.is_usable(*limit) {
                             shared.set(State::Complete(std::mem::take(recorded)));
                         }
                         *inner = None;
@@ -273,10 +296,11 @@ where
                 let rest = rest
                     .as_ref()
                     .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+                // A body may announce an upper bound up to `u64::MAX`.
                 let mut hint = SizeHint::new();
-                hint.set_lower(buffered + rest.lower());
-                if let Some(upper) = rest.upper() {
-                    hint.set_upper(buffered + upper);
+                hint.set_lower(buffered.saturating_add(rest.lower()));
+                if let Some(upper) = rest.upper().and_then(|upper| upper.checked_add(buffered)) {
+                    hint.set_upper(upper);
                 }
                 hint
             }
@@ -294,7 +318,7 @@ impl<B> Drop for ReplayBody<B> {
             shared,
         } = &mut self.mode
             && let Some(rest) = inner.take()
-            && recorded.bytes <= *limit
+            && recorded.is_usable(*limit)
         {
             let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
             if matches!(*state, State::Sending) {
@@ -372,6 +396,63 @@ mod tests {
         assert_eq!(second_trailers, first_trailers);
         assert_eq!(second_trailers.unwrap()["checksum"], "abc");
         assert_eq!(shared.replay().err(), Some("the body was already replayed"));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_kept_once_nothing_can_replay_the_body() {
+        // The response passed and its future, holding the way to replay,
+        // is gone, while the first attempt still streams its body.
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let (mut recorder, shared) = ReplayBody::recording(ChannelBody(receiver), 1 << 20);
+        let mut sent = Vec::new();
+        let chunk = |sent: &mut Vec<Bytes>| {
+            let data = Bytes::from(vec![0u8; 1024]);
+            sent.push(data.clone());
+            sender.send(Frame::data(data)).unwrap();
+        };
+        chunk(&mut sent);
+        drop(recorder.frame().await.unwrap().unwrap());
+        assert!(!sent[0].is_unique(), "kept while a retry may need it");
+        drop(shared);
+        for _ in 0..32 {
+            chunk(&mut sent);
+            drop(recorder.frame().await.unwrap().unwrap());
+        }
+        assert!(
+            sent.iter_mut().all(|data| data.is_unique()),
+            "nothing is kept once nothing can replay it"
+        );
+    }
+
+    /// A body that only says it has at most `u64::MAX` bytes.
+    struct Vague(Option<Bytes>);
+
+    impl Body for Vague {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.take().map(|data| Ok(Frame::data(data))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            let mut hint = SizeHint::new();
+            hint.set_upper(u64::MAX);
+            hint
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replay_adds_up_size_hints_without_overflowing() {
+        let (mut recorder, shared) =
+            ReplayBody::recording(Vague(Some(Bytes::from_static(b"abc"))), 1024);
+        recorder.frame().await.unwrap().unwrap();
+        drop(recorder);
+        let hint = shared.replay().unwrap().size_hint();
+        assert_eq!((hint.lower(), hint.upper()), (3, None));
     }
 
     #[tokio::test]
