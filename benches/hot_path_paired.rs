@@ -260,23 +260,35 @@ fn main() {
     let median_of = |ratio: fn(&Ratios) -> f64| median(all.iter().map(ratio).collect());
     let overheads = median_of(|ratios| ratios.overheads);
     println!("medians over the processes:");
-    println!(
-        "  ours / floor: {:.3} (target <= 1.15)",
-        median_of(|ratios| ratios.ours_to_floor)
-    );
-    println!(
-        "  cloned per request, ours / floor: {:.3}",
-        median_of(|ratios| ratios.cloned)
-    );
-    println!(
-        "  hand-written / ours, overhead over bare: {:.2}x (target >= 3)",
-        median_of(|ratios| ratios.hand_written)
-    );
-    println!(
-        "  hand-written async / ours, overhead over bare: {:.2}x (target >= 3)",
-        median_of(|ratios| ratios.hand_written_async)
-    );
-    println!("  ours' overhead / the floor's: {overheads:.2}");
+    for (name, ratio, unit, target) in [
+        (
+            "ours / floor",
+            median_of(|r| r.ours_to_floor),
+            "",
+            " (target <= 1.15)",
+        ),
+        (
+            "cloned per request, ours / floor",
+            median_of(|r| r.cloned),
+            "",
+            "",
+        ),
+        (
+            "hand-written / ours, overhead over bare",
+            median_of(|r| r.hand_written),
+            "x",
+            " (target >= 3)",
+        ),
+        (
+            "hand-written async / ours, overhead over bare",
+            median_of(|r| r.hand_written_async),
+            "x",
+            " (target >= 3)",
+        ),
+        ("ours' overhead / the floor's", overheads, "", ""),
+    ] {
+        println!("  {name}: {ratio:.3}{unit}{target}");
+    }
     if let Some(limit) = limit
         && overheads > limit
     {
