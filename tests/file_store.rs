@@ -16,6 +16,16 @@ use tower_token_refresh::store::FileStore;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// Writes a file only its owner may read, as the store's own files are.
+fn write_private(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 fn cache(source: &TestSource, path: &Path) -> TokenCache {
     TokenCache::builder(source.clone())
         .store(FileStore::new(path))
@@ -74,11 +84,10 @@ async fn the_file_is_private_and_written_whole() {
 async fn a_corrupted_file_is_reported_ignored_and_replaced() {
     let dir = TempDir::new("corrupted");
     let path = dir.join("token.json");
-    std::fs::write(
+    write_private(
         &path,
         b"{\"format\":1,\"access_token\":\"secret-in-a-broken-fi",
-    )
-    .unwrap();
+    );
     let source = TestSource::issuing(HOUR);
     let (events, _guard) = Events::capture();
 
@@ -106,11 +115,12 @@ async fn an_unusable_path_is_reported_and_requests_still_get_tokens() {
 
     let cache = cache(&source, &path);
     assert_eq!(cache.token().await.unwrap().secret(), "token-1");
-    assert!(
-        !events
-            .lines_with("token file unreadable; ignoring it")
-            .is_empty()
-    );
+    // (Unix opens a directory, and finds it is not a regular file.)
+    let ignored = events
+        .lines_with("token file unreadable; ignoring it")
+        .len()
+        + events.lines_with("it is not a regular file").len();
+    assert!(ignored > 0, "{}", events.text());
     assert!(
         !events
             .lines_with("could not save the token to the store")
@@ -121,24 +131,175 @@ async fn an_unusable_path_is_reported_and_requests_still_get_tokens() {
     assert_eq!(cache.stats().store_failures, 1);
 }
 
+/// What another user of the machine could leave in place of the token file.
 #[cfg(unix)]
-#[tokio::test(flavor = "current_thread")]
-async fn a_file_others_can_read_is_reported() {
-    use std::os::unix::fs::PermissionsExt;
+mod planted {
+    use std::os::unix::fs::{PermissionsExt, chown, symlink};
 
-    let dir = TempDir::new("shared");
-    let path = dir.join("token.json");
-    let source = TestSource::issuing(HOUR);
-    cache(&source, &path).token().await.unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    use super::*;
 
-    let (events, _guard) = Events::capture();
-    cache(&source, &path).token().await.unwrap();
-    assert!(
-        !events.lines_with("readable by other users").is_empty(),
-        "{}",
-        events.text()
-    );
+    /// `nobody`: a user id that is not this process's.
+    const OTHER_USER: u32 = 65534;
+
+    const PLANTED: &[u8] =
+        br#"{"format":1,"access_token":"planted-token","refresh_token":"planted-refresh"}"#;
+
+    fn set_mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Gets a token from a cache over the file at `path` and checks that it
+    /// is a fetched one, and that a warning said why the file was ignored.
+    async fn ignored(path: &Path, why: &str) {
+        let source = TestSource::issuing(HOUR);
+        let (events, _guard) = Events::capture();
+        let token = cache(&source, path).token().await.unwrap();
+        assert_eq!(token.secret(), "token-1", "{}", events.text());
+        assert_eq!(source.calls(), 1);
+        let warned = events.lines_with("token file cannot be trusted");
+        assert!(
+            warned.iter().any(|line| line.contains(why)),
+            "{}",
+            events.text()
+        );
+        assert!(!events.text().contains("planted"), "{}", events.text());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_file_others_can_read_is_ignored() {
+        let dir = TempDir::new("shared");
+        let path = dir.join("token.json");
+        std::fs::write(&path, PLANTED).unwrap();
+        set_mode(&path, 0o644);
+        ignored(&path, "other users may read or change it").await;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "replaced by a private file"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_file_of_another_user_is_ignored() {
+        let dir = TempDir::new("foreign");
+        let path = dir.join("token.json");
+        write_private(&path, PLANTED);
+        chown(&path, Some(OTHER_USER), Some(OTHER_USER))
+            .expect("the tests run as root, to give files to another user");
+        ignored(&path, "belongs to another user").await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_symbolic_link_is_not_followed() {
+        let dir = TempDir::new("symlink");
+        let elsewhere = TempDir::new("elsewhere");
+        let target = elsewhere.join("token.json");
+        write_private(&target, PLANTED);
+        let path = dir.join("token.json");
+        symlink(&target, &path).unwrap();
+        let store = FileStore::new(&path);
+        use tower_token_refresh::store::TokenStore;
+        assert!(store.load_refresh_token().await.unwrap().is_none());
+        let source = TestSource::issuing(HOUR);
+        assert_eq!(
+            cache(&source, &path).token().await.unwrap().secret(),
+            "token-1"
+        );
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            PLANTED,
+            "the link's target is left alone"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_fifo_or_a_huge_file_does_not_block_or_fill_memory() {
+        let dir = TempDir::new("fifo");
+        let path = dir.join("token.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        use tower_token_refresh::store::TokenStore;
+        let store = FileStore::new(&path);
+        let loaded = tokio::time::timeout(Duration::from_secs(10), store.load_refresh_token())
+            .await
+            .expect("reading a FIFO must not block");
+        assert!(loaded.unwrap().is_none());
+
+        let dir = TempDir::new("huge");
+        let path = dir.join("token.json");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(1 << 30).unwrap();
+        set_mode(&path, 0o600);
+        ignored(&path, "larger than any token record").await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_directory_others_may_write_to_is_not_used() {
+        use tower_token_refresh::store::TokenStore;
+
+        let base = TempDir::new("open-dir");
+        let shared = base.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        set_mode(&shared, 0o777);
+        // Another user's link where the lock file goes: it must not be
+        // followed (here it points at a file that would be created).
+        let target = base.join("created-through-the-link");
+        symlink(&target, shared.join("token.json.lock")).unwrap();
+        let store = FileStore::new(shared.join("token.json"));
+        let error = store.try_lock(HOUR).await.unwrap_err();
+        assert!(error.to_string().contains("not private"), "{error}");
+        assert!(!target.exists());
+
+        // Nor in a private directory, through a planted link.
+        let private = TempDir::new("lock-link");
+        symlink(&target, private.join("token.json.lock")).unwrap();
+        let error = FileStore::new(private.join("token.json"))
+            .try_lock(HOUR)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{error} {error:?}").contains("symbolic link"),
+            "{error:?}"
+        );
+        assert!(!target.exists());
+
+        // The cache still gets tokens, without the store.
+        let source = TestSource::issuing(HOUR);
+        let token = cache(&source, &shared.join("token.json"))
+            .token()
+            .await
+            .unwrap();
+        assert_eq!(token.secret(), "token-1");
+        assert!(!shared.join("token.json").exists(), "nothing saved there");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_wrong_record_is_reported_without_quoting_it() {
+        let dir = TempDir::new("quoted");
+        let path = dir.join("token.json");
+        std::fs::write(
+            &path,
+            br#"{"format":1,"expires_at_ms":"secret-in-the-file"}"#,
+        )
+        .unwrap();
+        set_mode(&path, 0o600);
+        let (events, _guard) = Events::capture();
+        let source = TestSource::issuing(HOUR);
+        cache(&source, &path).token().await.unwrap();
+        assert!(
+            !events.lines_with("corrupted").is_empty(),
+            "{}",
+            events.text()
+        );
+        assert!(
+            !events.text().contains("secret-in-the-file"),
+            "{}",
+            events.text()
+        );
+    }
 }
 
 #[tokio::test]

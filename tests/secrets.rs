@@ -163,6 +163,11 @@ async fn token_stores_print_no_token_and_no_password() {
     let dir = support::temp_dir::TempDir::new("secrets");
     let path = dir.join("token.json");
     std::fs::write(&path, br#"{"format":1,"access_token":"stored-secret-7c1""#).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let cache = TokenCache::builder(TestSource::issuing(Duration::from_secs(60)))
         .store(FileStore::new(&path))
         .build();

@@ -2,12 +2,13 @@
 //! machine.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::private_file;
 use super::record::Record;
 use super::{Lease, StoreError, StoreErrorKind, StoreFuture, TokenStore};
 use crate::{Secret, Token};
@@ -26,6 +27,14 @@ use crate::{Secret, Token};
 ///   long others wait for it.
 /// - A corrupted or unreadable file is reported with a `tracing` warning and
 ///   treated as empty; the next save replaces it.
+/// - On Unix, nothing another user of the machine controls is used: the
+///   token file is read only if it is a regular file of this user's that
+///   nobody else may read or change (not a symbolic link, a FIFO, or a file
+///   larger than 64 KiB), and the lock file is never opened through a
+///   symbolic link. The directory must belong to this user, and nobody
+///   else may write to it (so not `/tmp` itself: use a directory of your
+///   own, which is created `0700` if missing); else saving and locking
+///   fail, and the cache fetches without the store.
 /// - With a [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant) sharing
 ///   the store, its rotated refresh token is saved in the same file.
 ///
@@ -136,19 +145,41 @@ impl FileStore {
 
 impl Paths {
     /// The record in the file; an empty one when there is no file yet or it
-    /// cannot be used (a problem to report).
+    /// cannot be used (a problem to report): not a regular file of this
+    /// user's that only this user can read, in a directory nobody else can
+    /// write to (see [`private_file`]), or not a record.
     fn read(&self, job: &mut Job) -> Record {
         let problems = &mut job.problems;
-        let bytes = match fs::read(&self.file) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Record::default(),
+        let file = match private_file::open_record(&self.file) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Record::default(),
             Err(error) => {
                 problems.push(Problem::Unreadable(self.file.clone(), error));
                 return Record::default();
             }
         };
-        if is_shared(&self.file) {
-            problems.push(Problem::Shared(self.file.clone()));
+        let trusted = private_file::check_record(&file).and_then(|()| {
+            private_file::check_dir(&self.dir())
+                .map_err(|_| "other users may write to its directory, or own it")
+        });
+        if let Err(why) = trusted {
+            problems.push(Problem::NotPrivate(self.file.clone(), why));
+            return Record::default();
+        }
+        let mut bytes = Vec::new();
+        if let Err(error) = file
+            .take(private_file::MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes)
+        {
+            problems.push(Problem::Unreadable(self.file.clone(), error));
+            return Record::default();
+        }
+        if bytes.len() as u64 > private_file::MAX_RECORD_BYTES {
+            problems.push(Problem::NotPrivate(
+                self.file.clone(),
+                "it is larger than any token record (64 KiB)",
+            ));
+            return Record::default();
         }
         Record::parse(&bytes).unwrap_or_else(|error| {
             problems.push(Problem::Corrupted(self.file.clone(), error));
@@ -190,25 +221,29 @@ impl Paths {
         })
     }
 
-    /// The directory of the token and lock files, created (`0700`) if
-    /// missing.
-    fn create_dir(&self) -> Result<PathBuf, StoreError> {
-        let dir = match self.file.parent() {
+    /// The directory of the token and lock files.
+    fn dir(&self) -> PathBuf {
+        match self.file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
-        };
+        }
+    }
+
+    /// The directory of the token and lock files, created (`0700`) if
+    /// missing; an error if another user owns it or may write to it.
+    fn create_dir(&self) -> Result<PathBuf, StoreError> {
+        let dir = self.dir();
         create_private_dir(&dir).map_err(|error| {
             StoreError::io("could not create the token file's directory", error)
         })?;
+        private_file::check_dir(&dir)
+            .map_err(|error| StoreError::io("the token file's directory is not private", error))?;
         Ok(dir)
     }
 
     fn try_lock(&self) -> Result<Option<Lease>, StoreError> {
         self.create_dir()?;
-        let file = private_options()
-            .create(true)
-            .truncate(false)
-            .open(&self.lock)
+        let file = private_file::open_lock(&self.lock)
             .map_err(|error| StoreError::io("could not open the token lock file", error))?;
         match file.try_lock() {
             Ok(()) => {
@@ -327,7 +362,7 @@ impl Drop for AbandonOnDrop {
 enum Problem {
     Unreadable(PathBuf, io::Error),
     Corrupted(PathBuf, StoreError),
-    Shared(PathBuf),
+    NotPrivate(PathBuf, &'static str),
 }
 
 impl Problem {
@@ -343,24 +378,11 @@ impl Problem {
                 error = error as &dyn std::error::Error,
                 "token file corrupted; ignoring it"
             ),
-            Problem::Shared(path) => tracing::warn!(
+            Problem::NotPrivate(path, why) => tracing::warn!(
                 path = %path.display(),
-                "token file is readable by other users; it should be mode 0600"
+                why,
+                "token file cannot be trusted; ignoring it"
             ),
         }
-    }
-}
-
-/// Whether others than the owner may read the token file.
-fn is_shared(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::metadata(path).is_ok_and(|metadata| metadata.permissions().mode() & 0o077 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        false
     }
 }

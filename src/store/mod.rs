@@ -69,6 +69,7 @@ use crate::{Secret, Token};
 
 mod error;
 mod file;
+mod private_file;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;

@@ -36,11 +36,20 @@ impl Record {
     /// Parses a record, or says it is corrupted (never quoting it).
     pub(super) fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
         let record: Self = serde_json::from_slice(bytes).map_err(|error| {
-            // serde_json's message names a position, not the content.
+            // Only where, never serde_json's message: for a wrong type it
+            // quotes the value it found, which may be a secret.
             StoreError::new(
                 StoreErrorKind::Corrupted,
-                "stored token record is not valid JSON",
-                Some(error.into()),
+                "stored token record is not a valid record",
+                Some(
+                    format!(
+                        "{:?} error at line {}, column {}",
+                        error.classify(),
+                        error.line(),
+                        error.column()
+                    )
+                    .into(),
+                ),
             )
         })?;
         if record.format != FORMAT {

@@ -14,6 +14,12 @@ impl TempDir {
             .as_nanos();
         let dir = std::env::temp_dir().join(format!("ttr-{name}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        // Private, as `FileStore` wants its directory, whatever the umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         Self(dir)
     }
 
