@@ -48,20 +48,30 @@ pub(super) fn open_record(path: &Path) -> io::Result<Option<File>> {
 pub(super) fn check_record(file: &File) -> Result<(), &'static str> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::MetadataExt;
         let metadata = file.metadata().map_err(|_| "its metadata cannot be read")?;
-        if !metadata.is_file() {
-            return Err("it is not a regular file");
-        }
-        if metadata.uid() != effective_uid() {
-            return Err("it belongs to another user");
-        }
-        if metadata.mode() & 0o077 != 0 {
-            return Err("other users may read or change it (it should be mode 0600)");
-        }
+        check_record_metadata(&metadata, effective_uid())
     }
     #[cfg(not(unix))]
-    let _ = file;
+    {
+        let _ = file;
+        Ok(())
+    }
+}
+
+/// [`check_record`], for a file with `metadata` and a process running as
+/// `uid`.
+#[cfg(unix)]
+fn check_record_metadata(metadata: &std::fs::Metadata, uid: u32) -> Result<(), &'static str> {
+    use std::os::unix::fs::MetadataExt;
+    if !metadata.is_file() {
+        return Err("it is not a regular file");
+    }
+    if metadata.uid() != uid {
+        return Err("it belongs to another user");
+    }
+    if metadata.mode() & 0o077 != 0 {
+        return Err("other users may read or change it (it should be mode 0600)");
+    }
     Ok(())
 }
 
@@ -147,5 +157,38 @@ fn is_symlink_error(error: &io::Error) -> bool {
     {
         let _ = error;
         false
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_record_must_be_a_private_regular_file_of_this_user() {
+        let dir = std::env::temp_dir().join(format!("ttr-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token.json");
+        std::fs::write(&path, b"{}").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = open_record(&path).unwrap().unwrap();
+        let metadata = file.metadata().unwrap();
+        let me = effective_uid();
+        assert_eq!(check_record_metadata(&metadata, me), Ok(()));
+        assert_eq!(
+            check_record_metadata(&metadata, me.wrapping_add(1)),
+            Err("it belongs to another user")
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let metadata = std::fs::metadata(&path).unwrap();
+        assert!(check_record_metadata(&metadata, me).is_err());
+        let directory = std::fs::metadata(&dir).unwrap();
+        assert_eq!(
+            check_record_metadata(&directory, me),
+            Err("it is not a regular file")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
