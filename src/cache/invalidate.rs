@@ -9,7 +9,6 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::entry::Entry;
-use super::refresh::BackingOff;
 use crate::Error;
 
 /// A token rejected this soon after it replaced a rejected token, without
@@ -54,8 +53,7 @@ impl Shared {
         if rejected_again {
             flight.rejections = flight.rejections.saturating_add(1);
             let delay = self.config.backoff.delay(flight.rejections);
-            self.backoff
-                .store(BackingOff::new(Error::rejected_again(), now + delay));
+            self.back_off(Error::rejected_again(), now + delay);
             tracing::warn!(
                 generation = entry.generation(),
                 backoff = ?delay,

@@ -73,14 +73,8 @@ pub(crate) struct Flight {
 
 /// The last failure, and when the source may be called again.
 pub(crate) struct BackingOff {
-    pub(super) error: Error,
-    pub(super) until: Instant,
-}
-
-impl BackingOff {
-    pub(super) fn new(error: Error, until: Instant) -> Option<Arc<Self>> {
-        Some(Arc::new(Self { error, until }))
-    }
+    error: Error,
+    until: Instant,
 }
 
 /// What a caller that needs a token should do next.
@@ -182,12 +176,10 @@ impl Shared {
         }
         // So do requests while the source backs off (an identity provider
         // that is down): the answer is known.
-        if let Some(backing_off) = self.backoff.load().as_deref()
-            && now < backing_off.until
-        {
+        if let Some(error) = self.backoff_error(now) {
             return match usable() {
                 Some(entry) => Join::Ready(entry),
-                None => Join::Failed(backing_off.error.clone()),
+                None => Join::Failed(error),
             };
         }
         let (task, waiter) = {
@@ -206,10 +198,8 @@ impl Shared {
             if let Some(entry) = usable() {
                 return Join::Ready(entry);
             }
-            if let Some(backing_off) = self.backoff.load().as_deref()
-                && now < backing_off.until
-            {
-                return Join::Failed(backing_off.error.clone());
+            if let Some(error) = self.backoff_error(now) {
+                return Join::Failed(error);
             }
             let (sender, receiver) = watch::channel(None);
             flight.next_id += 1;
@@ -283,8 +273,7 @@ impl Shared {
             Err(error) => {
                 flight.failures = flight.failures.saturating_add(1);
                 let delay = self.backoff_after(flight.failures, error);
-                self.backoff
-                    .store(BackingOff::new(error.clone(), Instant::now() + delay));
+                self.back_off(error.clone(), Instant::now() + delay);
             }
         }
         self.running.store(None);
@@ -299,6 +288,20 @@ impl Shared {
             .backoff
             .delay(failures)
             .max(super::backoff::requested_delay(error).unwrap_or_default())
+    }
+
+    /// The error of the backoff in force at `now`, if the source is backing
+    /// off. Read without the lock.
+    fn backoff_error(&self, now: Instant) -> Option<Error> {
+        let backing_off = self.backoff.load();
+        let backing_off = backing_off.as_deref()?;
+        (now < backing_off.until).then(|| backing_off.error.clone())
+    }
+
+    /// Backs off after `error` until `until` (under the `flight` lock).
+    pub(super) fn back_off(&self, error: Error, until: Instant) {
+        self.backoff
+            .store(Some(Arc::new(BackingOff { error, until })));
     }
 
     /// The longest backoff this cache sets: its own maximum, or the longest

@@ -236,8 +236,12 @@ impl Paths {
         create_private_dir(&dir).map_err(|error| {
             StoreError::io("could not create the token file's directory", error)
         })?;
-        private_file::check_dir(&dir)
-            .map_err(|error| StoreError::io("the token file's directory is not private", error))?;
+        private_file::check_dir(&dir).map_err(|why| {
+            StoreError::io(
+                "the token file's directory is not private",
+                io::Error::new(io::ErrorKind::PermissionDenied, why),
+            )
+        })?;
         Ok(dir)
     }
 

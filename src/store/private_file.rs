@@ -9,36 +9,31 @@
 //! for us to create, or leave a FIFO that blocks a blocking thread forever.
 //! On other platforms than Unix, the files are opened as usual.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
 use std::path::Path;
 
 /// The largest token record read; a larger file is not one of ours.
 pub(super) const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
+/// What a file or directory must be to be trusted.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The token file: a regular file only its owner may read or write.
+    Record,
+    /// The lock file: a regular file (it holds nothing).
+    Lock,
+    /// Their directory: nobody but its owner may write to it.
+    Dir,
+}
+
 /// Opens the token file for reading, without following a symbolic link
 /// and without blocking on a FIFO; `None` if there is no file. The file is
 /// not checked yet: see [`check_record`].
 pub(super) fn open_record(path: &Path) -> io::Result<Option<File>> {
-    #[cfg(unix)]
-    let opened = {
-        use rustix::fs::{Mode, OFlags};
-        rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map(File::from)
-        .map_err(io::Error::from)
-    };
-    #[cfg(not(unix))]
-    let opened = File::open(path);
-    match opened {
+    match open_unfollowed(path, false, "the token file") {
         Ok(file) => Ok(Some(file)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) if is_symlink_error(&error) => Err(io::Error::other(
-            "it is a symbolic link (not followed: the token file must be a file of its own)",
-        )),
         Err(error) => Err(error),
     }
 }
@@ -46,118 +41,108 @@ pub(super) fn open_record(path: &Path) -> io::Result<Option<File>> {
 /// Why the open token file cannot be trusted, if it cannot: it must be a
 /// regular file of this user's, readable and writable by nobody else.
 pub(super) fn check_record(file: &File) -> Result<(), &'static str> {
-    #[cfg(unix)]
-    {
-        let metadata = file.metadata().map_err(|_| "its metadata cannot be read")?;
-        check_record_metadata(&metadata, effective_uid())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = file;
-        Ok(())
-    }
-}
-
-/// [`check_record`], for a file with `metadata` and a process running as
-/// `uid`.
-#[cfg(unix)]
-fn check_record_metadata(metadata: &std::fs::Metadata, uid: u32) -> Result<(), &'static str> {
-    use std::os::unix::fs::MetadataExt;
-    if !metadata.is_file() {
-        return Err("it is not a regular file");
-    }
-    if metadata.uid() != uid {
-        return Err("it belongs to another user");
-    }
-    if metadata.mode() & 0o077 != 0 {
-        return Err("other users may read or change it (it should be mode 0600)");
-    }
-    Ok(())
+    let metadata = file.metadata().map_err(|_| "its metadata cannot be read")?;
+    check(&metadata, Kind::Record)
 }
 
 /// Opens (creating it, mode `0600`) the lock file, without following a
 /// symbolic link; it must be a regular file of this user's.
 pub(super) fn open_lock(path: &Path) -> io::Result<File> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-
-        use rustix::fs::{Mode, OFlags};
-        let file = rustix::fs::open(
-            path,
-            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::RUSR | Mode::WUSR,
-        )
-        .map(File::from)
-        .map_err(|error| {
-            let error = io::Error::from(error);
-            if is_symlink_error(&error) {
-                io::Error::other("the lock file is a symbolic link (not followed)")
-            } else {
-                error
-            }
-        })?;
-        let metadata = file.metadata()?;
-        if !metadata.is_file() || metadata.uid() != effective_uid() {
-            return Err(io::Error::other(
-                "the lock file is not a regular file of this user's",
-            ));
-        }
-        Ok(file)
-    }
-    #[cfg(not(unix))]
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        options.open(path)
-    }
+    let file = open_unfollowed(path, true, "the lock file")?;
+    check(&file.metadata()?, Kind::Lock)
+        .map_err(|why| io::Error::other(format!("the lock file cannot be trusted: {why}")))?;
+    Ok(file)
 }
 
 /// Why the token file's directory cannot be trusted, if it cannot: it must
 /// be a directory of this user's that nobody else may write to (or they
 /// could replace the files in it).
-pub(super) fn check_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn check_dir(dir: &Path) -> Result<(), &'static str> {
+    let metadata = std::fs::metadata(dir).map_err(|_| "its metadata cannot be read")?;
+    check(&metadata, Kind::Dir)
+}
+
+/// Opens `path` read-only, or read-write creating it `0600`; on Unix
+/// without following a symbolic link (an error naming `what`) and without
+/// blocking on a FIFO.
+fn open_unfollowed(path: &Path, create: bool, what: &str) -> io::Result<File> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::metadata(dir)?;
-        let problem = if !metadata.is_dir() {
-            Some("it is not a directory")
-        } else if metadata.uid() != effective_uid() {
-            Some("it belongs to another user")
-        } else if metadata.mode() & 0o022 != 0 {
-            Some("other users may write to it")
+        use rustix::fs::{Mode, OFlags};
+        let mut flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        flags |= if create {
+            OFlags::RDWR | OFlags::CREATE
         } else {
-            None
+            OFlags::RDONLY
         };
-        if let Some(problem) = problem {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("the token file's directory cannot be trusted: {problem}"),
-            ));
-        }
+        rustix::fs::open(path, flags, Mode::RUSR | Mode::WUSR)
+            .map(File::from)
+            .map_err(|error| {
+                if error == rustix::io::Errno::LOOP {
+                    io::Error::other(format!(
+                        "{what} is a symbolic link (not followed: it must be a file of its own)"
+                    ))
+                } else {
+                    io::Error::from(error)
+                }
+            })
     }
     #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    {
+        let _ = what;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(create)
+            .create(create)
+            .truncate(false)
+            .open(path)
+    }
 }
 
-#[cfg(unix)]
-fn effective_uid() -> u32 {
-    rustix::process::geteuid().as_raw()
-}
-
-/// Whether `error` is what opening a symbolic link with `O_NOFOLLOW` gives.
-fn is_symlink_error(error: &io::Error) -> bool {
+/// Why `metadata` does not describe a trustworthy `kind` of this user's.
+fn check(metadata: &Metadata, kind: Kind) -> Result<(), &'static str> {
     #[cfg(unix)]
     {
-        error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+        check_for(metadata, kind, rustix::process::geteuid().as_raw())
     }
     #[cfg(not(unix))]
     {
-        let _ = error;
-        false
+        let _ = (metadata, kind);
+        Ok(())
     }
+}
+
+/// [`check`], for a process running as `uid`.
+#[cfg(unix)]
+fn check_for(metadata: &Metadata, kind: Kind, uid: u32) -> Result<(), &'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let (is_kind, not_kind, others_may) = match kind {
+        Kind::Record => (
+            metadata.is_file(),
+            "it is not a regular file",
+            (
+                0o077,
+                "other users may read or change it (it should be mode 0600)",
+            ),
+        ),
+        Kind::Lock => (metadata.is_file(), "it is not a regular file", (0, "")),
+        Kind::Dir => (
+            metadata.is_dir(),
+            "it is not a directory",
+            (0o022, "other users may write to it"),
+        ),
+    };
+    if !is_kind {
+        return Err(not_kind);
+    }
+    if metadata.uid() != uid {
+        return Err("it belongs to another user");
+    }
+    let (forbidden, why) = others_may;
+    if metadata.mode() & forbidden != 0 {
+        return Err(why);
+    }
+    Ok(())
 }
 
 #[cfg(all(test, unix))]
@@ -175,18 +160,18 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let file = open_record(&path).unwrap().unwrap();
         let metadata = file.metadata().unwrap();
-        let me = effective_uid();
-        assert_eq!(check_record_metadata(&metadata, me), Ok(()));
+        let me = rustix::process::geteuid().as_raw();
+        assert_eq!(check_for(&metadata, Kind::Record, me), Ok(()));
         assert_eq!(
-            check_record_metadata(&metadata, me.wrapping_add(1)),
+            check_for(&metadata, Kind::Record, me.wrapping_add(1)),
             Err("it belongs to another user")
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let metadata = std::fs::metadata(&path).unwrap();
-        assert!(check_record_metadata(&metadata, me).is_err());
+        assert!(check_for(&metadata, Kind::Record, me).is_err());
         let directory = std::fs::metadata(&dir).unwrap();
         assert_eq!(
-            check_record_metadata(&directory, me),
+            check_for(&directory, Kind::Record, me),
             Err("it is not a regular file")
         );
         std::fs::remove_dir_all(&dir).unwrap();
