@@ -76,6 +76,17 @@ pub fn request() -> Request<Body> {
         .unwrap()
 }
 
+/// The least a request can be: an empty body, the default URI (`/`) and
+/// one header. Building and dropping it costs little, so what a layer adds
+/// weighs more against it than against [`request`].
+pub fn minimal_request() -> Request<Body> {
+    let mut request = Request::new(Empty::new());
+    request
+        .headers_mut()
+        .insert("accept", HeaderValue::from_static("*/*"));
+    request
+}
+
 /// One request through `service`, driven without a runtime.
 #[inline]
 pub fn send<S, R>(service: &mut S, request: Request<Body>) -> Response<R>
