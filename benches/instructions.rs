@@ -11,6 +11,9 @@
 //! done
 //! ```
 //!
+//! `$binary --minimal STACK` sends the minimal request (`/`, one header)
+//! instead of the typical one (a URI and two headers).
+//!
 //! (Each total includes building the requests, the same for every stack:
 //! compare differences.)
 
@@ -19,17 +22,17 @@ mod support;
 use std::hint::black_box;
 
 use http::{Request, Response};
-use support::{Body, request, send, stacks};
+use support::{Body, minimal_request, request, send, stacks};
 use tower::Service;
 
 const REQUESTS: usize = 100_000;
 
-fn run<S, R>(mut service: S)
+fn run<S, R>(mut service: S, build: fn() -> Request<Body>)
 where
     S: Service<Request<Body>, Response = Response<R>>,
     S::Error: std::fmt::Debug,
 {
-    let requests: Vec<_> = (0..REQUESTS).map(|_| request()).collect();
+    let requests: Vec<_> = (0..REQUESTS).map(|_| build()).collect();
     for request in requests {
         black_box(send(&mut service, request));
     }
@@ -41,15 +44,20 @@ fn main() {
         .skip(1)
         .find(|argument| !argument.starts_with('-'))
         .unwrap_or_else(|| "ours".into());
+    let build = if std::env::args().any(|argument| argument == "--minimal") {
+        minimal_request
+    } else {
+        request
+    };
     let runtime = support::runtime();
     let _context = runtime.enter();
     let stacks = stacks(&runtime);
     match which.as_str() {
-        "bare" => run(stacks.bare),
-        "floor" => run(stacks.floor),
-        "hand" => run(stacks.hand_written),
-        "hand_async" => run(stacks.hand_written_async),
-        "ours" => run(stacks.ours),
+        "bare" => run(stacks.bare, build),
+        "floor" => run(stacks.floor, build),
+        "hand" => run(stacks.hand_written, build),
+        "hand_async" => run(stacks.hand_written_async, build),
+        "ours" => run(stacks.ours, build),
         other => panic!("unknown stack {other:?}: bare, floor, hand, hand_async or ours"),
     }
 }
