@@ -1,7 +1,7 @@
 //! Reacting to rejected tokens: detection, generation-checked invalidation,
 //! the one retry and its limits, on paused Tokio time.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::future::Future;

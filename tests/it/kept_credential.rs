@@ -4,7 +4,7 @@
 //! refresh window opens, after expiry), another route, or another thread
 //! must show from the next request on.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! Clock cases: JWTs expired on arrival, far-future `exp`, `iat` ahead of
 //! the local clock, and lifetimes shorter than the refresh window.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! with every body kind, tower-http's trace / timeout / follow-redirect,
 //! tower's buffer and retry, and per-destination tokens.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! `TokenRefresh` as a tower service: header injection, readiness, errors,
 //! and a `Buffer` inner service.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Rejections over real sockets: hyper-util client -> `TokenRefreshLayer`
 //! -> a hyper server on 127.0.0.1 that revokes tokens on demand.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::time::Duration;

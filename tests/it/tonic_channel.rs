@@ -4,7 +4,7 @@
 
 #![cfg(feature = "tonic")]
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@
 //! lifetimes: tokens live 2 s.
 #![cfg(feature = "oauth2")]
 
-mod support;
+use crate::support;
 
 use std::error::Error as _;
 use std::time::Duration;

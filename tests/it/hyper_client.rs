@@ -1,7 +1,7 @@
 //! End to end over real sockets: hyper-util client -> `TokenRefreshLayer`
 //! -> a hyper server on 127.0.0.1 that checks every token.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

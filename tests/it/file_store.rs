@@ -3,7 +3,7 @@
 //! a refresh token grant keeps its rotated refresh token there. Processes
 //! sharing a file are tested in `fleet.rs`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! Tokio time cannot express: they use lifetimes of a few hundred
 //! milliseconds and wait for them with `std::thread::sleep`.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! Behaviour of `TokenCache`, on paused Tokio time.
 
-mod support;
+use crate::support;
 
 use std::error::Error as _;
 use std::future::Future;

@@ -3,7 +3,7 @@
 //! never answers, and client credentials echoed in error messages.
 #![cfg(feature = "oauth2")]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -343,7 +343,7 @@ mod signed {
 
     use super::*;
 
-    const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
+    const RSA_PRIVATE: &[u8] = include_bytes!("../keys/rsa_private.pem");
 
     fn key() -> SigningKey {
         SigningKey::from_pem(RSA_PRIVATE, Algorithm::RS256).unwrap()

@@ -3,7 +3,7 @@
 //! at TRACE level.
 #![cfg(feature = "oauth2")]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

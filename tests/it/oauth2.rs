@@ -1,7 +1,7 @@
 //! OAuth 2.0 sources against a strict token endpoint on 127.0.0.1.
 #![cfg(feature = "oauth2")]
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -93,10 +93,10 @@ mod signed {
 
     use super::*;
 
-    const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
-    const RSA_PUBLIC: &[u8] = include_bytes!("keys/rsa_public.pem");
-    const EC_PRIVATE: &[u8] = include_bytes!("keys/ec_private.pem");
-    const EC_PUBLIC: &[u8] = include_bytes!("keys/ec_public.pem");
+    const RSA_PRIVATE: &[u8] = include_bytes!("../keys/rsa_private.pem");
+    const RSA_PUBLIC: &[u8] = include_bytes!("../keys/rsa_public.pem");
+    const EC_PRIVATE: &[u8] = include_bytes!("../keys/ec_private.pem");
+    const EC_PUBLIC: &[u8] = include_bytes!("../keys/ec_public.pem");
 
     #[tokio::test]
     async fn private_key_jwt_with_rsa_and_ec_keys() {

@@ -4,7 +4,7 @@
 //! against real files, processes and a real Redis in `file_store.rs` and
 //! `fleet.rs`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

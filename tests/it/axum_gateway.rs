@@ -3,7 +3,7 @@
 //! `axum::body::Body` end to end.
 #![cfg(feature = "axum")]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

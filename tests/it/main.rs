@@ -1,0 +1,26 @@
+//! The integration tests, in one binary (one link, one test process): each
+//! module was a test file of its own. `tests/fleet.rs` stays apart: it is
+//! its own `main`, and starts copies of itself as worker processes.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod axum_gateway;
+mod cache;
+mod clock;
+mod faults;
+mod file_store;
+mod hot_path_allocations;
+mod hyper_client;
+mod idle_runtime;
+mod kept_credential;
+mod oauth2;
+mod oauth2_untrusted_answers;
+mod rejection;
+mod rejection_http;
+mod secrets;
+mod service;
+mod stacks;
+mod store;
+mod stress;
+mod tonic_channel;
