@@ -129,6 +129,9 @@ const ROUNDS_VARIABLE: &str = "HOT_PATH_PAIRED_ROUNDS";
 /// The stacks' times, in the order [`measure`] gives them.
 const STACKS: usize = 10;
 
+/// A stack and how to build the requests it is sent.
+type Contender = (Box<dyn Stack>, fn() -> Request<Body>);
+
 /// One process: the stacks take turns for `rounds` rounds; each stack's
 /// median time per request. With the typical request: bare, floor,
 /// hand-written, hand-written async, ours, floor cloned, ours cloned; with
@@ -138,7 +141,7 @@ fn measure(rounds: usize) -> [f64; STACKS] {
     let _context = runtime.enter();
     let stacks = stacks(&runtime);
     let minimal = support::stacks(&runtime);
-    let mut contenders: [(Box<dyn Stack>, fn() -> Request<Body>); STACKS] = [
+    let mut contenders: [Contender; STACKS] = [
         (Box::new(Timed(stacks.bare)), request),
         (Box::new(Timed(stacks.floor.clone())), request),
         (Box::new(Timed(stacks.hand_written)), request),

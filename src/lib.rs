@@ -176,11 +176,13 @@ pub use cache::{
 };
 pub use error::{BoxError, Error, ErrorKind};
 pub use middleware::{
-    InvalidOrigin, Origin, ResponseBody, ResponseFuture, TokenRefresh, TokenRefreshLayer,
-    TokenRoutes,
+    InvalidOrigin, NoRetry, NoToken, Origin, ResponseBody, ResponseFuture, RetryRejected,
+    RetryResponseFuture, TokenRefresh, TokenRefreshLayer, TokenRoutes,
 };
 pub use rejection::{ClassifyRejection, StandardRejection};
-pub use replay::{DEFAULT_REPLAY_LIMIT, Replay, ReplayBody, ReplayableBody};
+pub use replay::{
+    ByBodyType, DEFAULT_REPLAY_LIMIT, PrepareReplay, Replay, ReplayBody, ReplayableBody,
+};
 pub use secret::Secret;
 pub use source::{TokenFuture, TokenSource};
 pub use store::TokenStore;

@@ -60,19 +60,19 @@ pub trait ClassifyRejection: Clone + Send + Sync + 'static {
     /// implemented elsewhere, and the same as `rejects` unless it is.
     #[doc(hidden)]
     #[inline]
-    fn rejects_head(&self, head: sealed::Head<'_>) -> bool {
+    fn rejects_head(&self, head: sealed::ResponseHead<'_>) -> bool {
         self.rejects(head.status, head.headers)
     }
 }
 
-pub(crate) use sealed::Head;
+pub(crate) use sealed::ResponseHead;
 
 mod sealed {
     use http::{HeaderMap, StatusCode};
 
     /// A response's status and headers, and whether it is gRPC.
     #[derive(Debug, Clone, Copy)]
-    pub struct Head<'a> {
+    pub struct ResponseHead<'a> {
         pub(crate) status: StatusCode,
         pub(crate) headers: &'a HeaderMap,
         /// `content-type: application/grpc…` ([`super::is_grpc`]).
@@ -119,7 +119,7 @@ impl ClassifyRejection for StandardRejection {
     }
 
     #[inline]
-    fn rejects_head(&self, head: sealed::Head<'_>) -> bool {
+    fn rejects_head(&self, head: sealed::ResponseHead<'_>) -> bool {
         head.status == StatusCode::UNAUTHORIZED
             || (head.grpc && grpc_unauthenticated(head.headers))
             || self.also.contains(&head.status)
@@ -231,7 +231,7 @@ mod tests {
         ] {
             for headers in &cases {
                 for status in statuses {
-                    let head = Head {
+                    let head = ResponseHead {
                         status,
                         headers,
                         grpc: is_grpc(headers),

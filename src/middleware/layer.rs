@@ -6,8 +6,7 @@ use tower_layer::Layer;
 
 use super::settings::Settings;
 use super::shards::Shards;
-use super::{Origin, TokenRefresh, TokenRoutes};
-use crate::replay::DEFAULT_REPLAY_LIMIT;
+use super::{NoRetry, Origin, RetryRejected, TokenRefresh, TokenRoutes};
 use crate::{ClassifyRejection, StandardRejection, TokenCache};
 
 /// A [`Layer`] that wraps services in [`TokenRefresh`]: each request is sent
@@ -24,14 +23,41 @@ use crate::{ClassifyRejection, StandardRejection, TokenCache};
 ///
 /// With [`retry_rejected`](Self::retry_rejected), the rejected request is
 /// also sent once more with a new token, if its body can be sent again
-/// ([`ReplayableBody`](crate::ReplayableBody)): an empty body, a body that is
-/// cheap to copy, or a body recorded while it was sent, up to the
-/// [replay limit](Self::replay_limit). Otherwise, or if the second attempt is
-/// rejected too, or no new token can be had, the rejection goes back to the
-/// caller unchanged; a `tracing` event says why it was not retried. A
-/// request is never sent more than twice. Retrying is off by default because
-/// it costs every request a copy of its head (method, URI, headers) and of
-/// the inner service, more than adding the token itself.
+/// ([`ReplayableBody`](crate::ReplayableBody), or your own function for a
+/// body type of another crate: [`replay_with`](Self::replay_with)): an
+/// empty body, a body that is cheap to copy, or a body recorded while it
+/// was sent, up to the [replay limit](Self::replay_limit). Otherwise, or if
+/// the second attempt is rejected too, or no new token can be had, the
+/// rejection goes back to the caller unchanged; a `tracing` event says why
+/// it was not retried. A request is never sent more than twice. Retrying is
+/// off by default because it costs every request a copy of its head
+/// (method, URI, headers) and of the inner service, more than adding the
+/// token itself.
+///
+/// # Request bodies
+///
+/// Without retries the layer puts no bound on the request body: `()`,
+/// `kube::client::Body`, `reqwest::Body`, anything. Retrying is a choice
+/// made in the type ([`RetryRejected`] in place of [`NoRetry`]), so only a
+/// retrying layer asks how to send a body again:
+///
+/// ```compile_fail
+/// # use tower::{BoxError, Layer, ServiceExt, service_fn};
+/// # use tower_token_refresh::{Token, TokenCache, TokenRefreshLayer};
+/// # async fn demo() -> Result<(), BoxError> {
+/// # let cache = TokenCache::new(|| async { Ok::<_, BoxError>(Token::bearer("t")) });
+/// /// A body type the layer cannot send twice.
+/// struct Stream;
+/// let client = TokenRefreshLayer::new(cache)
+///     .retry_rejected()
+///     .layer(service_fn(|_: http::Request<Stream>| async {
+///         Ok::<_, BoxError>(http::Response::new(()))
+///     }));
+/// // error: `TokenRefresh` does not know how to send a `Stream` request body again
+/// client.oneshot(http::Request::new(Stream)).await?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// gRPC `UNAUTHENTICATED` that arrives in the trailers of a streaming
 /// response drops the token too, but that call is not retried.
@@ -77,11 +103,13 @@ use crate::{ClassifyRejection, StandardRejection, TokenCache};
 ///     // This API answers 403 for expired tokens.
 ///     .rejection(StandardRejection::new().or_status(StatusCode::FORBIDDEN))
 ///     // Resend rejected requests, keeping at most 16 KiB of a body for it.
+///     .retry_rejected()
 ///     .replay_limit(16 * 1024);
 /// ```
 #[derive(Debug, Clone)]
-pub struct TokenRefreshLayer<C = StandardRejection> {
+pub struct TokenRefreshLayer<C = StandardRejection, R = NoRetry> {
     settings: Settings<C>,
+    retry: R,
 }
 
 impl TokenRefreshLayer {
@@ -100,39 +128,41 @@ impl TokenRefreshLayer {
             settings: Settings {
                 routes,
                 classifier: StandardRejection::new(),
-                replay_limit: None,
                 keep_existing: false,
             },
+            retry: NoRetry,
         }
     }
 }
 
-impl<C> TokenRefreshLayer<C> {
+impl<C, R> TokenRefreshLayer<C, R> {
     /// Sends a rejected request once more with a new token, when its body
     /// can be sent again, keeping up to
     /// [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT) (64 KiB) of a
     /// streamed body for it. The caller then never sees a rejection caused
     /// by a revoked or stale token; each request pays for a copy of its
-    /// head and a clone of the inner service (about 100 to 200 ns and a few
-    /// small allocations; see `benches/README.md`).
-    pub fn retry_rejected(self) -> Self {
-        self.replay_limit(DEFAULT_REPLAY_LIMIT)
-    }
-
-    /// Like [`retry_rejected`](Self::retry_rejected), keeping up to `bytes`
-    /// of a streamed request body to send it again; a larger body is sent
-    /// once.
-    pub fn replay_limit(mut self, bytes: usize) -> Self {
-        self.settings.replay_limit = Some(bytes);
-        self
+    /// head and a clone of the inner service, and a few small allocations
+    /// (see `benches/README.md`).
+    ///
+    /// The request body must then be one the layer can send again: a
+    /// [`ReplayableBody`](crate::ReplayableBody), or any body given a
+    /// function with [`replay_with`](TokenRefreshLayer::replay_with).
+    pub fn retry_rejected(self) -> TokenRefreshLayer<C, RetryRejected> {
+        self.with_retry(RetryRejected::default())
     }
 
     /// Never sends a request a second time (the default): a rejection still
     /// drops the token, so the next request gets a new one, and goes back
     /// to the caller.
-    pub fn without_retry(mut self) -> Self {
-        self.settings.replay_limit = None;
-        self
+    pub fn without_retry(self) -> TokenRefreshLayer<C> {
+        self.with_retry(NoRetry)
+    }
+
+    fn with_retry<T>(self, retry: T) -> TokenRefreshLayer<C, T> {
+        TokenRefreshLayer {
+            settings: self.settings,
+            retry,
+        }
     }
 
     /// Sends the token only to `origins` (and to relative URIs, whose
@@ -169,14 +199,14 @@ impl<C> TokenRefreshLayer<C> {
 
     /// Decides which responses are rejections of the token (default:
     /// [`StandardRejection`]).
-    pub fn rejection<D: ClassifyRejection>(self, classifier: D) -> TokenRefreshLayer<D> {
+    pub fn rejection<D: ClassifyRejection>(self, classifier: D) -> TokenRefreshLayer<D, R> {
         TokenRefreshLayer {
             settings: Settings {
                 routes: self.settings.routes,
                 classifier,
-                replay_limit: self.settings.replay_limit,
                 keep_existing: self.settings.keep_existing,
             },
+            retry: self.retry,
         }
     }
 
@@ -186,10 +216,50 @@ impl<C> TokenRefreshLayer<C> {
     }
 }
 
-impl<S, C: Clone> Layer<S> for TokenRefreshLayer<C> {
-    type Service = TokenRefresh<S, C>;
+impl<C, P> TokenRefreshLayer<C, RetryRejected<P>> {
+    /// Keeps up to `bytes` of a streamed request body to send it again
+    /// (default [`DEFAULT_REPLAY_LIMIT`](crate::DEFAULT_REPLAY_LIMIT),
+    /// 64 KiB); a larger body is sent once, and not retried.
+    pub fn replay_limit(mut self, bytes: usize) -> Self {
+        self.retry.limit = bytes;
+        self
+    }
+
+    /// Prepares each request body to be sent again with `prepare`, a
+    /// function `Fn(B, usize) -> (B, Replay<B>)` (the `usize` is the replay
+    /// limit), instead of the body type's own
+    /// [`ReplayableBody`](crate::ReplayableBody): for body types of other
+    /// crates, which cannot implement it. See
+    /// [`PrepareReplay`](crate::PrepareReplay).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use tower_token_refresh::{Replay, TokenRefreshLayer};
+    /// # let cache = tower_token_refresh::TokenCache::new(|| async {
+    /// #     Ok::<_, tower_token_refresh::BoxError>(tower_token_refresh::Token::bearer("t"))
+    /// # });
+    ///
+    /// let layer = TokenRefreshLayer::new(cache)
+    ///     .retry_rejected()
+    ///     // e.g. `Replay::record(body, limit, reqwest::Body::wrap)` for
+    ///     // reqwest's body, or `Replay::copied(body, limit,
+    ///     // kube::client::Body::try_clone)` for kube's.
+    ///     .replay_with(|body: Full<Bytes>, limit| {
+    ///         Replay::copied(body, limit, |body| Some(body.clone()))
+    ///     });
+    /// ```
+    pub fn replay_with<Q>(self, prepare: Q) -> TokenRefreshLayer<C, RetryRejected<Q>> {
+        let limit = self.retry.limit;
+        self.with_retry(RetryRejected { limit, prepare })
+    }
+}
+
+impl<S, C: Clone, R: Clone> Layer<S> for TokenRefreshLayer<C, R> {
+    type Service = TokenRefresh<S, C, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TokenRefresh::from_settings(inner, Arc::new(Shards::new(self.settings.clone())))
+        let shards = Arc::new(Shards::new(self.settings.clone()));
+        TokenRefresh::from_parts(inner, shards, self.retry.clone())
     }
 }

@@ -1,18 +1,28 @@
 //! The tower middleware: [`TokenRefreshLayer`], [`TokenRefresh`], its
-//! [`ResponseFuture`] and [`ResponseBody`].
+//! response futures and [`ResponseBody`].
 
-mod destination;
+mod attempt;
 mod front;
 mod future;
 mod layer;
+mod no_token;
+mod origin;
 mod response_body;
 mod retry;
+mod retry_future;
+mod routes;
+mod second_attempt;
 mod service;
 mod settings;
 mod shards;
+mod ticket;
 
-pub use destination::{InvalidOrigin, Origin, TokenRoutes};
 pub use future::ResponseFuture;
 pub use layer::TokenRefreshLayer;
+pub use no_token::NoToken;
+pub use origin::{InvalidOrigin, Origin};
 pub use response_body::ResponseBody;
+pub use retry::{NoRetry, RetryRejected};
+pub use retry_future::RetryResponseFuture;
+pub use routes::TokenRoutes;
 pub use service::TokenRefresh;

@@ -6,10 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::settings::{Ticket, WatchTrailers};
+use super::settings::Settings;
+use super::ticket::Ticket;
+use crate::ClassifyRejection;
+use crate::rejection::grpc_status;
 
 pin_project! {
     /// The response body of [`TokenRefresh`](crate::TokenRefresh): the inner
@@ -30,6 +34,31 @@ pin_project! {
 struct Watch {
     settings: Arc<dyn WatchTrailers>,
     ticket: Ticket,
+}
+
+/// What a response body needs to react to rejections in trailers, without
+/// the classifier's type showing in the body's type.
+pub(super) trait WatchTrailers: Send + Sync + 'static {
+    /// Drops the token of `ticket` if `trailers` reject it.
+    fn on_trailers(&self, ticket: Ticket, trailers: &HeaderMap);
+}
+
+impl<C: ClassifyRejection> WatchTrailers for Settings<C> {
+    fn on_trailers(&self, ticket: Ticket, trailers: &HeaderMap) {
+        let Some(cache) = self.routes.cache(ticket.route) else {
+            return;
+        };
+        if self.classifier.rejects_trailers(trailers) {
+            let dropped = cache.reject(ticket.generation);
+            tracing::info!(
+                generation = ticket.generation,
+                dropped,
+                "token rejected in gRPC trailers"
+            );
+        } else if grpc_status(trailers) == Some(b"0") {
+            cache.accepted(ticket.generation);
+        }
+    }
 }
 
 impl<B> ResponseBody<B> {

@@ -9,12 +9,16 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::attempt::{Attempt, CredentialFuture};
 use super::front::Front;
-use super::future::{RETRY_OFF, send};
-use super::settings::Ticket;
+use super::second_attempt::SecondAttempt;
+use super::settings::Settings;
 use super::shards::{Shards, slot};
-use super::{ResponseBody, ResponseFuture, TokenRefreshLayer};
-use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, TokenCache};
+use super::{
+    NoRetry, ResponseBody, ResponseFuture, RetryRejected, RetryResponseFuture, TokenRefreshLayer,
+};
+use crate::cache::Credential;
+use crate::{BoxError, ClassifyRejection, NoToken, PrepareReplay, StandardRejection, TokenCache};
 
 /// Sends each request with `Authorization: Bearer <token>` from a shared
 /// [`TokenCache`], replacing any `Authorization` header it had (unless
@@ -28,6 +32,10 @@ use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, Toke
 /// missing or expired, the request waits for the one refresh that all
 /// concurrent requests share; inside the refresh window it goes out with the
 /// current token while a background refresh runs.
+///
+/// Any request body type works, unless the layer retries rejected requests
+/// ([`RetryRejected`]): then the body must be one the layer can send again
+/// ([`PrepareReplay`]).
 ///
 /// Errors are returned as [`BoxError`]: the inner service's errors unchanged,
 /// and when no token could be had, a [`crate::Error`] (use
@@ -67,10 +75,11 @@ use crate::{BoxError, ClassifyRejection, ReplayableBody, StandardRejection, Toke
 /// # Ok(())
 /// # }
 /// ```
-pub struct TokenRefresh<S, C = StandardRejection> {
+pub struct TokenRefresh<S, C = StandardRejection, R = NoRetry> {
     inner: S,
-    settings: Arc<Shards<C>>,
+    shards: Arc<Shards<C>>,
     front: Front,
+    retry: R,
 }
 
 impl<S> TokenRefresh<S> {
@@ -85,18 +94,29 @@ impl<S> TokenRefresh<S> {
     }
 }
 
-impl<S, C> TokenRefresh<S, C> {
-    pub(super) fn from_settings(inner: S, settings: Arc<Shards<C>>) -> Self {
+/// What `call` does with a request.
+enum Decision {
+    /// Not ours to authorize: send it as it is.
+    Pass,
+    /// Send it with this fresh credential of route `usize`.
+    Send(Credential, usize),
+    /// Wait for a credential of route `usize` first.
+    Wait(CredentialFuture, usize),
+}
+
+impl<S, C, R> TokenRefresh<S, C, R> {
+    pub(super) fn from_parts(inner: S, shards: Arc<Shards<C>>, retry: R) -> Self {
         Self {
             inner,
-            settings,
+            shards,
             front: Front::default(),
+            retry,
         }
     }
 
     /// The token cache, if every request uses the same one.
     pub fn cache(&self) -> Option<&TokenCache> {
-        self.settings.any().routes.single()
+        self.shards.any().routes.single()
     }
 
     /// A reference to the inner service.
@@ -113,35 +133,85 @@ impl<S, C> TokenRefresh<S, C> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-}
 
-impl<S: Clone, C> Clone for TokenRefresh<S, C> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            settings: Arc::clone(&self.settings),
-            front: Front::default(),
+    /// The settings the request's future takes (this thread's copy, so
+    /// that requests on different threads do not write to one shared
+    /// reference count), and what to do with `request`.
+    #[inline]
+    fn decide<B>(&mut self, request: &Request<B>) -> (Arc<Settings<C>>, Decision) {
+        let slot = slot();
+        let settings = Arc::clone(self.shards.copy(slot));
+        let not_ours = request.extensions().get::<NoToken>().is_some()
+            || (settings.keep_existing && request.headers().contains_key(AUTHORIZATION));
+        let route = if not_ours {
+            None
+        } else {
+            settings.routes.select(request.uri())
+        };
+        let decision = match route {
+            None => Decision::Pass,
+            Some((route, cache)) => match self.front.credential(slot, route, cache) {
+                Some(credential) => Decision::Send(credential, route),
+                None => Decision::Wait(Box::pin(cache.clone().credential()), route),
+            },
+        };
+        (settings, decision)
+    }
+
+    /// The attempt that carries out `decision` for `request`.
+    #[inline]
+    fn attempt<B>(&mut self, decision: Decision, request: Request<B>) -> Attempt<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        match decision {
+            // The hot path: the header goes into the request where it is,
+            // and the request moves once, to the inner service.
+            Decision::Send(credential, route) => {
+                Attempt::send(&mut self.inner, request, credential, route)
+            }
+            Decision::Pass => Attempt::Passthrough {
+                future: self.inner.call(request),
+            },
+            // The service made ready by `poll_ready` waits with the
+            // request, and a clone takes its place (see `# Clone` above).
+            Decision::Wait(credential, route) => {
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                Attempt::wait(credential, route, ready, request)
+            }
         }
     }
 }
 
-impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for TokenRefresh<S, C> {
+impl<S: Clone, C, R: Clone> Clone for TokenRefresh<S, C, R> {
+    fn clone(&self) -> Self {
+        Self::from_parts(
+            self.inner.clone(),
+            Arc::clone(&self.shards),
+            self.retry.clone(),
+        )
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug, R: fmt::Debug> fmt::Debug for TokenRefresh<S, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenRefresh")
             .field("inner", &self.inner)
-            .field("settings", &self.settings)
+            .field("settings", &self.shards)
+            .field("retry", &self.retry)
             .finish()
     }
 }
 
-impl<S, B, R, C> Service<Request<B>> for TokenRefresh<S, C>
+/// Without retries: any request body.
+impl<S, B, RB, C> Service<Request<B>> for TokenRefresh<S, C, NoRetry>
 where
-    S: Service<Request<B>, Response = Response<R>> + Clone,
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
-    B: ReplayableBody,
     C: ClassifyRejection,
 {
-    type Response = Response<ResponseBody<R>>;
+    type Response = Response<ResponseBody<RB>>;
     type Error = BoxError;
     type Future = ResponseFuture<S, B, C>;
 
@@ -150,52 +220,36 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // From this thread's copy: requests on different threads do not
-        // write to one shared reference count.
-        let slot = slot();
-        let settings = Arc::clone(self.settings.copy(slot));
-        #[cfg(feature = "oauth2")]
-        let token_request = request
-            .extensions()
-            .get::<crate::oauth2::TokenEndpointRequest>()
-            .is_some();
-        #[cfg(not(feature = "oauth2"))]
-        let token_request = false;
-        let keep = settings.keep_existing && request.headers().contains_key(AUTHORIZATION);
-        let route = if token_request || keep {
-            // A token request must not carry a bearer token, nor be retried;
-            // with `keep_existing_authorization`, neither does a request that
-            // has its own credentials.
-            None
-        } else {
-            settings.routes.select(request.uri())
-        };
-        let Some((route, cache)) = route else {
-            let future = self.inner.call(request);
-            return ResponseFuture::passthrough(future, settings);
-        };
-        if let Some(credential) = self.front.credential(slot, route, cache) {
-            let ticket = Ticket {
-                route,
-                generation: credential.generation,
-            };
-            if settings.replay_limit.is_none() {
-                // The hot path: the header goes into the request where it
-                // is, and the request moves once, to the inner service.
-                request
-                    .headers_mut()
-                    .insert(AUTHORIZATION, credential.header);
-                let future = self.inner.call(request);
-                return ResponseFuture::called(future, ticket, Err(RETRY_OFF), settings);
-            }
-            let (future, second) = send(&mut self.inner, request, credential, &settings);
-            return ResponseFuture::called(future, ticket, second, settings);
+    #[inline]
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (settings, decision) = self.decide(&request);
+        ResponseFuture::new(self.attempt(decision, request), settings)
+    }
+}
+
+/// With retries: bodies that `P` can prepare to be sent again.
+impl<S, B, RB, C, P> Service<Request<B>> for TokenRefresh<S, C, RetryRejected<P>>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    C: ClassifyRejection,
+    P: PrepareReplay<B>,
+{
+    type Response = Response<ResponseBody<RB>>;
+    type Error = BoxError;
+    type Future = RetryResponseFuture<S, B, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (settings, decision) = self.decide(&request);
+        if let Decision::Pass = decision {
+            return RetryResponseFuture::last(self.attempt(decision, request), settings);
         }
-        // Slow path: wait for a token with the service that is ready.
-        let credential = cache.clone().credential();
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::waiting(credential, route, ready, request, settings)
+        let (request, second) = SecondAttempt::plan(&self.inner, request, &self.retry);
+        RetryResponseFuture::first(self.attempt(decision, request), second, settings)
     }
 }

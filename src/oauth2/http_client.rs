@@ -43,11 +43,6 @@ pub struct HttpClient {
     inner: Arc<dyn SendRequest>,
 }
 
-/// Marks token-endpoint requests, which [`TokenRefresh`](crate::TokenRefresh)
-/// passes on without a token.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TokenEndpointRequest;
-
 struct ServiceClient<S>(S);
 
 impl<S, B> SendRequest for ServiceClient<S>
@@ -59,7 +54,9 @@ where
     B::Error: Into<BoxError>,
 {
     fn send(&self, mut request: Request<Full<Bytes>>) -> ClientFuture {
-        request.extensions_mut().insert(TokenEndpointRequest);
+        // Should the client be wrapped in `TokenRefreshLayer`: no token on
+        // a token request.
+        request.extensions_mut().insert(crate::NoToken);
         let mut service = self.0.clone();
         Box::pin(async move {
             std::future::poll_fn(|cx| service.poll_ready(cx))

@@ -81,7 +81,6 @@ pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::MAX_RESPONSE_BYTES;
 pub use error::{Error, ErrorCode, ErrorKind};
 pub use http_client::HttpClient;
-pub(crate) use http_client::TokenEndpointRequest;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))))]
 pub use jsonwebtoken::Algorithm;

@@ -6,11 +6,12 @@ use http_body::Body;
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{Empty, Full};
 
-use super::Replay;
+use super::{NotReplayable, Replay};
 
 /// A request body type that [`TokenRefresh`](crate::TokenRefresh) knows how
 /// to send a second time, after the server rejected the token it was sent
-/// with.
+/// with. Needed only with [`retry_rejected`](crate::TokenRefreshLayer::retry_rejected):
+/// without retries the layer accepts any request body.
 ///
 /// Implemented for the common request bodies, each in the cheapest way that
 /// works for it:
@@ -22,8 +23,11 @@ use super::Replay;
 /// | [`BoxBody`], [`UnsyncBoxBody`] (`Data = Bytes`), `tonic::body::Body` (feature `tonic`), `axum::body::Body` (feature `axum`) | sending it through a [`ReplayBody`](crate::ReplayBody) that records up to the limit; a known-empty body is sent again as empty |
 /// | `hyper::body::Incoming` | never: it is not retried |
 ///
-/// For a body type of your own, implement it with one of the [`Replay`]
-/// constructors:
+/// For a body type of another crate, which the orphan rule keeps you from
+/// implementing this trait for, give the layer a function instead
+/// ([`replay_with`](crate::TokenRefreshLayer::replay_with); see
+/// [`PrepareReplay`](crate::PrepareReplay)). For a body type of your own,
+/// implement it with one of the [`Replay`] constructors:
 ///
 /// ```
 /// use std::pin::Pin;
@@ -50,7 +54,9 @@ use super::Replay;
 #[diagnostic::on_unimplemented(
     message = "`TokenRefresh` does not know how to send a `{Self}` request body again",
     label = "request body type without `ReplayableBody`",
-    note = "tonic's and axum's `Body` have it with the features `tonic` and `axum` (on by default); `Full`, `Empty`, `String`, `BoxBody` and `UnsyncBoxBody` always; for your own body type, implement `tower_token_refresh::ReplayableBody` (with `Replay::never()` if it cannot be sent again)"
+    note = "only `retry_rejected()` needs it: without retries any request body works",
+    note = "tonic's and axum's `Body` have it with the features `tonic` and `axum` (on by default); `Full`, `Empty`, `String`, `BoxBody` and `UnsyncBoxBody` always; for your own body type, implement `tower_token_refresh::ReplayableBody` (with `Replay::never()` if it cannot be sent again)",
+    note = "for another crate's body type, give `.replay_with(..)` a function `Fn({Self}, usize) -> ({Self}, Replay<{Self}>)`"
 )]
 pub trait ReplayableBody: Body + Sized {
     /// Prepares `self` to be sent, with what is needed to send it again.
@@ -67,13 +73,9 @@ impl<D: Buf> ReplayableBody for Empty<D> {
 
 impl<D: Buf + Clone> ReplayableBody for Full<D> {
     fn prepare_replay(self, limit: usize) -> (Self, Replay<Self>) {
-        if self.size_hint().lower() > limit as u64 {
-            // A `Full<Vec<u8>>` would be copied whole; `Full<Bytes>` costs a
-            // reference count, but keeps the limit's promise all the same.
-            return (self, Replay::unavailable(super::OVER_LIMIT));
-        }
-        let copy = self.clone();
-        (self, Replay::from_copy(copy))
+        // A `Full<Vec<u8>>` would be copied whole; `Full<Bytes>` costs a
+        // reference count, but keeps the limit's promise all the same.
+        Replay::copied(self, limit, |body| Some(body.clone()))
     }
 }
 
@@ -82,7 +84,7 @@ impl ReplayableBody for String {
         if self.is_empty() {
             (self, Replay::empty())
         } else if self.len() > limit {
-            (self, Replay::unavailable(super::OVER_LIMIT))
+            (self, Replay::unavailable(NotReplayable::OverLimit))
         } else {
             let copy = self.clone();
             (self, Replay::from_copy(copy))

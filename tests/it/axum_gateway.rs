@@ -21,12 +21,14 @@ use hyper_util::rt::TokioExecutor;
 use support::auth_server::AuthServer;
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
-use tower_token_refresh::{TokenCache, TokenRefresh, TokenRefreshLayer};
+use tower_token_refresh::{
+    RetryRejected, StandardRejection, TokenCache, TokenRefresh, TokenRefreshLayer,
+};
 
 /// The gateway's state: one authorized client for every handler.
 #[derive(Clone)]
 struct Upstream {
-    client: TokenRefresh<Client<HttpConnector, Body>>,
+    client: TokenRefresh<Client<HttpConnector, Body>, StandardRejection, RetryRejected>,
     api: Uri,
 }
 

@@ -14,6 +14,8 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 
+use super::NotReplayable;
+
 /// A request body that [`TokenRefresh`](crate::TokenRefresh) can send a
 /// second time: the first time it forwards the original body and records
 /// what it forwards, up to a byte limit; the second time it plays the
@@ -33,7 +35,7 @@ enum Mode<B> {
         inner: Option<B>,
         recorded: Recorded,
         limit: usize,
-        shared: Arc<Shared<B>>,
+        handoff: Arc<Handoff<B>>,
     },
     /// Second attempt: play `chunks` and `trailers` back, then `rest`.
     Replaying {
@@ -54,14 +56,14 @@ struct Recorded {
 }
 
 /// Where the first attempt leaves its recording for the retry.
-pub(super) struct Shared<B> {
+pub(super) struct Handoff<B> {
     state: Mutex<State<B>>,
     sent: Arc<Sent>,
 }
 
 /// Tells a waiting retry that the first attempt is done with the body
 /// (finished it, gave it back, or went over the limit). Separate from
-/// [`Shared`] so that waiting does not need the body type to be `Send`.
+/// [`Handoff`] so that waiting does not need the body type to be `Send`.
 #[derive(Debug, Default)]
 pub(super) struct Sent {
     done: AtomicBool,
@@ -104,7 +106,7 @@ enum State<B> {
     /// and the rest of the original body.
     Interrupted(Recorded, B),
     /// The body was larger than the limit, failed, or was already replayed.
-    Unavailable(&'static str),
+    Unavailable(NotReplayable),
 }
 
 impl Recorded {
@@ -124,7 +126,7 @@ impl Recorded {
 
     /// Keeps a copy of `frame`, unless the body went over `limit`: then
     /// the recording is dropped and the retry made impossible.
-    fn record<B>(&mut self, frame: &Frame<Bytes>, limit: usize, shared: &Shared<B>) {
+    fn record<B>(&mut self, frame: &Frame<Bytes>, limit: usize, handoff: &Handoff<B>) {
         if !self.is_usable(limit) {
             return;
         }
@@ -135,7 +137,7 @@ impl Recorded {
                     bytes: self.bytes,
                     ..Recorded::default()
                 };
-                shared.set(State::Unavailable(super::OVER_LIMIT));
+                handoff.set(State::Unavailable(NotReplayable::OverLimit));
             } else {
                 self.chunks.push_back(data.clone());
             }
@@ -146,9 +148,9 @@ impl Recorded {
 }
 
 impl<B> ReplayBody<B> {
-    /// Wraps `body` to record it; `shared` receives the recording.
-    pub(super) fn recording(body: B, limit: usize) -> (Self, Arc<Shared<B>>) {
-        let shared = Arc::new(Shared {
+    /// Wraps `body` to record it; `handoff` receives the recording.
+    pub(super) fn recording(body: B, limit: usize) -> (Self, Arc<Handoff<B>>) {
+        let handoff = Arc::new(Handoff {
             state: Mutex::new(State::Sending),
             sent: Arc::default(),
         });
@@ -157,14 +159,14 @@ impl<B> ReplayBody<B> {
                 inner: Some(body),
                 recorded: Recorded::default(),
                 limit,
-                shared: Arc::clone(&shared),
+                handoff: Arc::clone(&handoff),
             },
         };
-        (body, shared)
+        (body, handoff)
     }
 }
 
-impl<B> Shared<B> {
+impl<B> Handoff<B> {
     fn set(&self, state: State<B>) {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
         self.sent.mark();
@@ -176,18 +178,18 @@ impl<B> Shared<B> {
 
     /// The body for the second attempt, or why there is none. Takes the
     /// recording: there is no third attempt.
-    pub(super) fn replay(&self) -> Result<ReplayBody<B>, &'static str> {
+    pub(super) fn replay(&self) -> Result<ReplayBody<B>, NotReplayable> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let taken = std::mem::replace(
             &mut *state,
-            State::Unavailable("the body was already replayed"),
+            State::Unavailable(NotReplayable::AlreadyReplayed),
         );
         let (recorded, rest) = match taken {
             State::Complete(recorded) => (recorded, None),
             State::Interrupted(recorded, rest) => (recorded, Some(rest)),
             State::Sending => {
                 *state = State::Sending;
-                return Err("the request body was still being sent");
+                return Err(NotReplayable::StillSending);
             }
             State::Unavailable(why) => {
                 *state = State::Unavailable(why);
@@ -220,7 +222,7 @@ where
                 inner,
                 recorded,
                 limit,
-                shared,
+                handoff,
             } => {
                 let Some(body) = inner.as_mut() else {
                     return Poll::Ready(None);
@@ -229,19 +231,19 @@ where
                 // Once the response came and its future is gone, nothing
                 // can replay the body: a long stream (a gRPC client stream,
                 // an upload answered early) must not keep a copy for life.
-                if Arc::strong_count(shared) == 1 {
+                if Arc::strong_count(handoff) == 1 {
                     recorded.abandon();
                 }
                 match &frame {
-                    Some(Ok(frame)) => recorded.record(frame, *limit, shared),
+                    Some(Ok(frame)) => recorded.record(frame, *limit, handoff),
                     Some(Err(_)) => {
-                        shared.set(State::Unavailable("the request body failed"));
+                        handoff.set(State::Unavailable(NotReplayable::Failed));
                         recorded.abandon();
                         *inner = None;
                     }
                     None => {
                         if recorded.is_usable(*limit) {
-                            shared.set(State::Complete(std::mem::take(recorded)));
+                            handoff.set(State::Complete(std::mem::take(recorded)));
                         }
                         *inner = None;
                     }
@@ -315,17 +317,17 @@ impl<B> Drop for ReplayBody<B> {
             inner,
             recorded,
             limit,
-            shared,
+            handoff,
         } = &mut self.mode
             && let Some(rest) = inner.take()
             && recorded.is_usable(*limit)
         {
-            let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = handoff.state.lock().unwrap_or_else(PoisonError::into_inner);
             if matches!(*state, State::Sending) {
                 *state = State::Interrupted(std::mem::take(recorded), rest);
             }
             drop(state);
-            shared.sent.mark();
+            handoff.sent.mark();
         }
     }
 }
@@ -384,18 +386,15 @@ mod tests {
                 trailers.insert("checksum", "abc".parse().unwrap());
                 Some(Ok::<_, Infallible>(trailers))
             });
-        let (recorder, shared) = ReplayBody::recording(Box::pin(body), 1024);
-        assert_eq!(
-            shared.replay().err(),
-            Some("the request body was still being sent")
-        );
+        let (recorder, handoff) = ReplayBody::recording(Box::pin(body), 1024);
+        assert_eq!(handoff.replay().err(), Some(NotReplayable::StillSending));
         let (first, first_trailers) = collect(recorder).await;
-        let (second, second_trailers) = collect(shared.replay().unwrap()).await;
+        let (second, second_trailers) = collect(handoff.replay().unwrap()).await;
         assert_eq!(first, "hello world");
         assert_eq!(second, first);
         assert_eq!(second_trailers, first_trailers);
         assert_eq!(second_trailers.unwrap()["checksum"], "abc");
-        assert_eq!(shared.replay().err(), Some("the body was already replayed"));
+        assert_eq!(handoff.replay().err(), Some(NotReplayable::AlreadyReplayed));
     }
 
     #[tokio::test]
@@ -403,7 +402,7 @@ mod tests {
         // The response passed and its future, holding the way to replay,
         // is gone, while the first attempt still streams its body.
         let (sender, receiver) = mpsc::unbounded_channel();
-        let (mut recorder, shared) = ReplayBody::recording(ChannelBody(receiver), 1 << 20);
+        let (mut recorder, handoff) = ReplayBody::recording(ChannelBody(receiver), 1 << 20);
         let mut sent = Vec::new();
         let chunk = |sent: &mut Vec<Bytes>| {
             let data = Bytes::from(vec![0u8; 1024]);
@@ -413,7 +412,7 @@ mod tests {
         chunk(&mut sent);
         drop(recorder.frame().await.unwrap().unwrap());
         assert!(!sent[0].is_unique(), "kept while a retry may need it");
-        drop(shared);
+        drop(handoff);
         for _ in 0..32 {
             chunk(&mut sent);
             drop(recorder.frame().await.unwrap().unwrap());
@@ -447,11 +446,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_replay_adds_up_size_hints_without_overflowing() {
-        let (mut recorder, shared) =
+        let (mut recorder, handoff) =
             ReplayBody::recording(Vague(Some(Bytes::from_static(b"abc"))), 1024);
         recorder.frame().await.unwrap().unwrap();
         drop(recorder);
-        let hint = shared.replay().unwrap().size_hint();
+        let hint = handoff.replay().unwrap().size_hint();
         assert_eq!((hint.lower(), hint.upper()), (3, None));
     }
 
@@ -464,19 +463,16 @@ mod tests {
                 .unwrap();
         }
         drop(sender);
-        let (recorder, shared) = ReplayBody::recording(ChannelBody(receiver), 99);
+        let (recorder, handoff) = ReplayBody::recording(ChannelBody(receiver), 99);
         let (first, _) = collect(recorder).await;
         assert_eq!(first.len(), 100, "the first attempt is sent whole");
-        assert_eq!(
-            shared.replay().err(),
-            Some("the request body is larger than the replay limit")
-        );
+        assert_eq!(handoff.replay().err(), Some(NotReplayable::OverLimit));
     }
 
     #[tokio::test]
     async fn an_interrupted_body_replays_the_recording_then_the_rest() {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let (mut recorder, shared) = ReplayBody::recording(ChannelBody(receiver), 1024);
+        let (mut recorder, handoff) = ReplayBody::recording(ChannelBody(receiver), 1024);
 
         sender
             .send(Frame::data(Bytes::from_static(b"one ")))
@@ -490,7 +486,7 @@ mod tests {
             .send(Frame::data(Bytes::from_static(b"two")))
             .unwrap();
         drop(sender);
-        let replay = shared.replay().unwrap();
+        let replay = handoff.replay().unwrap();
         assert_eq!(replay.size_hint().lower(), 4);
         let (second, _) = collect(replay).await;
         assert_eq!(second, "one two");
@@ -499,11 +495,11 @@ mod tests {
     #[tokio::test]
     async fn size_hints_and_end_of_stream_pass_through() {
         let body = http_body_util::Full::new(Bytes::from_static(b"12345"));
-        let (recorder, shared) = ReplayBody::recording(body, 1024);
+        let (recorder, handoff) = ReplayBody::recording(body, 1024);
         assert_eq!(recorder.size_hint().exact(), Some(5));
         assert!(!recorder.is_end_stream());
         collect(recorder).await;
-        let replay = shared.replay().unwrap();
+        let replay = handoff.replay().unwrap();
         assert_eq!(replay.size_hint().exact(), Some(5));
         assert!(!replay.is_end_stream());
         let (second, _) = collect(replay).await;

@@ -1,0 +1,270 @@
+//! [`Attempt`]: one sending of a request, and what its response says about
+//! the token it carried.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::response_body::ResponseBody;
+use super::settings::Settings;
+use super::ticket::Ticket;
+use crate::cache::Credential;
+use crate::rejection::{ResponseHead, grpc_status, is_grpc};
+use crate::{BoxError, ClassifyRejection, Error};
+
+/// Waiting for a token: boxed, as it only happens off the hot path.
+pub(super) type CredentialFuture = Pin<Box<dyn Future<Output = Result<Credential, Error>> + Send>>;
+
+pin_project! {
+    /// One sending of a request: first waiting for a token if there is no
+    /// fresh one, then the inner service's answer, judged.
+    #[project = AttemptProj]
+    #[project_replace = AttemptTaken]
+    pub(super) enum Attempt<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        /// No fresh token: waiting for one, with the service that was made
+        /// ready for this request.
+        WaitingForToken { waiting: Box<Waiting<S, B>> },
+        /// Sent with the token of `ticket`.
+        Sent {
+            #[pin]
+            future: S::Future,
+            ticket: Ticket,
+        },
+        /// Not ours to authorize (no route, [`NoToken`](crate::NoToken), or
+        /// its own `Authorization` kept): sent as it is.
+        Passthrough {
+            #[pin]
+            future: S::Future,
+        },
+        /// Taken apart while moving to the next state, or finished without
+        /// sending (no token).
+        Done,
+    }
+}
+
+/// What [`Attempt::WaitingForToken`] holds.
+pub(super) struct Waiting<S, B> {
+    credential: CredentialFuture,
+    route: usize,
+    service: S,
+    request: Request<B>,
+}
+
+/// What a response says, once judged.
+pub(super) enum Answer<R> {
+    /// Pass it on.
+    Pass(Response<ResponseBody<R>>),
+    /// It rejected the token of route `route` (dropped from the cache
+    /// already, if it was still the current one).
+    Rejected(Response<R>, usize),
+}
+
+impl<S, B> Attempt<S, B>
+where
+    S: Service<Request<B>>,
+{
+    /// Sends `request` with `credential` of `route` on the ready `service`.
+    #[inline]
+    pub(super) fn send(
+        service: &mut S,
+        mut request: Request<B>,
+        credential: Credential,
+        route: usize,
+    ) -> Self {
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, credential.header);
+        Attempt::Sent {
+            future: service.call(request),
+            ticket: Ticket {
+                route,
+                generation: credential.generation,
+            },
+        }
+    }
+
+    /// Waits for `credential` of `route`, then sends `request` on `service`,
+    /// which was made ready for it.
+    pub(super) fn wait(
+        credential: CredentialFuture,
+        route: usize,
+        service: S,
+        request: Request<B>,
+    ) -> Self {
+        Attempt::WaitingForToken {
+            waiting: Box::new(Waiting {
+                credential,
+                route,
+                service,
+                request,
+            }),
+        }
+    }
+
+    /// The name of the state, for `Debug`.
+    pub(super) fn state_name(&self) -> &'static str {
+        match self {
+            Attempt::WaitingForToken { .. } => "WaitingForToken",
+            Attempt::Sent { .. } => "Sent",
+            Attempt::Passthrough { .. } => "Passthrough",
+            Attempt::Done => "Done",
+        }
+    }
+
+    /// The inner service's answer, judged with `settings`.
+    #[inline]
+    pub(super) fn poll_answer<C, R>(
+        mut self: Pin<&mut Self>,
+        settings: &Arc<Settings<C>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Answer<R>, BoxError>>
+    where
+        S: Service<Request<B>, Response = Response<R>>,
+        S::Error: Into<BoxError>,
+        C: ClassifyRejection,
+    {
+        loop {
+            match self.as_mut().project() {
+                AttemptProj::Sent { future, ticket } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    return Poll::Ready(Ok(answer(settings, *ticket, response)));
+                }
+                AttemptProj::Passthrough { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    return Poll::Ready(Ok(Answer::Pass(response.map(ResponseBody::new))));
+                }
+                AttemptProj::WaitingForToken { waiting } => {
+                    let outcome = ready!(waiting.credential.as_mut().poll(cx));
+                    // Always the state just matched; `Done` stays on failure.
+                    let AttemptTaken::WaitingForToken { waiting } =
+                        self.as_mut().project_replace(Attempt::Done)
+                    else {
+                        continue;
+                    };
+                    let Waiting {
+                        route,
+                        mut service,
+                        request,
+                        ..
+                    } = *waiting;
+                    match outcome {
+                        Ok(credential) => {
+                            self.set(Attempt::send(&mut service, request, credential, route))
+                        }
+                        Err(error) => {
+                            return Poll::Ready(Err(token_failure(error, request.headers())));
+                        }
+                    }
+                }
+                AttemptProj::Done => {
+                    return Poll::Ready(Err("response future polled after completion".into()));
+                }
+            }
+        }
+    }
+}
+
+/// Judges the response to a request sent with the token of `ticket`.
+#[inline]
+fn answer<C: ClassifyRejection, R>(
+    settings: &Arc<Settings<C>>,
+    ticket: Ticket,
+    response: Response<R>,
+) -> Answer<R> {
+    match judge(settings, ticket, &response) {
+        Verdict::Pass => Answer::Pass(response.map(ResponseBody::new)),
+        Verdict::WatchTrailers => {
+            let settings = Arc::clone(settings);
+            Answer::Pass(response.map(|body| ResponseBody::watching(body, settings, ticket)))
+        }
+        Verdict::Rejected => {
+            drop_rejected(settings, ticket, &response);
+            Answer::Rejected(response, ticket.route)
+        }
+    }
+}
+
+/// What a response says about the token it was sent with.
+enum Verdict {
+    /// Not a rejection (and, if it confirms the token, noted as such).
+    Pass,
+    /// A gRPC response whose status comes in the trailers: its body watches
+    /// them.
+    WatchTrailers,
+    /// The token was rejected.
+    Rejected,
+}
+
+/// One `content-type` lookup decides for every response that is not gRPC.
+/// A successful one confirms the token; a gRPC one is judged by its status
+/// (in the headers of a trailers-only response, else in the trailers, which
+/// are then watched).
+#[inline]
+fn judge<C: ClassifyRejection, R>(
+    settings: &Settings<C>,
+    ticket: Ticket,
+    response: &Response<R>,
+) -> Verdict {
+    let Some(cache) = settings.routes.cache(ticket.route) else {
+        return Verdict::Pass;
+    };
+    let status = response.status();
+    let headers = response.headers();
+    let grpc = is_grpc(headers);
+    if settings.classifier.rejects_head(ResponseHead {
+        status,
+        headers,
+        grpc,
+    }) {
+        return Verdict::Rejected;
+    }
+    let confirmed = if grpc {
+        match grpc_status(headers) {
+            Some(code) => code == b"0",
+            None => return Verdict::WatchTrailers,
+        }
+    } else {
+        status.is_success()
+    };
+    if confirmed {
+        cache.accepted(ticket.generation);
+    }
+    Verdict::Pass
+}
+
+/// Drops the token of `ticket` (if it is still the current one) after the
+/// server rejected it. Off the hot path.
+#[cold]
+#[inline(never)]
+fn drop_rejected<C, R>(settings: &Settings<C>, ticket: Ticket, response: &Response<R>) {
+    if let Some(cache) = settings.routes.cache(ticket.route) {
+        let dropped = cache.reject(ticket.generation);
+        tracing::info!(
+            status = %response.status(),
+            generation = ticket.generation,
+            dropped,
+            "token rejected by the server"
+        );
+    }
+}
+
+/// The error a request fails with when no token can be had: our [`Error`],
+/// or for a gRPC request (with the `tonic` feature) a `tonic::Status` that
+/// carries it as its source, so tonic clients see a meaningful code.
+fn token_failure(error: Error, request_headers: &HeaderMap) -> BoxError {
+    #[cfg(feature = "tonic")]
+    if is_grpc(request_headers) {
+        return Box::new(tonic::Status::from(error));
+    }
+    let _ = request_headers;
+    Box::new(error)
+}

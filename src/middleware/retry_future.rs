@@ -1,0 +1,318 @@
+//! [`RetryResponseFuture`] of [`TokenRefresh`](super::TokenRefresh) with
+//! [`RetryRejected`](super::RetryRejected).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::attempt::{Answer, Attempt, CredentialFuture};
+use super::response_body::ResponseBody;
+use super::retry::NotRetried;
+use super::second_attempt::{SecondAttempt, UntilSent};
+use super::settings::Settings;
+use super::ticket::Ticket;
+use crate::replay::NotReplayable;
+use crate::{BoxError, ClassifyRejection};
+
+pin_project! {
+    /// Response future of [`TokenRefresh`](super::TokenRefresh) with
+    /// [`RetryRejected`](super::RetryRejected): a first attempt, and after
+    /// a rejection a second one with a new token, when the body can be sent
+    /// again.
+    pub struct RetryResponseFuture<S, B, C>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+        settings: Arc<Settings<C>>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateTaken]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        /// The first attempt, with what a second one needs (or why there
+        /// can be none).
+        First {
+            #[pin]
+            attempt: Attempt<S, B>,
+            second: Result<Box<SecondAttempt<S, B>>, NotReplayable>,
+        },
+        /// Rejected while the first attempt may still be sending the body:
+        /// waiting (briefly) for it to be done, to replay it.
+        BodyInFlight { waiting: Box<BodyInFlight<S, B>> },
+        /// Rejected: waiting for a new token to send the request again.
+        WaitingForToken { waiting: Box<WaitingForToken<S, B>> },
+        /// Waiting for the service to be ready for the second attempt.
+        PollingReady { waiting: Box<PollingReady<S, B>> },
+        /// An attempt whose answer goes to the caller: the second one, or a
+        /// request that is not ours to authorize.
+        Last {
+            #[pin]
+            attempt: Attempt<S, B>,
+        },
+        /// Taken apart while moving to the next state.
+        Done,
+    }
+}
+
+/// What [`State::BodyInFlight`] holds.
+struct BodyInFlight<S: Service<Request<B>>, B> {
+    until_sent: UntilSent,
+    second: SecondAttempt<S, B>,
+    rejection: S::Response,
+    route: usize,
+}
+
+/// What [`State::WaitingForToken`] holds.
+struct WaitingForToken<S: Service<Request<B>>, B> {
+    credential: CredentialFuture,
+    service: S,
+    request: Request<B>,
+    rejection: S::Response,
+    route: usize,
+}
+
+/// What [`State::PollingReady`] holds.
+struct PollingReady<S, B> {
+    service: S,
+    request: Request<B>,
+    ticket: Ticket,
+}
+
+impl<S, B, C> RetryResponseFuture<S, B, C>
+where
+    S: Service<Request<B>>,
+{
+    /// A first attempt, with what a second one needs.
+    pub(super) fn first(
+        attempt: Attempt<S, B>,
+        second: Result<Box<SecondAttempt<S, B>>, NotReplayable>,
+        settings: Arc<Settings<C>>,
+    ) -> Self {
+        Self {
+            state: State::First { attempt, second },
+            settings,
+        }
+    }
+
+    /// An attempt that will not be retried.
+    pub(super) fn last(attempt: Attempt<S, B>, settings: Arc<Settings<C>>) -> Self {
+        Self {
+            state: State::Last { attempt },
+            settings,
+        }
+    }
+}
+
+impl<S, B, C, R> Future for RetryResponseFuture<S, B, C>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Error: Into<BoxError>,
+    C: ClassifyRejection,
+{
+    type Output = Result<Response<ResponseBody<R>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let settings: &Arc<Settings<C>> = this.settings;
+        let mut state = this.state;
+        // Each state that moves on takes its data out (`project_replace`
+        // leaves `Done`, and gives back the state just matched).
+        loop {
+            match state.as_mut().project() {
+                StateProj::First { attempt, .. } => {
+                    let (rejection, route) = match ready!(attempt.poll_answer(settings, cx))? {
+                        Answer::Pass(response) => return Poll::Ready(Ok(response)),
+                        Answer::Rejected(rejection, route) => (rejection, route),
+                    };
+                    let StateTaken::First { second, .. } =
+                        state.as_mut().project_replace(State::Done)
+                    else {
+                        continue;
+                    };
+                    match second {
+                        Ok(second) => match second.until_sent() {
+                            Some(until_sent) => {
+                                state.set(State::BodyInFlight {
+                                    waiting: Box::new(BodyInFlight {
+                                        until_sent,
+                                        second: *second,
+                                        rejection,
+                                        route,
+                                    }),
+                                });
+                            }
+                            None => match retry(*second, rejection, route, settings) {
+                                Ok(next) => state.set(next),
+                                Err(rejection) => {
+                                    return Poll::Ready(Ok(rejection.map(ResponseBody::new)));
+                                }
+                            },
+                        },
+                        Err(why) => {
+                            NotRetried::Body(why).trace();
+                            return Poll::Ready(Ok(rejection.map(ResponseBody::new)));
+                        }
+                    }
+                }
+                StateProj::BodyInFlight { waiting } => {
+                    ready!(waiting.until_sent.as_mut().poll(cx));
+                    let StateTaken::BodyInFlight { waiting } =
+                        state.as_mut().project_replace(State::Done)
+                    else {
+                        continue;
+                    };
+                    let BodyInFlight {
+                        second,
+                        rejection,
+                        route,
+                        ..
+                    } = *waiting;
+                    match retry(second, rejection, route, settings) {
+                        Ok(next) => state.set(next),
+                        Err(rejection) => return Poll::Ready(Ok(rejection.map(ResponseBody::new))),
+                    }
+                }
+                StateProj::WaitingForToken { waiting } => {
+                    let outcome = ready!(waiting.credential.as_mut().poll(cx));
+                    let StateTaken::WaitingForToken { waiting } =
+                        state.as_mut().project_replace(State::Done)
+                    else {
+                        continue;
+                    };
+                    let WaitingForToken {
+                        service,
+                        mut request,
+                        rejection,
+                        route,
+                        ..
+                    } = *waiting;
+                    let credential = match outcome {
+                        Ok(credential) => credential,
+                        Err(error) => {
+                            tracing::warn!(
+                                error = &error as &dyn std::error::Error,
+                                "rejected request not retried: no new token"
+                            );
+                            return Poll::Ready(Ok(rejection.map(ResponseBody::new)));
+                        }
+                    };
+                    if let Some(cache) = settings.routes.cache(route) {
+                        cache.note_retry();
+                    }
+                    let ticket = Ticket {
+                        route,
+                        generation: credential.generation,
+                    };
+                    request
+                        .headers_mut()
+                        .insert(AUTHORIZATION, credential.header);
+                    state.set(State::PollingReady {
+                        waiting: Box::new(PollingReady {
+                            service,
+                            request,
+                            ticket,
+                        }),
+                    });
+                }
+                StateProj::PollingReady { waiting } => {
+                    ready!(waiting.service.poll_ready(cx)).map_err(Into::into)?;
+                    let StateTaken::PollingReady { waiting } =
+                        state.as_mut().project_replace(State::Done)
+                    else {
+                        continue;
+                    };
+                    let PollingReady {
+                        mut service,
+                        request,
+                        ticket,
+                    } = *waiting;
+                    state.set(State::Last {
+                        attempt: Attempt::Sent {
+                            future: service.call(request),
+                            ticket,
+                        },
+                    });
+                }
+                StateProj::Last { attempt } => {
+                    return Poll::Ready(Ok(match ready!(attempt.poll_answer(settings, cx))? {
+                        Answer::Pass(response) => response,
+                        Answer::Rejected(rejection, _) => {
+                            NotRetried::AlreadyRetried.trace();
+                            rejection.map(ResponseBody::new)
+                        }
+                    }));
+                }
+                StateProj::Done => {
+                    return Poll::Ready(Err("response future polled after completion".into()));
+                }
+            }
+        }
+    }
+}
+
+/// The state that waits for a new token to send `second`, or, when its body
+/// cannot be replayed, the rejection to return (after saying why).
+fn retry<S, B, C, R>(
+    second: SecondAttempt<S, B>,
+    rejection: Response<R>,
+    route: usize,
+    settings: &Settings<C>,
+) -> Result<State<S, B>, Response<R>>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    let Some(cache) = settings.routes.cache(route) else {
+        return Err(rejection);
+    };
+    match second.into_request() {
+        Err(why) => {
+            NotRetried::Body(why).trace();
+            Err(rejection)
+        }
+        Ok((service, request)) => {
+            tracing::debug!("retrying rejected request with a new token");
+            Ok(State::WaitingForToken {
+                waiting: Box::new(WaitingForToken {
+                    credential: Box::pin(cache.clone().credential()),
+                    service,
+                    request,
+                    rejection,
+                    route,
+                }),
+            })
+        }
+    }
+}
+
+impl<S, B, C> fmt::Debug for RetryResponseFuture<S, B, C>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::First { attempt, .. } => attempt.state_name(),
+            State::BodyInFlight { .. } => "BodyInFlight",
+            State::WaitingForToken { .. } => "RetryWaitingForToken",
+            State::PollingReady { .. } => "RetryPollingReady",
+            State::Last { attempt } => attempt.state_name(),
+            State::Done => "Done",
+        };
+        f.debug_struct("RetryResponseFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,88 @@
+//! [`SecondAttempt`]: what a request keeps to be sent once more after a
+//! rejection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+
+use super::RetryRejected;
+use crate::replay::NotReplayable;
+use crate::{PrepareReplay, Replay};
+
+/// How long a rejected request waits for its first attempt to be done with
+/// a recorded body (over HTTP/1.1 the connection may still be sending it
+/// when the rejection arrives) before giving up on the retry.
+const BODY_SENT_WAIT: Duration = Duration::from_secs(1);
+
+/// A future that ends when the first attempt is done with the body.
+pub(super) type UntilSent = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The second attempt of one request: a service to send it with, a copy of
+/// its head, and how to rebuild its body.
+pub(super) struct SecondAttempt<S, B> {
+    service: S,
+    head: RequestHead,
+    replay: Replay<B>,
+}
+
+/// A copy of a request's head.
+struct RequestHead {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    extensions: Extensions,
+}
+
+impl<S, B> SecondAttempt<S, B> {
+    /// Prepares `request` to be sent, and what a second attempt needs if it
+    /// is possible (or why it is not).
+    pub(super) fn plan<P: PrepareReplay<B>>(
+        service: &S,
+        request: Request<B>,
+        retry: &RetryRejected<P>,
+    ) -> (Request<B>, Result<Box<Self>, NotReplayable>)
+    where
+        S: Clone,
+    {
+        let (parts, body) = request.into_parts();
+        let (body, replay) = retry.prepare.prepare_replay(body, retry.limit);
+        let second = match replay.never_reason() {
+            Some(why) => Err(why),
+            None => Ok(Box::new(Self {
+                service: service.clone(),
+                head: RequestHead {
+                    method: parts.method.clone(),
+                    uri: parts.uri.clone(),
+                    version: parts.version,
+                    headers: parts.headers.clone(),
+                    extensions: parts.extensions.clone(),
+                },
+                replay,
+            })),
+        };
+        (Request::from_parts(parts, body), second)
+    }
+
+    /// A future that ends once the first attempt is done with the body, if
+    /// it may not be yet.
+    pub(super) fn until_sent(&self) -> Option<UntilSent> {
+        self.replay
+            .until_sent(BODY_SENT_WAIT)
+            .map(|wait| Box::pin(wait) as UntilSent)
+    }
+
+    /// The request to send again, or why it cannot be.
+    pub(super) fn into_request(self) -> Result<(S, Request<B>), NotReplayable> {
+        let body = self.replay.into_body()?;
+        let mut request = Request::new(body);
+        *request.method_mut() = self.head.method;
+        *request.uri_mut() = self.head.uri;
+        *request.version_mut() = self.head.version;
+        *request.headers_mut() = self.head.headers;
+        *request.extensions_mut() = self.head.extensions;
+        Ok((self.service, request))
+    }
+}
