@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::response_body::ResponseBody;
+use super::retry::NotRetried;
 use super::settings::Settings;
 use super::ticket::Ticket;
 use crate::cache::Credential;
 use crate::rejection::{ResponseHead, grpc_status, is_grpc};
-use crate::{BoxError, ClassifyRejection, Error};
+use crate::{BoxError, ClassifyRejection, Error, TokenCache};
 
 /// Waiting for a token: boxed, as it only happens off the hot path.
 pub(super) type CredentialFuture = Pin<Box<dyn Future<Output = Result<Credential, Error>> + Send>>;
@@ -73,7 +74,6 @@ where
     S: Service<Request<B>>,
 {
     /// Sends `request` with `credential` of `route` on the ready `service`.
-    #[inline]
     pub(super) fn send(
         service: &mut S,
         mut request: Request<B>,
@@ -120,8 +120,10 @@ where
         }
     }
 
-    /// The inner service's answer, judged with `settings`.
-    #[inline]
+    /// The inner service's answer, judged with `settings`. (The hot path,
+    /// a request sent at once with a fresh token, is written out in
+    /// [`ResponseFuture`](super::ResponseFuture) with [`pass_on`]: returned
+    /// through [`Answer`], the response is copied twice more.)
     pub(super) fn poll_answer<C, R>(
         mut self: Pin<&mut Self>,
         settings: &Arc<Settings<C>>,
@@ -135,8 +137,12 @@ where
         loop {
             match self.as_mut().project() {
                 AttemptProj::Sent { future, ticket } => {
+                    let ticket = *ticket;
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    return Poll::Ready(Ok(answer(settings, *ticket, response)));
+                    return Poll::Ready(Ok(match judge(settings, ticket, &response) {
+                        Verdict::Rejected => Answer::Rejected(response, ticket.route),
+                        verdict => Answer::Pass(verdict.pass(response, settings, ticket)),
+                    }));
                 }
                 AttemptProj::Passthrough { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
@@ -157,9 +163,12 @@ where
                         ..
                     } = *waiting;
                     match outcome {
-                        Ok(credential) => {
-                            self.set(Attempt::send(&mut service, request, credential, route))
-                        }
+                        Ok(credential) => self.set(Attempt::send(
+                            &mut service,
+                            request,
+                            credential,
+                            route,
+                        )),
                         Err(error) => {
                             return Poll::Ready(Err(token_failure(error, request.headers())));
                         }
@@ -173,24 +182,20 @@ where
     }
 }
 
-/// Judges the response to a request sent with the token of `ticket`.
+/// The response to a request sent with the token of `ticket`, judged, to
+/// pass on as it is: a rejection only drops the token (the request is not
+/// sent again).
 #[inline]
-fn answer<C: ClassifyRejection, R>(
+pub(super) fn pass_on<C: ClassifyRejection, R>(
     settings: &Arc<Settings<C>>,
     ticket: Ticket,
     response: Response<R>,
-) -> Answer<R> {
-    match judge(settings, ticket, &response) {
-        Verdict::Pass => Answer::Pass(response.map(ResponseBody::new)),
-        Verdict::WatchTrailers => {
-            let settings = Arc::clone(settings);
-            Answer::Pass(response.map(|body| ResponseBody::watching(body, settings, ticket)))
-        }
-        Verdict::Rejected => {
-            drop_rejected(settings, ticket, &response);
-            Answer::Rejected(response, ticket.route)
-        }
+) -> Response<ResponseBody<R>> {
+    let verdict = judge(settings, ticket, &response);
+    if let Verdict::Rejected = verdict {
+        NotRetried::Off.trace();
     }
+    verdict.pass(response, settings, ticket)
 }
 
 /// What a response says about the token it was sent with.
@@ -200,12 +205,34 @@ enum Verdict {
     /// A gRPC response whose status comes in the trailers: its body watches
     /// them.
     WatchTrailers,
-    /// The token was rejected.
+    /// The token was rejected (and dropped, if it was still the current
+    /// one).
     Rejected,
 }
 
-/// One `content-type` lookup decides for every response that is not gRPC.
-/// A successful one confirms the token; a gRPC one is judged by its status
+impl Verdict {
+    /// `response`, to pass on to the caller.
+    #[inline]
+    fn pass<C: ClassifyRejection, R>(
+        self,
+        response: Response<R>,
+        settings: &Arc<Settings<C>>,
+        ticket: Ticket,
+    ) -> Response<ResponseBody<R>> {
+        match self {
+            Verdict::WatchTrailers => {
+                let settings = Arc::clone(settings);
+                response.map(|body| ResponseBody::watching(body, settings, ticket))
+            }
+            Verdict::Pass | Verdict::Rejected => response.map(ResponseBody::new),
+        }
+    }
+}
+
+/// Judges the response to a request sent with the token of `ticket`, and
+/// records what it says: a rejection drops the token (if it is still the
+/// current one), a success confirms it. One `content-type` lookup decides
+/// for every response that is not gRPC; a gRPC one is judged by its status
 /// (in the headers of a trailers-only response, else in the trailers, which
 /// are then watched).
 #[inline]
@@ -225,6 +252,7 @@ fn judge<C: ClassifyRejection, R>(
         headers,
         grpc,
     }) {
+        drop_rejected(cache, ticket, status);
         return Verdict::Rejected;
     }
     let confirmed = if grpc {
@@ -245,16 +273,14 @@ fn judge<C: ClassifyRejection, R>(
 /// server rejected it. Off the hot path.
 #[cold]
 #[inline(never)]
-fn drop_rejected<C, R>(settings: &Settings<C>, ticket: Ticket, response: &Response<R>) {
-    if let Some(cache) = settings.routes.cache(ticket.route) {
-        let dropped = cache.reject(ticket.generation);
-        tracing::info!(
-            status = %response.status(),
-            generation = ticket.generation,
-            dropped,
-            "token rejected by the server"
-        );
-    }
+fn drop_rejected(cache: &TokenCache, ticket: Ticket, status: StatusCode) {
+    let dropped = cache.reject(ticket.generation);
+    tracing::info!(
+        %status,
+        generation = ticket.generation,
+        dropped,
+        "token rejected by the server"
+    );
 }
 
 /// The error a request fails with when no token can be had: our [`Error`],

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::attempt::{Answer, Attempt};
+use super::attempt::{Answer, Attempt, AttemptProj, pass_on};
 use super::response_body::ResponseBody;
 use super::retry::NotRetried;
 use super::settings::Settings;
@@ -49,7 +49,14 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
+        // The hot path: sent at once, with a fresh token. Written out so that
+        // the response moves once, into the output.
+        if let AttemptProj::Sent { future, ticket } = this.attempt.as_mut().project() {
+            let ticket = *ticket;
+            let response = ready!(future.poll(cx)).map_err(Into::into)?;
+            return Poll::Ready(Ok(pass_on(this.settings, ticket, response)));
+        }
         Poll::Ready(Ok(
             match ready!(this.attempt.poll_answer(this.settings, cx))? {
                 Answer::Pass(response) => response,

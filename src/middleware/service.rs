@@ -13,6 +13,7 @@ use super::attempt::{Attempt, CredentialFuture};
 use super::front::Front;
 use super::second_attempt::SecondAttempt;
 use super::settings::Settings;
+use super::ticket::Ticket;
 use super::shards::{Shards, slot};
 use super::{
     NoRetry, ResponseBody, ResponseFuture, RetryRejected, RetryResponseFuture, TokenRefreshLayer,
@@ -98,8 +99,8 @@ impl<S> TokenRefresh<S> {
 enum Decision {
     /// Not ours to authorize: send it as it is.
     Pass,
-    /// Send it with this fresh credential of route `usize`.
-    Send(Credential, usize),
+    /// It has the token of `Ticket` (a fresh one): send it.
+    Authorized(Ticket),
     /// Wait for a credential of route `usize` first.
     Wait(CredentialFuture, usize),
 }
@@ -136,9 +137,11 @@ impl<S, C, R> TokenRefresh<S, C, R> {
 
     /// The settings the request's future takes (this thread's copy, so
     /// that requests on different threads do not write to one shared
-    /// reference count), and what to do with `request`.
+    /// reference count), and what to do with `request`, to which a fresh
+    /// token is added here (where it is: the request moves only once, to
+    /// the inner service).
     #[inline]
-    fn decide<B>(&mut self, request: &Request<B>) -> (Arc<Settings<C>>, Decision) {
+    fn decide<B>(&mut self, request: &mut Request<B>) -> (Arc<Settings<C>>, Decision) {
         let slot = slot();
         let settings = Arc::clone(self.shards.copy(slot));
         let not_ours = request.extensions().get::<NoToken>().is_some()
@@ -151,7 +154,10 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         let decision = match route {
             None => Decision::Pass,
             Some((route, cache)) => match self.front.credential(slot, route, cache) {
-                Some(credential) => Decision::Send(credential, route),
+                Some(Credential { header, generation }) => {
+                    request.headers_mut().insert(AUTHORIZATION, header);
+                    Decision::Authorized(Ticket { route, generation })
+                }
                 None => Decision::Wait(Box::pin(cache.clone().credential()), route),
             },
         };
@@ -165,11 +171,10 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         S: Service<Request<B>> + Clone,
     {
         match decision {
-            // The hot path: the header goes into the request where it is,
-            // and the request moves once, to the inner service.
-            Decision::Send(credential, route) => {
-                Attempt::send(&mut self.inner, request, credential, route)
-            }
+            Decision::Authorized(ticket) => Attempt::Sent {
+                future: self.inner.call(request),
+                ticket,
+            },
             Decision::Pass => Attempt::Passthrough {
                 future: self.inner.call(request),
             },
@@ -220,9 +225,8 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    #[inline]
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let (settings, decision) = self.decide(&request);
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let (settings, decision) = self.decide(&mut request);
         ResponseFuture::new(self.attempt(decision, request), settings)
     }
 }
@@ -244,8 +248,8 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let (settings, decision) = self.decide(&request);
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let (settings, decision) = self.decide(&mut request);
         if let Decision::Pass = decision {
             return RetryResponseFuture::last(self.attempt(decision, request), settings);
         }
