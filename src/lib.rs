@@ -165,6 +165,7 @@ mod middleware;
 pub mod oauth2;
 mod rejection;
 mod replay;
+mod retry_after;
 mod secret;
 mod source;
 pub mod store;
@@ -183,6 +184,7 @@ pub use rejection::{ClassifyRejection, StandardRejection};
 pub use replay::{
     ByBodyType, DEFAULT_REPLAY_LIMIT, PrepareReplay, Replay, ReplayBody, ReplayableBody,
 };
+pub use retry_after::RetryAfter;
 pub use secret::Secret;
 pub use source::{TokenFuture, TokenSource};
 pub use store::TokenStore;

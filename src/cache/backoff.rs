@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::jitter;
+use crate::{RetryAfter, jitter};
 
 /// The longest delay a source's error can ask for (`Retry-After`, a
 /// fleet's backoff); asking for more means trying again after this long.
@@ -31,46 +31,44 @@ impl Backoff {
 }
 
 /// Another process sharing the token store failed to fetch a token and
-/// asked the fleet to back off with it.
+/// asked the fleet to back off with it: its source is the [`RetryAfter`]
+/// for the rest of the fleet's backoff.
 #[derive(Debug)]
 pub(crate) struct FleetBackoff {
-    pub(crate) left: Duration,
+    left: RetryAfter,
+}
+
+impl FleetBackoff {
+    pub(crate) fn new(left: Duration) -> Self {
+        Self {
+            left: RetryAfter::new(left),
+        }
+    }
 }
 
 impl std::fmt::Display for FleetBackoff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
+        f.write_str(
             "another process sharing the token store failed to fetch a token; \
-             the fleet waits {:?} before trying again",
-            self.left
+             the fleet backs off with it",
         )
     }
 }
 
-impl std::error::Error for FleetBackoff {}
-
-/// The delay a token source's error asks for (an OAuth 2.0 server's
-/// `Retry-After`, or the rest of a fleet's backoff), found anywhere in the
-/// error's chain.
-pub(crate) fn requested_delay(error: &crate::Error) -> Option<Duration> {
-    let mut cause = std::error::Error::source(error);
-    while let Some(error) = cause {
-        if let Some(fleet) = error.downcast_ref::<FleetBackoff>() {
-            // Capped like `Retry-After`: a failure marker far in the future
-            // (a clock stepped back, a damaged file) must not stop the fleet
-            // for good.
-            return Some(fleet.left.min(MAX_REQUESTED_DELAY));
-        }
-        #[cfg(feature = "oauth2")]
-        if let Some(oauth) = error.downcast_ref::<crate::oauth2::Error>() {
-            return oauth
-                .retry_after()
-                .map(|delay| delay.min(MAX_REQUESTED_DELAY));
-        }
-        cause = error.source();
+impl std::error::Error for FleetBackoff {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.left)
     }
-    None
+}
+
+/// The delay a token source's error asks for (a [`RetryAfter`] anywhere in
+/// its chain: an identity provider's `Retry-After`, the rest of a fleet's
+/// backoff, a source's own), capped at [`MAX_REQUESTED_DELAY`]: a delay far
+/// in the future (a clock stepped back, a damaged store) must not stop the
+/// source for good.
+pub(crate) fn requested_delay(error: &crate::Error) -> Option<Duration> {
+    let cause = std::error::Error::source(error)?;
+    RetryAfter::find(cause).map(|asked| asked.delay().min(MAX_REQUESTED_DELAY))
 }
 
 #[cfg(test)]
@@ -95,13 +93,10 @@ mod tests {
 
     #[test]
     fn a_fleet_backoff_is_capped_like_retry_after() {
-        let error = crate::Error::source_failed(FleetBackoff {
-            left: Duration::from_secs(365 * 24 * 3600),
-        });
+        let error =
+            crate::Error::source_failed(FleetBackoff::new(Duration::from_secs(365 * 24 * 3600)));
         assert_eq!(requested_delay(&error), Some(MAX_REQUESTED_DELAY));
-        let error = crate::Error::source_failed(FleetBackoff {
-            left: Duration::from_secs(3),
-        });
+        let error = crate::Error::source_failed(FleetBackoff::new(Duration::from_secs(3)));
         assert_eq!(requested_delay(&error), Some(Duration::from_secs(3)));
     }
 }

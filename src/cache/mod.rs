@@ -376,23 +376,30 @@ mod tests {
         assert_eq!(header.unwrap(), "Bearer t");
     }
 
-    #[cfg(feature = "oauth2")]
     #[tokio::test(start_paused = true)]
-    async fn a_retry_after_from_the_server_stretches_the_backoff() {
-        use std::sync::Arc;
+    async fn a_retry_after_from_the_source_stretches_the_backoff() {
         use std::sync::atomic::AtomicUsize;
+
+        #[derive(Debug)]
+        struct Busy(crate::RetryAfter);
+        impl fmt::Display for Busy {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("identity provider busy")
+            }
+        }
+        impl std::error::Error for Busy {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
 
         let calls = Arc::new(AtomicUsize::new(0));
         let cache = {
             let calls = calls.clone();
             TokenCache::new(move || {
                 calls.fetch_add(1, Ordering::SeqCst);
-                async {
-                    let busy =
-                        crate::oauth2::Error::status_only(http::StatusCode::SERVICE_UNAVAILABLE)
-                            .with_retry_after(Some(Duration::from_secs(120)));
-                    Err::<Token, _>(busy)
-                }
+                // Found in the chain, below an error of the source's own.
+                async { Err::<Token, _>(Busy(crate::RetryAfter::new(Duration::from_secs(120)))) }
             })
         };
         let error = cache.token().await.unwrap_err();

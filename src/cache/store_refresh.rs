@@ -64,7 +64,7 @@ impl Shared {
             Ok(Turn::Fetched(fetched)) => fetched,
             Ok(Turn::FleetBackingOff(left)) => {
                 tracing::debug!(?left, "another process's fetch failed; backing off with it");
-                Err(Error::source_failed(FleetBackoff { left }))
+                Err(Error::source_failed(FleetBackoff::new(left)))
             }
             Ok(Turn::GaveUp) => {
                 tracing::warn!(

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::RetryAfter;
+
 /// An error from an OAuth 2.0 token source or discovery.
 ///
 /// [`kind`](Error::kind) says what failed; for errors the authorization
@@ -42,7 +44,6 @@ struct Inner {
     code: Option<ErrorCode>,
     description: Option<String>,
     uri: Option<String>,
-    retry_after: Option<Duration>,
     timeout: Option<Duration>,
     detail: Option<&'static str>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -146,7 +147,6 @@ impl Error {
             code: None,
             description: None,
             uri: None,
-            retry_after: None,
             timeout: None,
             detail: None,
             source: None,
@@ -243,8 +243,16 @@ impl Error {
         self
     }
 
+    /// Carries the server's `Retry-After` as a [`RetryAfter`] in its
+    /// [`source`](StdError::source) chain, where the cache looks for it.
     pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
-        self.0.retry_after = retry_after;
+        if let Some(delay) = retry_after {
+            let mut asked = RetryAfter::new(delay);
+            if let Some(source) = self.0.source.take() {
+                asked = asked.with_shared_source(source);
+            }
+            self.0.source = Some(Arc::new(asked));
+        }
         self
     }
 
@@ -275,9 +283,11 @@ impl Error {
 
     /// How long the server asked to wait before trying again
     /// (`Retry-After`), if it said. The [`TokenCache`](crate::TokenCache)
-    /// honours it in its backoff.
+    /// honours it in its backoff: it is this error's
+    /// [`source`](StdError::source), a [`RetryAfter`].
     pub fn retry_after(&self) -> Option<Duration> {
-        self.0.retry_after
+        let source = self.0.source.as_deref()?;
+        source.downcast_ref::<RetryAfter>().map(RetryAfter::delay)
     }
 
     /// Whether trying again later may succeed: `429 Too Many Requests`, a
@@ -385,9 +395,6 @@ impl fmt::Debug for Error {
         }
         if let Some(description) = &self.0.description {
             d.field("description", description);
-        }
-        if let Some(retry_after) = self.0.retry_after {
-            d.field("retry_after", &retry_after);
         }
         if let Some(detail) = self.0.detail {
             d.field("detail", &detail);

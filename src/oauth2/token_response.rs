@@ -391,6 +391,9 @@ mod tests {
         assert_eq!(error.kind(), ErrorKind::Status);
         assert!(error.is_retryable());
         assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
+        // Where the cache finds it, as it would a source's own.
+        let asked = crate::RetryAfter::find(&error).map(crate::RetryAfter::delay);
+        assert_eq!(asked, Some(Duration::from_secs(30)));
         assert_eq!(
             error.to_string(),
             "token endpoint answered 503 Service Unavailable"
