@@ -8,7 +8,7 @@ use super::builder::sealed::Grant;
 use super::token_client::TokenClient;
 use super::token_response::Failure;
 use super::{ClientAuth, Error, Secret, SourceBuilder};
-use crate::store::TokenStore;
+use crate::store::RefreshTokenStore;
 use crate::{BoxError, Token, TokenFuture, TokenSource};
 
 type RotationHook = Arc<dyn Fn(&Secret) + Send + Sync>;
@@ -67,7 +67,7 @@ struct Inner {
     current: Mutex<Secret>,
     exchange: tokio::sync::Mutex<()>,
     on_rotation: Option<RotationHook>,
-    store: Option<Arc<dyn TokenStore>>,
+    store: Option<Arc<dyn RefreshTokenStore>>,
     /// The refresh token this process last read from or wrote to the store.
     synced: Mutex<Option<Secret>>,
 }
@@ -76,7 +76,7 @@ struct Inner {
 pub struct RefreshTokenConfig {
     refresh_token: Secret,
     on_rotation: Option<RotationHook>,
-    store: Option<Arc<dyn TokenStore>>,
+    store: Option<Arc<dyn RefreshTokenStore>>,
 }
 
 impl RefreshTokenGrant {
@@ -299,7 +299,7 @@ impl SourceBuilder<RefreshTokenGrant> {
     ///   meanwhile. Keep the [request timeout](SourceBuilder::request_timeout)
     ///   below the lease: with a store it defaults to the cache's default
     ///   fetch timeout (10 s; the default lease is 20 s) instead of 30 s.
-    pub fn store(mut self, store: impl TokenStore) -> Self {
+    pub fn store(mut self, store: impl RefreshTokenStore) -> Self {
         self.config_mut().store = Some(Arc::new(store));
         self.cap_default_timeout(crate::DEFAULT_FETCH_TIMEOUT);
         self

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::private_file;
 use super::record::Record;
-use super::{Lease, StoreError, StoreErrorKind, StoreFuture, TokenStore};
+use super::{Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, TokenStore};
 use crate::{Secret, Token};
 
 /// Keeps the token in a file, so that the next run of a program reuses a
@@ -298,6 +298,12 @@ impl TokenStore for FileStore {
         Box::pin(async { Ok(()) })
     }
 
+    fn name(&self) -> &str {
+        "file"
+    }
+}
+
+impl RefreshTokenStore for FileStore {
     fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
         self.blocking(|paths, job| Ok(paths.read(job).refresh_token()))
     }
@@ -309,10 +315,6 @@ impl TokenStore for FileStore {
             record.set_refresh_token(&refresh_token);
             paths.write(&record, job)
         })
-    }
-
-    fn name(&self) -> &str {
-        "file"
     }
 }
 

@@ -65,7 +65,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Secret, Token};
+use crate::Token;
 
 mod error;
 mod file;
@@ -73,12 +73,14 @@ mod private_file;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
+mod refresh_token_store;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{DEFAULT_REDIS_TIMEOUT, RedisStore, RedisStoreBuilder};
+pub use refresh_token_store::RefreshTokenStore;
 
 /// Runs one store call, bounded by `limit`: a store that does not answer
 /// in time is [`Unavailable`](StoreErrorKind::Unavailable).
@@ -108,8 +110,8 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout). An error from
 /// any method makes the cache log a warning and fetch on its own; it never
 /// reaches a request. The object-safe trait is implemented for `Arc<S>`, so
-/// one store can serve a cache and a
-/// [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant) at once.
+/// one store can serve a cache and, when it is a [`RefreshTokenStore`] too,
+/// a [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant) at once.
 ///
 /// Implementations must never put a token or refresh token in an error or a
 /// log line.
@@ -149,20 +151,6 @@ pub trait TokenStore: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
-    /// The stored refresh token of a
-    /// [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant), if any.
-    /// Stores that do not keep refresh tokens return `None` (the default).
-    fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    /// Saves a rotated refresh token. Stores that do not keep refresh tokens
-    /// do nothing (the default).
-    fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
-        let _ = refresh_token;
-        Box::pin(async { Ok(()) })
-    }
-
     /// Names the store in logs. Defaults to the type's name.
     fn name(&self) -> &str {
         std::any::type_name::<Self>()
@@ -192,14 +180,6 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     fn load_failure(&self) -> StoreFuture<'_, Option<Duration>> {
         (**self).load_failure()
-    }
-
-    fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
-        (**self).load_refresh_token()
-    }
-
-    fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
-        (**self).save_refresh_token(refresh_token)
     }
 
     fn name(&self) -> &str {

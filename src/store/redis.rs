@@ -8,7 +8,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue};
 
 use super::record::Record;
-use super::{Lease, StoreError, StoreErrorKind, StoreFuture, TokenStore};
+use super::{Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, TokenStore};
 use crate::{Secret, Token};
 
 /// Default [timeout](RedisStoreBuilder::timeout) of one Redis call.
@@ -369,6 +369,12 @@ impl TokenStore for RedisStore {
         })
     }
 
+    fn name(&self) -> &str {
+        "redis"
+    }
+}
+
+impl RefreshTokenStore for RedisStore {
     fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
         Box::pin(async move {
             let command = redis::cmd("GET").arg(&self.inner.refresh_token_key).clone();
@@ -390,10 +396,6 @@ impl TokenStore for RedisStore {
             self.query(&command, "could not save the refresh token to Redis")
                 .await
         })
-    }
-
-    fn name(&self) -> &str {
-        "redis"
     }
 }
 

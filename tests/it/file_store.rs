@@ -203,7 +203,7 @@ mod planted {
         let path = dir.join("token.json");
         symlink(&target, &path).unwrap();
         let store = FileStore::new(&path);
-        use tower_token_refresh::store::TokenStore;
+        use tower_token_refresh::store::RefreshTokenStore;
         assert!(store.load_refresh_token().await.unwrap().is_none());
         let source = TestSource::issuing(HOUR);
         assert_eq!(
@@ -226,7 +226,7 @@ mod planted {
             .status()
             .unwrap();
         assert!(made.success());
-        use tower_token_refresh::store::TokenStore;
+        use tower_token_refresh::store::RefreshTokenStore;
         let store = FileStore::new(&path);
         let loaded = tokio::time::timeout(Duration::from_secs(10), store.load_refresh_token())
             .await

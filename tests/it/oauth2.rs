@@ -493,7 +493,7 @@ fn grant_with_store(
 
 #[tokio::test]
 async fn a_stale_stored_refresh_token_falls_back_to_the_given_one() {
-    use tower_token_refresh::store::TokenStore;
+    use tower_token_refresh::store::RefreshTokenStore;
 
     let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
     // Left in the store by a session before the user signed in again.
@@ -513,7 +513,7 @@ async fn a_stale_stored_refresh_token_falls_back_to_the_given_one() {
 
 #[tokio::test]
 async fn a_refresh_token_that_could_not_be_saved_is_not_replaced_by_the_stale_copy() {
-    use tower_token_refresh::store::TokenStore;
+    use tower_token_refresh::store::RefreshTokenStore;
 
     let endpoint = TokenEndpoint::rotating_refresh_tokens(SECRET).await;
     let store = support::memory_store::MemoryStore::new();

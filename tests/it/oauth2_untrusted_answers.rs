@@ -20,7 +20,7 @@ use tower_token_refresh::oauth2::{
     ClientAuth, ClientCredentials, DEFAULT_REQUEST_TIMEOUT, Discovery, ErrorCode, ErrorKind,
     HttpClient, RefreshTokenGrant, Secret,
 };
-use tower_token_refresh::store::TokenStore;
+use tower_token_refresh::store::RefreshTokenStore;
 
 /// A secret with characters that form-URL-encoding must escape, so that its
 /// encoded forms differ from it.

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tower_token_refresh::store::{Lease, StoreError, StoreErrorKind, StoreFuture, TokenStore};
+use tower_token_refresh::store::{
+    Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, TokenStore,
+};
 use tower_token_refresh::{Secret, Token};
 
 #[derive(Clone, Default)]
@@ -166,6 +168,12 @@ impl TokenStore for MemoryStore {
         })
     }
 
+    fn name(&self) -> &str {
+        "memory"
+    }
+}
+
+impl RefreshTokenStore for MemoryStore {
     fn load_refresh_token(&self) -> StoreFuture<'_, Option<Secret>> {
         Box::pin(async move {
             self.check()?;
@@ -179,9 +187,5 @@ impl TokenStore for MemoryStore {
             self.inner.state.lock().unwrap().refresh_token = Some(refresh_token.clone());
             Ok(())
         })
-    }
-
-    fn name(&self) -> &str {
-        "memory"
     }
 }
