@@ -163,12 +163,9 @@ where
                         ..
                     } = *waiting;
                     match outcome {
-                        Ok(credential) => self.set(Attempt::send(
-                            &mut service,
-                            request,
-                            credential,
-                            route,
-                        )),
+                        Ok(credential) => {
+                            self.set(Attempt::send(&mut service, request, credential, route))
+                        }
                         Err(error) => {
                             return Poll::Ready(Err(token_failure(error, request.headers())));
                         }

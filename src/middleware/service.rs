@@ -13,8 +13,8 @@ use super::attempt::{Attempt, CredentialFuture};
 use super::front::Front;
 use super::second_attempt::SecondAttempt;
 use super::settings::Settings;
-use super::ticket::Ticket;
 use super::shards::{Shards, slot};
+use super::ticket::Ticket;
 use super::{
     NoRetry, ResponseBody, ResponseFuture, RetryRejected, RetryResponseFuture, TokenRefreshLayer,
 };
