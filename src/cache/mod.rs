@@ -223,30 +223,25 @@ impl TokenCache {
         self.shared.accepted(generation);
     }
 
-    /// What the hot path may use changes whenever this does: a credential
-    /// from [`fresh_credential`](Self::fresh_credential) stays usable as long
-    /// as the version it came with is the current one. One atomic load.
+    /// The hot path: the current token's header if it is fresh; from this
+    /// thread's snapshot when nothing changed since it was taken (the
+    /// cache's version, one atomic load, says so).
     #[inline]
-    pub(crate) fn version(&self) -> u64 {
-        self.shared.version.load(Ordering::Acquire)
-    }
-
-    /// The hot path: the current token's header if it is fresh, with the
-    /// [version](Self::version) it is usable at; from this thread's snapshot
-    /// when nothing changed since it was taken.
-    #[inline]
-    pub(crate) fn fresh_credential(&self) -> Option<(u64, Credential)> {
-        let version = self.version();
+    pub(crate) fn fresh_credential(&self) -> Option<Credential> {
+        let version = self.shared.version.load(Ordering::Acquire);
         if let Some(credential) = snapshot::get(self.shared.id, version) {
-            return Some((version, credential));
+            return Some(credential);
         }
         let current = self.shared.current.load();
         match current.as_ref() {
             Some(entry) if entry.is_fresh() => {
                 // From this thread's copy of the header, from the first
                 // request on.
-                let credential = snapshot::put(self.shared.id, version, Credential::of(entry));
-                Some((version, credential))
+                Some(snapshot::put(
+                    self.shared.id,
+                    version,
+                    Credential::of(entry),
+                ))
             }
             _ => None,
         }
@@ -368,7 +363,7 @@ mod tests {
         let (sender, receiver) = mpsc::channel();
         let other = cache.clone();
         std::thread::spawn(move || {
-            let _ = sender.send(other.fresh_credential().map(|(_, c)| c.header));
+            let _ = sender.send(other.fresh_credential().map(|c| c.header));
         });
         let header = receiver
             .recv_timeout(Duration::from_secs(10))

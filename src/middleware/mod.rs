@@ -2,7 +2,6 @@
 //! response futures and [`ResponseBody`].
 
 mod attempt;
-mod front;
 mod future;
 mod layer;
 mod no_token;

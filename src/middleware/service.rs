@@ -10,10 +10,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::attempt::{Attempt, CredentialFuture};
-use super::front::Front;
 use super::second_attempt::SecondAttempt;
 use super::settings::Settings;
-use super::shards::{Shards, slot};
+use super::shards::Shards;
 use super::ticket::Ticket;
 use super::{
     NoRetry, ResponseBody, ResponseFuture, RetryRejected, RetryResponseFuture, TokenRefreshLayer,
@@ -79,7 +78,6 @@ use crate::{BoxError, ClassifyRejection, NoToken, PrepareReplay, StandardRejecti
 pub struct TokenRefresh<S, C = StandardRejection, R = NoRetry> {
     inner: S,
     shards: Arc<Shards<C>>,
-    front: Front,
     retry: R,
 }
 
@@ -110,7 +108,6 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         Self {
             inner,
             shards,
-            front: Front::default(),
             retry,
         }
     }
@@ -141,9 +138,8 @@ impl<S, C, R> TokenRefresh<S, C, R> {
     /// token is added here (where it is: the request moves only once, to
     /// the inner service).
     #[inline]
-    fn decide<B>(&mut self, request: &mut Request<B>) -> (Arc<Settings<C>>, Decision) {
-        let slot = slot();
-        let settings = Arc::clone(self.shards.copy(slot));
+    fn decide<B>(&self, request: &mut Request<B>) -> (Arc<Settings<C>>, Decision) {
+        let settings = Arc::clone(self.shards.this_thread());
         let not_ours = request.extensions().get::<NoToken>().is_some()
             || (settings.keep_existing && request.headers().contains_key(AUTHORIZATION));
         let route = if not_ours {
@@ -153,7 +149,7 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         };
         let decision = match route {
             None => Decision::Pass,
-            Some((route, cache)) => match self.front.credential(slot, route, cache) {
+            Some((route, cache)) => match cache.fresh_credential() {
                 Some(Credential { header, generation }) => {
                     request.headers_mut().insert(AUTHORIZATION, header);
                     Decision::Authorized(Ticket { route, generation })

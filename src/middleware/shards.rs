@@ -34,7 +34,7 @@ thread_local! {
 
 /// This thread's slot: a number no other thread has.
 #[inline]
-pub(crate) fn slot() -> usize {
+fn slot() -> usize {
     let slot = SLOT.get();
     if slot != UNASSIGNED {
         return slot;
@@ -64,10 +64,10 @@ impl<C: Clone> Shards<C> {
 }
 
 impl<C> Shards<C> {
-    /// The copy of the thread in [`slot`] (this thread's).
+    /// This thread's copy.
     #[inline]
-    pub(crate) fn copy(&self, slot: usize) -> &Arc<Settings<C>> {
-        &self.copies[slot & self.mask]
+    pub(crate) fn this_thread(&self) -> &Arc<Settings<C>> {
+        &self.copies[slot() & self.mask]
     }
 
     /// Any copy, for what does not depend on the thread.

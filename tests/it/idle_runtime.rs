@@ -90,7 +90,7 @@ fn a_script_that_drives_its_runtime_now_and_then_never_sends_an_expired_token() 
         })
     };
 
-    // Twice first, so that the service keeps its own copy.
+    // Twice first, so that the thread has its snapshot.
     for _ in 0..2 {
         for sent in send_both(&mut kept) {
             assert_unexpired(&expiries, &sent);

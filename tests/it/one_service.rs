@@ -1,8 +1,8 @@
-//! One service instance sending many requests keeps its own copy of the
-//! credential it last sent (the hot path's front cache): it must never
-//! outlive its token. A new token (after a 401, after `invalidate`, when the
-//! refresh window opens, after expiry), another route, or another thread
-//! must show from the next request on.
+//! One service instance sending many requests, each with the credential of
+//! its thread's snapshot (the hot path): a snapshot must never outlive its
+//! token. A new token (after a 401, after `invalidate`, when the refresh
+//! window opens, after expiry), another route, or another thread must show
+//! from the next request on.
 
 use crate::support;
 
@@ -143,7 +143,7 @@ async fn a_401_then_a_retry_on_the_same_instance_use_the_new_token() {
 async fn each_route_gets_its_own_token_however_requests_alternate() {
     let (a, b) = (counting("a"), counting("b"));
     // Both caches changed as often, so their versions are the same number:
-    // only the route tells a kept copy of one from the other.
+    // only the cache tells a snapshot of one from the other.
     a.token().await.unwrap();
     b.token().await.unwrap();
     let routes = TokenRoutes::new()
