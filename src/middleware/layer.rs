@@ -5,7 +5,6 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::settings::Settings;
-use super::shards::Shards;
 use super::{NoRetry, Origin, RetryRejected, TokenRefresh, TokenRoutes};
 use crate::{ClassifyRejection, StandardRejection, TokenCache};
 
@@ -259,7 +258,7 @@ impl<S, C: Clone, R: Clone> Layer<S> for TokenRefreshLayer<C, R> {
     type Service = TokenRefresh<S, C, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let shards = Arc::new(Shards::new(self.settings.clone()));
-        TokenRefresh::from_parts(inner, shards, self.retry.clone())
+        let settings = Arc::new(self.settings.clone());
+        TokenRefresh::from_parts(inner, settings, self.retry.clone())
     }
 }

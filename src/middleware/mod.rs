@@ -13,7 +13,6 @@ mod routes;
 mod second_attempt;
 mod service;
 mod settings;
-mod shards;
 mod ticket;
 
 pub use future::ResponseFuture;

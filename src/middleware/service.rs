@@ -12,7 +12,6 @@ use tower_service::Service;
 use super::attempt::{Attempt, CredentialFuture};
 use super::second_attempt::SecondAttempt;
 use super::settings::Settings;
-use super::shards::Shards;
 use super::ticket::Ticket;
 use super::{
     NoRetry, ResponseBody, ResponseFuture, RetryRejected, RetryResponseFuture, TokenRefreshLayer,
@@ -77,7 +76,7 @@ use crate::{BoxError, ClassifyRejection, NoToken, PrepareReplay, StandardRejecti
 /// ```
 pub struct TokenRefresh<S, C = StandardRejection, R = NoRetry> {
     inner: S,
-    shards: Arc<Shards<C>>,
+    settings: Arc<Settings<C>>,
     retry: R,
 }
 
@@ -104,17 +103,17 @@ enum Decision {
 }
 
 impl<S, C, R> TokenRefresh<S, C, R> {
-    pub(super) fn from_parts(inner: S, shards: Arc<Shards<C>>, retry: R) -> Self {
+    pub(super) fn from_parts(inner: S, settings: Arc<Settings<C>>, retry: R) -> Self {
         Self {
             inner,
-            shards,
+            settings,
             retry,
         }
     }
 
     /// The token cache, if every request uses the same one.
     pub fn cache(&self) -> Option<&TokenCache> {
-        self.shards.any().routes.single()
+        self.settings.routes.single()
     }
 
     /// A reference to the inner service.
@@ -132,14 +131,12 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         self.inner
     }
 
-    /// The settings the request's future takes (this thread's copy, so
-    /// that requests on different threads do not write to one shared
-    /// reference count), and what to do with `request`, to which a fresh
-    /// token is added here (where it is: the request moves only once, to
-    /// the inner service).
+    /// The settings the request's future takes, and what to do with
+    /// `request`, to which a fresh token is added here (where it is: the
+    /// request moves only once, to the inner service).
     #[inline]
     fn decide<B>(&self, request: &mut Request<B>) -> (Arc<Settings<C>>, Decision) {
-        let settings = Arc::clone(self.shards.this_thread());
+        let settings = Arc::clone(&self.settings);
         let not_ours = request.extensions().get::<NoToken>().is_some()
             || (settings.keep_existing && request.headers().contains_key(AUTHORIZATION));
         let route = if not_ours {
@@ -189,7 +186,7 @@ impl<S: Clone, C, R: Clone> Clone for TokenRefresh<S, C, R> {
     fn clone(&self) -> Self {
         Self::from_parts(
             self.inner.clone(),
-            Arc::clone(&self.shards),
+            Arc::clone(&self.settings),
             self.retry.clone(),
         )
     }
@@ -199,7 +196,7 @@ impl<S: fmt::Debug, C: fmt::Debug, R: fmt::Debug> fmt::Debug for TokenRefresh<S,
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenRefresh")
             .field("inner", &self.inner)
-            .field("settings", &self.shards)
+            .field("settings", &self.settings)
             .field("retry", &self.retry)
             .finish()
     }

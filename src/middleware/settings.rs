@@ -2,12 +2,9 @@
 
 use super::TokenRoutes;
 
-/// The routes and the rejection classifier of a layer, shared by its
-/// services and their futures. Each thread takes its references from a
-/// copy of its own ([`Shards`](super::shards::Shards)); aligned so that two
-/// copies' reference counts never share a cache line.
+/// The routes and the rejection classifier of a layer, shared (behind an
+/// `Arc`) by a service, its clones and their response futures.
 #[derive(Debug, Clone)]
-#[repr(align(128))]
 pub(crate) struct Settings<C> {
     pub(crate) routes: TokenRoutes,
     pub(crate) classifier: C,
