@@ -277,17 +277,6 @@ impl TokenCache {
     }
 }
 
-impl Shared {
-    /// Tells per-thread snapshots that what they hold may be stale.
-    pub(crate) fn bump(&self) {
-        self.version.fetch_add(1, Ordering::Release);
-    }
-
-    fn next_generation(&self) -> u64 {
-        self.generation.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
-
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let current = self.shared.current.load();

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::entry::{Entry, Status};
 use super::stats::Counters;
-use super::store_refresh::Origin;
+use super::store_refresh::{Provenance, StoreRefresh};
 use crate::{Error, Token};
 
 /// The outcome of one refresh, shared by all its waiters.
@@ -39,8 +39,6 @@ impl Reason {
     }
 }
 
-/// Refresh bookkeeping, behind a mutex touched only off the hot path and
-/// never held across an `.await`.
 /// How much longer than the fetch timeout a refresh may take before it is
 /// considered lost (its runtime stopped running it) and replaced.
 const STALE_AFTER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -55,6 +53,8 @@ pub(crate) struct Running {
     receiver: watch::Receiver<Option<Outcome>>,
 }
 
+/// Refresh bookkeeping, behind a mutex touched only off the hot path and
+/// never held across an `.await`.
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
     /// Identifies refreshes, so a lost one cannot clear its successor.
@@ -138,6 +138,26 @@ impl Waiter {
 }
 
 impl Shared {
+    /// Tells per-thread snapshots that what they hold may be stale.
+    pub(super) fn bump(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Calls the source, bounded by the fetch timeout.
+    pub(super) async fn fetch_from_source(&self) -> Result<Token, Error> {
+        Counters::add(&self.counters.fetches);
+        let timeout = self.config.fetch_timeout;
+        match tokio::time::timeout(timeout, self.source.fetch()).await {
+            Ok(Ok(token)) => Ok(token),
+            Ok(Err(source_error)) => Err(Error::source_failed(source_error)),
+            Err(_elapsed) => Err(Error::timeout(timeout)),
+        }
+    }
+
     pub(super) fn flight(&self) -> MutexGuard<'_, Flight> {
         // The lock is never held across code that can panic, but should a
         // panic poison it, the bookkeeping is still consistent: keep going.
@@ -278,9 +298,7 @@ impl Shared {
         }
         self.running.store(None);
     }
-}
 
-impl Shared {
     /// The delay before the source may be called again after `failures`
     /// consecutive failures, the last one `error`.
     fn backoff_after(&self, failures: u32, error: &Error) -> Duration {
@@ -348,18 +366,18 @@ impl RefreshTask {
                     .shared
                     .fetch_from_source()
                     .await
-                    .map(|token| (token, Origin::Source)),
+                    .map(|token| (token, Provenance::Source)),
                 Some(store) => {
                     let replacing = self.replacing.take();
-                    self.shared
-                        .refresh_through_store(&store.0, replacing.as_ref(), reason)
+                    StoreRefresh::new(&self.shared, &store.0)
+                        .run(replacing.as_ref(), reason)
                         .await
                 }
             };
             let origin = fetched
                 .as_ref()
-                .map_or(Origin::Source, |(_, origin)| *origin);
-            if origin == Origin::Store {
+                .map_or(Provenance::Source, |(_, origin)| *origin);
+            if origin == Provenance::Store {
                 Counters::add(&self.shared.counters.store_hits);
             }
             let fetched = fetched.map(|(token, _)| token);

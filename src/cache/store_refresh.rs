@@ -21,46 +21,45 @@ const POLL_MAX: Duration = Duration::from_millis(50);
 
 /// Where a refresh's token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Origin {
+pub(super) enum Provenance {
     Source,
     Store,
 }
 
-impl Origin {
+impl Provenance {
     pub(super) fn as_str(self) -> &'static str {
         match self {
-            Origin::Source => "token source",
-            Origin::Store => "token store",
+            Provenance::Source => "token source",
+            Provenance::Store => "token store",
         }
     }
 }
 
-impl Shared {
-    /// Calls the source, bounded by the fetch timeout.
-    pub(super) async fn fetch_from_source(&self) -> Result<Token, Error> {
-        Counters::add(&self.counters.fetches);
-        let timeout = self.config.fetch_timeout;
-        match tokio::time::timeout(timeout, self.source.fetch()).await {
-            Ok(Ok(token)) => Ok(token),
-            Ok(Err(source_error)) => Err(Error::source_failed(source_error)),
-            Err(_elapsed) => Err(Error::timeout(timeout)),
-        }
+/// One refresh of a cache through its store.
+pub(super) struct StoreRefresh<'a> {
+    shared: &'a Shared,
+    store: &'a Arc<dyn TokenStore>,
+}
+
+impl<'a> StoreRefresh<'a> {
+    pub(super) fn new(shared: &'a Shared, store: &'a Arc<dyn TokenStore>) -> Self {
+        Self { shared, store }
     }
 
-    /// A new token through `store`: a usable stored one, or one fetched
+    /// A new token through the store: a usable stored one, or one fetched
     /// while holding the store's lock (and saved), or, when the store fails
     /// or another holder takes too long, one fetched alone.
     ///
     /// `replacing` is the token being replaced (current, expired or
     /// rejected): a stored copy of it is not a new token.
-    pub(super) async fn refresh_through_store(
+    pub(super) async fn run(
         &self,
-        store: &Arc<dyn TokenStore>,
         replacing: Option<&Token>,
         reason: Reason,
-    ) -> Result<(Token, Origin), Error> {
-        let fetched = match self.take_turns(store, replacing, reason).await {
-            Ok(Turn::Stored(token)) => return Ok((token, Origin::Store)),
+    ) -> Result<(Token, Provenance), Error> {
+        let (shared, store) = (self.shared, self.store);
+        let fetched = match self.take_turns(replacing, reason).await {
+            Ok(Turn::Stored(token)) => return Ok((token, Provenance::Store)),
             Ok(Turn::Fetched(fetched)) => fetched,
             Ok(Turn::FleetBackingOff(left)) => {
                 tracing::debug!(?left, "another process's fetch failed; backing off with it");
@@ -71,19 +70,19 @@ impl Shared {
                     store = store.name(),
                     "another process held the token store's lock past its lease; fetching alone"
                 );
-                self.fetch_from_source().await
+                shared.fetch_from_source().await
             }
             Err(error) => {
-                Counters::add(&self.counters.store_failures);
+                Counters::add(&shared.counters.store_failures);
                 tracing::warn!(
                     store = store.name(),
                     error = &error as &dyn std::error::Error,
                     "token store failed; fetching without it"
                 );
-                self.fetch_from_source().await
+                shared.fetch_from_source().await
             }
         };
-        fetched.map(|token| (token, Origin::Source))
+        fetched.map(|token| (token, Provenance::Source))
     }
 
     /// The rest of a fleet's backoff read from the store, unless it is
@@ -92,7 +91,7 @@ impl Shared {
     /// the fleet until then. A fetch that succeeds replaces it.
     fn fleet_backoff(&self, stored: Option<Duration>) -> Option<Duration> {
         let left = stored?;
-        if left <= self.longest_backoff() {
+        if left <= self.shared.longest_backoff() {
             return Some(left);
         }
         tracing::warn!(
@@ -104,14 +103,14 @@ impl Shared {
 
     async fn take_turns(
         &self,
-        store: &Arc<dyn TokenStore>,
         replacing: Option<&Token>,
         reason: Reason,
     ) -> Result<Turn, StoreError> {
-        let lease = self.config.lease();
+        let (config, store) = (&self.shared.config, self.store);
+        let lease = config.lease();
         // Long enough for a holder that just took the lock to let its lease
         // run out, and for whoever takes over to fetch.
-        let give_up_at = Instant::now() + lease + self.config.fetch_timeout;
+        let give_up_at = Instant::now() + lease + config.fetch_timeout;
         let mut pause = POLL_FIRST;
         loop {
             if let Some(token) = self.call(store.load()).await?
@@ -124,7 +123,7 @@ impl Shared {
                 return Ok(Turn::FleetBackingOff(left));
             }
             if let Some(held) = self.call(store.try_lock(lease)).await? {
-                return self.fetch_holding(store, held, replacing).await;
+                return self.fetch_holding(held, replacing).await;
             }
             if Instant::now() >= give_up_at {
                 return Ok(Turn::GaveUp);
@@ -138,19 +137,19 @@ impl Shared {
     /// token between our look and our lock), else fetch and save.
     async fn fetch_holding(
         &self,
-        store: &Arc<dyn TokenStore>,
         held: Lease,
         replacing: Option<&Token>,
     ) -> Result<Turn, StoreError> {
+        let (shared, store) = (self.shared, self.store);
         let stored = match self.call(store.load()).await {
             Ok(stored) => stored,
             Err(error) => {
-                self.release(store, held).await;
+                self.release(held).await;
                 return Err(error);
             }
         };
         if let Some(token) = stored.filter(|token| usable(token, replacing)) {
-            self.release(store, held).await;
+            self.release(held).await;
             tracing::debug!("token taken from the store");
             return Ok(Turn::Stored(token));
         }
@@ -162,16 +161,16 @@ impl Shared {
         {
             Ok(None) => {}
             Ok(Some(left)) => {
-                self.release(store, held).await;
+                self.release(held).await;
                 return Ok(Turn::FleetBackingOff(left));
             }
             Err(error) => {
-                self.release(store, held).await;
+                self.release(held).await;
                 return Err(error);
             }
         }
-        let lease_ends = Instant::now() + self.config.lease();
-        let fetched = self.fetch_from_source().await;
+        let lease_ends = Instant::now() + shared.config.lease();
+        let fetched = shared.fetch_from_source().await;
         if fetched
             .as_ref()
             .is_err_and(|error| error.kind() == ErrorKind::Timeout)
@@ -189,7 +188,7 @@ impl Shared {
         if let Err(error) = &fetched {
             // The others back off with this process instead of each calling
             // a failing identity provider in turn.
-            let delay = self.next_backoff(error);
+            let delay = shared.next_backoff(error);
             if let Err(error) = self.call(store.save_failure(delay, &held)).await {
                 tracing::warn!(
                     store = store.name(),
@@ -206,7 +205,7 @@ impl Shared {
                     "the store's lock lease ran out during the fetch; token not saved"
                 ),
                 Err(error) => {
-                    Counters::add(&self.counters.store_failures);
+                    Counters::add(&shared.counters.store_failures);
                     tracing::warn!(
                         store = store.name(),
                         error = &error as &dyn std::error::Error,
@@ -215,12 +214,12 @@ impl Shared {
                 }
             }
         }
-        self.release(store, held).await;
+        self.release(held).await;
         Ok(Turn::Fetched(fetched))
     }
 
-    async fn release(&self, store: &dyn TokenStore, held: Lease) {
-        if let Err(error) = self.call(store.unlock(held)).await {
+    async fn release(&self, held: Lease) {
+        if let Err(error) = self.call(self.store.unlock(held)).await {
             // The lease frees it anyway.
             tracing::debug!(
                 error = &error as &dyn std::error::Error,
@@ -234,7 +233,7 @@ impl Shared {
         &self,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        crate::store::bounded(self.config.fetch_timeout, call).await
+        crate::store::bounded(self.shared.config.fetch_timeout, call).await
     }
 }
 
