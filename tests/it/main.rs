@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod any_body;
 mod axum_gateway;
 mod cache;
 mod clock;

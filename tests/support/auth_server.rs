@@ -1,6 +1,8 @@
 //! A real HTTP server on 127.0.0.1 with a token endpoint (`POST /token`)
 //! and an API (`GET /api`) that accepts only tokens it issued and that have
-//! not expired.
+//! not expired. Under `/api/v1/namespaces/{ns}/pods/{name}` it answers as
+//! the Kubernetes API does: a `Pod` object, as JSON (its annotation
+//! `token` says which token the request carried).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -149,7 +151,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
                 .body(Full::from(body.to_string()))
                 .unwrap()
         }
-        (&Method::GET | &Method::POST, "/api") => {
+        (&Method::GET | &Method::POST, path) if path == "/api" || path.starts_with("/api/") => {
             state.api_requests.fetch_add(1, Ordering::SeqCst);
             let (parts, body) = request.into_parts();
             let mut body = Some(body);
@@ -170,6 +172,9 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
                     .map(|_| token.to_owned())
             });
             match valid {
+                Some(token) if parts.uri.path().starts_with("/api/v1/namespaces/") => {
+                    kubernetes_pod(parts.uri.path(), &token)
+                }
                 Some(token) => {
                     let body = match (read, body) {
                         (Some(bytes), _) => bytes,
@@ -196,5 +201,45 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             .status(StatusCode::NOT_FOUND)
             .body(Full::default())
             .unwrap(),
+    }
+}
+
+/// What the Kubernetes API answers to `GET /api/v1/namespaces/{ns}/pods/{name}`:
+/// the Pod (only its metadata here), or `404` with a `Status` object.
+fn kubernetes_pod(path: &str, token: &str) -> Response<Full<Bytes>> {
+    let parts: Vec<&str> = path
+        .trim_start_matches("/api/v1/namespaces/")
+        .split('/')
+        .collect();
+    let json = |status: StatusCode, body: serde_json::Value| {
+        Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::from(body.to_string()))
+            .unwrap()
+    };
+    match parts.as_slice() {
+        [namespace, "pods", name] => json(
+            StatusCode::OK,
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": { "token": token },
+                },
+            }),
+        ),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Status",
+                "status": "Failure",
+                "reason": "NotFound",
+                "code": 404,
+            }),
+        ),
     }
 }
