@@ -16,7 +16,6 @@
 mod support;
 
 use std::env;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -80,12 +79,10 @@ async fn main() -> Result<(), BoxError> {
     // the layer.
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    // rustls' provider from its crate features (or the process default).
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()

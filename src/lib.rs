@@ -169,6 +169,8 @@ mod retry_after;
 mod secret;
 mod source;
 pub mod store;
+#[cfg(any(feature = "rustls", feature = "redis"))]
+mod tls;
 mod token;
 
 pub use cache::{

@@ -53,6 +53,7 @@ impl RetryAfter {
     }
 
     /// The same, for an error that is already shared.
+    #[cfg_attr(not(feature = "oauth2"), allow(dead_code))]
     pub(crate) fn with_shared_source(mut self, source: Arc<dyn StdError + Send + Sync>) -> Self {
         self.source = Some(source);
         self

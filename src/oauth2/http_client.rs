@@ -118,15 +118,14 @@ impl fmt::Debug for HttpClient {
 
 #[cfg(feature = "rustls")]
 mod tls {
-    use std::sync::Arc;
-
     use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
     use hyper_util::client::legacy::connect::HttpConnector;
     use rustls::{ClientConfig, RootCertStore};
 
-    /// HTTPS (and loopback HTTP) with ring and the webpki roots, plus the
-    /// system's roots with `native-roots`. The crypto provider is passed
-    /// explicitly, so no process-wide default is needed or changed.
+    /// HTTPS (and loopback HTTP) with the webpki roots, plus the system's
+    /// roots with `native-roots`; the process-wide rustls crypto provider
+    /// if the application installed one, else ring (the default is never
+    /// changed).
     pub(super) fn connector() -> HttpsConnector<HttpConnector> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -137,11 +136,10 @@ mod tls {
                 let _ = roots.add(certificate);
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
+        let config = ClientConfig::builder_with_provider(crate::tls::provider())
             .with_safe_default_protocol_versions()
-            // Fails only for a provider without cipher suites; ring has them.
-            .expect("ring supports rustls' default protocol versions")
+            // Fails only for a provider without cipher suites.
+            .expect("the crypto provider supports rustls' default protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
         HttpsConnectorBuilder::new()

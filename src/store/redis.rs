@@ -251,7 +251,7 @@ impl RedisStoreBuilder {
             StoreError::new(StoreErrorKind::InvalidConfig, what, None)
         })?;
         if self.url.expose().starts_with("rediss") {
-            install_default_crypto_provider();
+            crate::tls::install_default();
         }
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -433,15 +433,6 @@ fn fence() -> Result<String, StoreError> {
 
 fn unavailable(what: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
     move |error| StoreError::new(StoreErrorKind::Unavailable, what, Some(error.into()))
-}
-
-/// `rediss://` builds its TLS settings from the process's default rustls
-/// crypto provider: make sure there is one.
-fn install_default_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race with another installer is fine: there is one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
 }
 
 impl fmt::Debug for RedisStore {
