@@ -15,9 +15,8 @@
 //! draw of that lottery, as a user's program is.
 //!
 //! Besides the four stacks, the floor and ours are also measured with the
-//! service cloned for each request (`clone().oneshot(..)`), where ours
-//! cannot keep the last credential in the service and takes it from the
-//! thread's snapshot; and bare, the floor and ours with a minimal request
+//! service cloned for each request (`clone().oneshot(..)`), as many
+//! callers use them; and bare, the floor and ours with a minimal request
 //! (`/`, one header), which costs so little to build and drop that what a
 //! layer adds weighs more against it.
 //!

@@ -12,9 +12,10 @@
 //!   refreshes ahead of expiry in the background, bounds every fetch with a
 //!   timeout and backs off after failures.
 //! - [`TokenRefreshLayer`] wraps any `tower::Service<http::Request<B>>` (a
-//!   hyper-util client, a tonic `Channel`, an axum app's outgoing client) and
-//!   adds `Authorization: Bearer <token>` to each request. With a fresh token
-//!   that takes no lock, no clock read and no allocation.
+//!   hyper-util client, a tonic `Channel`, an axum app's outgoing client, a
+//!   kube-rs client, reqwest through tower-reqwest), whatever its request
+//!   body, and adds `Authorization: Bearer <token>` to each request. With a
+//!   fresh token that takes no lock, no clock read and no allocation.
 //! - A token the server rejects (`401`, gRPC `UNAUTHENTICATED`) is dropped,
 //!   once however many requests saw it rejected; with
 //!   [`retry_rejected`](TokenRefreshLayer::retry_rejected) the request is
@@ -79,8 +80,17 @@
 //!   cross-origin redirect (or use [`TokenRefreshLayer::only_to`], which
 //!   makes either order safe). `TraceLayer`, timeouts, `tower::buffer` and
 //!   `tower::retry` compose in any order.
+//! - **kube-rs**: `ClientBuilder::with_layer(&TokenRefreshLayer::new(cache))`
+//!   over a `tower::buffer::BufferLayer` (kube's innermost service is not
+//!   `Clone`).
+//! - **reqwest**: through tower-reqwest's `HttpClientLayer`, below the token
+//!   layer.
 //! - **Several APIs, several tokens**: [`TokenRefreshLayer::routes`] picks a
 //!   cache per origin ([`TokenRoutes`]).
+//! - **Retrying a body type of another crate**:
+//!   [`replay_with`](TokenRefreshLayer::replay_with) takes a function
+//!   ([`PrepareReplay`]), since the orphan rule keeps you from implementing
+//!   [`ReplayableBody`] for it.
 //!
 //! # Observability
 //!
@@ -105,8 +115,8 @@
 //! - **Backoff** ([`TokenCacheBuilder::backoff`], 1 s doubling to 30 s):
 //!   while it runs, callers without a valid token fail at once instead of
 //!   hammering the identity provider; `Retry-After` is honoured.
-//! - **Retry** (off; [`TokenRefreshLayer::retry_rejected`],
-//!   [`TokenRefreshLayer::replay_limit`] 64 KiB): turn it on when callers
+//! - **Retry** (off; [`TokenRefreshLayer::retry_rejected`], then
+//!   [`replay_limit`](TokenRefreshLayer::replay_limit), 64 KiB): turn it on when callers
 //!   must never see a rejection caused by a revoked or stale token. It copies
 //!   each request's head, which costs more than adding the token itself;
 //!   without it the rare rejected request goes back to its caller and the

@@ -1,17 +1,31 @@
 //! The rustls crypto provider of the crate's TLS clients (HTTPS token
 //! requests, `rediss://`).
 
-use std::sync::Arc;
-
 use rustls::crypto::CryptoProvider;
 
-/// The process-wide default provider when the application installed one
-/// (aws-lc-rs, say, for post-quantum key exchange), else ring.
-#[cfg_attr(not(feature = "rustls"), allow(dead_code))]
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(ring()))
+/// A client configuration trusting `roots`, with rustls' safe default
+/// protocol versions and the process-wide default provider when the
+/// application installed one that supports them (aws-lc-rs, say, for
+/// post-quantum key exchange), else ring.
+#[cfg(feature = "rustls")]
+pub(crate) fn client_config(
+    roots: rustls::RootCertStore,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+    use rustls::ClientConfig;
+
+    let installed = CryptoProvider::get_default().cloned().and_then(|provider| {
+        ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()
+    });
+    installed
+        .unwrap_or_else(|| {
+            ClientConfig::builder_with_provider(std::sync::Arc::new(ring()))
+                .with_safe_default_protocol_versions()
+                // Fails only for a provider without cipher suites.
+                .expect("ring supports rustls' default protocol versions")
+        })
+        .with_root_certificates(roots)
 }
 
 /// Installs ring as the process-wide default provider, unless there is one
@@ -28,7 +42,7 @@ pub(crate) fn install_default() {
 /// post-quantum key exchange; it stays the crate's fallback because it keeps
 /// aws-lc's C library out of the build. An application that wants
 /// post-quantum key exchange installs aws-lc-rs as the process-wide
-/// default, which [`provider`] then uses.
+/// default, which the crate's clients then use.
 #[allow(deprecated)]
 fn ring() -> CryptoProvider {
     rustls::crypto::ring::default_provider()

@@ -171,9 +171,7 @@ where
                         }
                     }
                 }
-                AttemptProj::Done => {
-                    return Poll::Ready(Err("response future polled after completion".into()));
-                }
+                AttemptProj::Done => return Poll::Ready(Err(polled_after_completion())),
             }
         }
     }
@@ -278,6 +276,11 @@ fn drop_rejected(cache: &TokenCache, ticket: Ticket, status: StatusCode) {
         dropped,
         "token rejected by the server"
     );
+}
+
+/// The error of a response future polled again after it finished.
+pub(super) fn polled_after_completion() -> BoxError {
+    "response future polled after completion".into()
 }
 
 /// The error a request fails with when no token can be had: our [`Error`],

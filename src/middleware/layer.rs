@@ -248,7 +248,10 @@ impl<C, P> TokenRefreshLayer<C, RetryRejected<P>> {
     ///         Replay::copied(body, limit, |body| Some(body.clone()))
     ///     });
     /// ```
-    pub fn replay_with<Q>(self, prepare: Q) -> TokenRefreshLayer<C, RetryRejected<Q>> {
+    pub fn replay_with<Q>(self, prepare: Q) -> TokenRefreshLayer<C, RetryRejected<Q>>
+    where
+        Q: Clone + Send + Sync + 'static,
+    {
         let limit = self.retry.limit;
         self.with_retry(RetryRejected { limit, prepare })
     }

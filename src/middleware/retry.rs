@@ -53,21 +53,17 @@ pub(super) enum NotRetried {
     Body(NotReplayable),
 }
 
-impl fmt::Display for NotRetried {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl NotRetried {
+    fn as_str(self) -> &'static str {
         match self {
-            NotRetried::Off => {
-                f.write_str("retrying is off (see `TokenRefreshLayer::retry_rejected`)")
-            }
-            NotRetried::AlreadyRetried => f.write_str("the request was already retried once"),
-            NotRetried::Body(why) => fmt::Display::fmt(why, f),
+            NotRetried::Off => "retrying is off (see `TokenRefreshLayer::retry_rejected`)",
+            NotRetried::AlreadyRetried => "the request was already retried once",
+            NotRetried::Body(why) => why.as_str(),
         }
     }
-}
 
-impl NotRetried {
     /// Says why the rejected request is not retried.
     pub(super) fn trace(self) {
-        tracing::info!(reason = %self, "rejected request not retried");
+        tracing::info!(reason = self.as_str(), "rejected request not retried");
     }
 }

@@ -12,7 +12,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::attempt::{Answer, Attempt, CredentialFuture};
+use super::attempt::{Answer, Attempt, CredentialFuture, polled_after_completion};
 use super::response_body::ResponseBody;
 use super::retry::NotRetried;
 use super::second_attempt::{SecondAttempt, UntilSent};
@@ -256,9 +256,7 @@ where
                         }
                     }));
                 }
-                StateProj::Done => {
-                    return Poll::Ready(Err("response future polled after completion".into()));
-                }
+                StateProj::Done => return Poll::Ready(Err(polled_after_completion())),
             }
         }
     }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 
 use super::RetryRejected;
@@ -38,7 +39,8 @@ struct RequestHead {
 
 impl<S, B> SecondAttempt<S, B> {
     /// Prepares `request` to be sent, and what a second attempt needs if it
-    /// is possible (or why it is not).
+    /// is possible (or why it is not). The copy of the head keeps no
+    /// `Authorization`: the second attempt gets a new token.
     pub(super) fn plan<P: PrepareReplay<B>>(
         service: &S,
         request: Request<B>,
@@ -51,17 +53,21 @@ impl<S, B> SecondAttempt<S, B> {
         let (body, replay) = retry.prepare.prepare_replay(body, retry.limit);
         let second = match replay.never_reason() {
             Some(why) => Err(why),
-            None => Ok(Box::new(Self {
-                service: service.clone(),
-                head: RequestHead {
-                    method: parts.method.clone(),
-                    uri: parts.uri.clone(),
-                    version: parts.version,
-                    headers: parts.headers.clone(),
-                    extensions: parts.extensions.clone(),
-                },
-                replay,
-            })),
+            None => {
+                let mut headers = parts.headers.clone();
+                headers.remove(AUTHORIZATION);
+                Ok(Box::new(Self {
+                    service: service.clone(),
+                    head: RequestHead {
+                        method: parts.method.clone(),
+                        uri: parts.uri.clone(),
+                        version: parts.version,
+                        headers,
+                        extensions: parts.extensions.clone(),
+                    },
+                    replay,
+                }))
+            }
         };
         (Request::from_parts(parts, body), second)
     }

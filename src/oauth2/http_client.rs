@@ -120,7 +120,7 @@ impl fmt::Debug for HttpClient {
 mod tls {
     use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
     use hyper_util::client::legacy::connect::HttpConnector;
-    use rustls::{ClientConfig, RootCertStore};
+    use rustls::RootCertStore;
 
     /// HTTPS (and loopback HTTP) with the webpki roots, plus the system's
     /// roots with `native-roots`; the process-wide rustls crypto provider
@@ -136,12 +136,7 @@ mod tls {
                 let _ = roots.add(certificate);
             }
         }
-        let config = ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            // Fails only for a provider without cipher suites.
-            .expect("the crypto provider supports rustls' default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = crate::tls::client_config(roots).with_no_client_auth();
         HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()

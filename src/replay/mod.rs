@@ -38,17 +38,21 @@ pub(crate) enum NotReplayable {
     AlreadyReplayed,
     /// Reading it failed the first time.
     Failed,
+    /// It could not copy itself (a stream, say), though its type can.
+    NotCopied,
 }
 
-impl fmt::Display for NotReplayable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl NotReplayable {
+    /// What it says, for `tracing`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
             NotReplayable::BodyType => "the request body type cannot be replayed",
             NotReplayable::OverLimit => "the request body is larger than the replay limit",
             NotReplayable::StillSending => "the request body was still being sent",
             NotReplayable::AlreadyReplayed => "the body was already replayed",
             NotReplayable::Failed => "the request body failed",
-        })
+            NotReplayable::NotCopied => "the request body could not be copied",
+        }
     }
 }
 
@@ -115,7 +119,7 @@ impl<B> Replay<B> {
         }
         let replay = match copy(&body) {
             Some(copy) => Self::from_copy(copy),
-            None => Self::never(),
+            None => Self::unavailable(NotReplayable::NotCopied),
         };
         (body, replay)
     }

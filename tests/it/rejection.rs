@@ -618,3 +618,109 @@ async fn retrying_is_off_by_default() {
     );
     assert_eq!(api.calls(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_not_retried_says_why_on_every_path() {
+    let (events, _guard) = Events::capture();
+    let reasons = |events: &Events| {
+        events
+            .lines_with("rejected request not retried")
+            .iter()
+            .map(|line| line.split("reason=").nth(1).unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    // Retry off, sent at once with a fresh token.
+    let source = TestSource::issuing(HOUR);
+    let api = RevokingApi::new(RejectWith::Http401);
+    let client = TokenRefreshLayer::new(cache_over(&source)).layer(api.clone());
+    api.revoke("token-1");
+    assert_eq!(send(&client, full("a")).await.0, StatusCode::UNAUTHORIZED);
+    // Retry off, sent after waiting for a token (the first was dropped).
+    api.revoke("token-2");
+    assert_eq!(send(&client, full("b")).await.0, StatusCode::UNAUTHORIZED);
+    // Retry on, and the second attempt is rejected too.
+    let retrying = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(api.clone());
+    api.reject_all();
+    assert_eq!(send(&retrying, full("c")).await.0, StatusCode::UNAUTHORIZED);
+
+    let off = "\"retrying is off (see `TokenRefreshLayer::retry_rejected`)\"";
+    let again = "\"the request was already retried once\"";
+    assert_eq!(reasons(&events), [off, off, again]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_still_sent_a_second_after_the_rejection_is_not_retried() {
+    // The connection keeps the body (it never ends): the retry gives up
+    // waiting for it after a second and returns the rejection.
+    let (events, _guard) = Events::capture();
+    let source = TestSource::issuing(HOUR);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inner = {
+        let calls = calls.clone();
+        service_fn(move |request: Request<BoxBody<Bytes, Infallible>>| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let _ = request.into_body().collect().await;
+            });
+            let rejected = Response::builder().status(StatusCode::UNAUTHORIZED);
+            std::future::ready(Ok::<_, Infallible>(rejected.body(String::new()).unwrap()))
+        })
+    };
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(inner);
+    let (feeder, body) = channel_body();
+    feeder.data("never finished");
+    let started = tokio::time::Instant::now();
+    let (status, _) = send(&client, BoxBody::new(body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(started.elapsed(), Duration::from_secs(1), "waited a second");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let skipped = events.lines_with("rejected request not retried");
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].contains("the request body was still being sent"));
+    drop(feeder);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_carries_one_authorization_the_new_token() {
+    let source = TestSource::issuing(HOUR);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let inner = {
+        let seen = seen.clone();
+        service_fn(move |request: Request<Full<Bytes>>| {
+            let values: Vec<String> = request
+                .headers()
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect();
+            let status = if values == ["Bearer token-1"] {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::OK
+            };
+            seen.lock().unwrap().push(values);
+            std::future::ready(Ok::<_, Infallible>(
+                Response::builder()
+                    .status(status)
+                    .body(String::new())
+                    .unwrap(),
+            ))
+        })
+    };
+    let client = TokenRefreshLayer::new(cache_over(&source))
+        .retry_rejected()
+        .layer(inner);
+    assert_eq!(send(&client, full("a")).await.0, StatusCode::OK);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            vec!["Bearer token-1".to_owned()],
+            vec!["Bearer token-2".to_owned()]
+        ]
+    );
+}
