@@ -21,16 +21,16 @@
 //! layer adds weighs more against it.
 //!
 //! ```sh
-//! cargo bench --bench hot_path_paired             # 5 processes x 2,000 rounds (~40 s)
-//! cargo bench --bench hot_path_paired -- --quick  # 3 processes x 300 rounds (~4 s)
+//! cargo bench --bench hot_path_paired             # 5 processes x 2,000 rounds (~60 s)
+//! cargo bench --bench hot_path_paired -- --quick  # 3 processes x 300 rounds (~6 s)
 //! cargo bench --bench hot_path_paired -- --quick --check 2.5
 //! cargo bench --bench hot_path_paired -- --processes 9
 //! ```
 //!
 //! `--check LIMIT` fails (exit code 1) when ours' overhead over the bare
-//! service is more than `LIMIT` times the floor's, with either request (≈ 1.5 on an idle
+//! service is more than `LIMIT` times the floor's, with either request (≈ 1.6 on an idle
 //! machine; the hand-written stack, with a lock, a clock read and a
-//! formatted header, is ≈ 3.3). `.ci/run` uses 2.5: loose enough for a
+//! formatted header, is ≈ 3.2). `.ci/run` uses 2.5: loose enough for a
 //! noisy machine, tight enough to catch a hot path that got as costly as
 //! the hand-written check. (Allocations are caught exactly, by
 //! `tests/hot_path_allocations.rs`.)

@@ -11,7 +11,9 @@
 //!   (boxed) response future, as written when the refresh is async;
 //! - floor and ours cloned per request (`clone()` then `call`, as
 //!   `clone().oneshot(..)` does), for stacks that are used that way;
-//! - ours: `TokenRefreshLayer` over a `TokenCache` holding a fresh token.
+//! - ours: `TokenRefreshLayer` over a `TokenCache` holding a fresh token;
+//! - ours retrying: the same with `retry_rejected()`, which keeps a copy of
+//!   each request's head and of the inner service for a second attempt.
 
 #![allow(dead_code)] // Each benchmark uses part of it.
 
@@ -30,7 +32,9 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::Empty;
 use tower::{BoxError, Layer, Service, service_fn};
 use tower_http::set_header::{SetRequestHeader, SetRequestHeaderLayer};
-use tower_token_refresh::{Token, TokenCache, TokenRefresh, TokenRefreshLayer};
+use tower_token_refresh::{
+    RetryRejected, StandardRejection, Token, TokenCache, TokenRefresh, TokenRefreshLayer,
+};
 
 pub type Body = Empty<Bytes>;
 
@@ -208,6 +212,7 @@ pub struct Stacks<S> {
     pub hand_written: HandWritten<S>,
     pub hand_written_async: HandWrittenAsync<S>,
     pub ours: TokenRefresh<S>,
+    pub ours_retrying: TokenRefresh<S, StandardRejection, RetryRejected>,
     /// The cache behind `ours`.
     pub cache: TokenCache,
 }
@@ -250,6 +255,9 @@ pub fn stacks(runtime: &tokio::runtime::Runtime) -> Stacks<impl Inner + use<>> {
             ))),
         },
         ours: TokenRefreshLayer::new(cache.clone()).layer(inner()),
+        ours_retrying: TokenRefreshLayer::new(cache.clone())
+            .retry_rejected()
+            .layer(inner()),
         cache,
     }
 }
