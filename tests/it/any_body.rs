@@ -11,29 +11,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body::Body;
-use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Pod;
-use support::TestSource;
 use support::auth_server::AuthServer;
-use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use support::{TestSource, fetch};
+use tower::{BoxError, Layer, ServiceBuilder, ServiceExt, service_fn};
 use tower_token_refresh::{Replay, TokenCache, TokenRefreshLayer};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Sends `request` and reads the answer as text.
-async fn send<S, B, R>(client: &S, request: Request<B>) -> (StatusCode, String)
-where
-    S: Service<Request<B>, Response = Response<R>> + Clone,
-    S::Error: std::fmt::Debug,
-    R: Body,
-    R::Error: std::fmt::Debug,
-{
-    let response = client.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
 
 #[tokio::test]
 async fn a_unit_body_gets_the_token_and_a_rejection_drops_it() {
@@ -81,15 +65,15 @@ async fn reqwest_through_tower_reqwest_replaces_a_rejected_token() {
     };
 
     assert_eq!(
-        send(&client, get()).await,
+        fetch(&client, get()).await,
         (StatusCode::OK, "hello, holder of tok-1".into())
     );
     server.revoke("tok-1");
     // Without retries the rejection comes back, and the token is dropped…
-    assert_eq!(send(&client, get()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(fetch(&client, get()).await.0, StatusCode::UNAUTHORIZED);
     // …so the next request goes out with a new one.
     assert_eq!(
-        send(&client, get()).await,
+        fetch(&client, get()).await,
         (StatusCode::OK, "hello, holder of tok-2".into())
     );
     assert_eq!(server.token_requests(), 2);
@@ -119,12 +103,12 @@ async fn reqwest_bodies_are_replayed_with_a_function_of_ours() {
     };
 
     assert_eq!(
-        send(&client, post("first")).await,
+        fetch(&client, post("first")).await,
         (StatusCode::OK, "tok-1 got first".into())
     );
     server.revoke("tok-1");
     assert_eq!(
-        send(&client, post("second")).await,
+        fetch(&client, post("second")).await,
         (StatusCode::OK, "tok-2 got second".into()),
         "rejected, then sent again with a new token and the same body"
     );

@@ -15,11 +15,12 @@ use http::header::{AUTHORIZATION, LOCATION};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::auth_server::AuthServer;
 use support::channel_body::channel_body;
+use support::fetch;
 use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http::follow_redirect::FollowRedirectLayer;
@@ -27,20 +28,6 @@ use tower_http::trace::TraceLayer;
 use tower_token_refresh::{Origin, TokenCache, TokenRefreshLayer, TokenRoutes};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Sends `request` and reads the answer as text.
-async fn fetch<S, B, R>(client: &S, request: Request<B>) -> (StatusCode, String)
-where
-    S: Service<Request<B>, Response = Response<R>> + Clone,
-    S::Error: std::fmt::Debug,
-    R: Body,
-    R::Error: std::fmt::Debug,
-{
-    let response = client.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
 
 /// GETs `url` through `client` (with an empty body) and reads the answer.
 async fn get<S, R>(client: &S, url: String) -> (StatusCode, String)

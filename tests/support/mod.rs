@@ -156,3 +156,21 @@ pub fn echo_authorization() -> impl tower::Service<
         },
     )
 }
+
+/// Sends `request` through a clone of `client` and reads the answer as
+/// text.
+pub async fn fetch<S, B, R>(client: &S, request: http::Request<B>) -> (http::StatusCode, String)
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone,
+    S::Error: std::fmt::Debug,
+    R: http_body::Body,
+    R::Error: std::fmt::Debug,
+{
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let response = client.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
