@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -80,15 +79,10 @@ where
         credential: Credential,
         route: usize,
     ) -> Self {
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, credential.header);
+        let ticket = Ticket::authorize(&mut request, credential, route);
         Attempt::Sent {
             future: service.call(request),
-            ticket: Ticket {
-                route,
-                generation: credential.generation,
-            },
+            ticket,
         }
     }
 

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -213,13 +212,7 @@ where
                     if let Some(cache) = settings.routes.cache(route) {
                         cache.note_retry();
                     }
-                    let ticket = Ticket {
-                        route,
-                        generation: credential.generation,
-                    };
-                    request
-                        .headers_mut()
-                        .insert(AUTHORIZATION, credential.header);
+                    let ticket = Ticket::authorize(&mut request, credential, route);
                     state.set(State::PollingReady {
                         waiting: Box::new(PollingReady {
                             service,

@@ -16,7 +16,6 @@ use super::ticket::Ticket;
 use super::{
     NoRetry, ResponseBody, ResponseFuture, RetryRejected, RetryResponseFuture, TokenRefreshLayer,
 };
-use crate::cache::Credential;
 use crate::{BoxError, ClassifyRejection, NoToken, PrepareReplay, StandardRejection, TokenCache};
 
 /// Sends each request with `Authorization: Bearer <token>` from a shared
@@ -147,9 +146,8 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         let decision = match route {
             None => Decision::Pass,
             Some((route, cache)) => match cache.fresh_credential() {
-                Some(Credential { header, generation }) => {
-                    request.headers_mut().insert(AUTHORIZATION, header);
-                    Decision::Authorized(Ticket { route, generation })
+                Some(credential) => {
+                    Decision::Authorized(Ticket::authorize(request, credential, route))
                 }
                 None => Decision::Wait(Box::pin(cache.clone().credential()), route),
             },
