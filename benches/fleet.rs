@@ -137,7 +137,7 @@ fn first_request(c: &mut Criterion) {
     let saved = dir.join("saved.json");
     runtime.block_on(async {
         let cache = TokenCache::builder(source())
-            .store(FileStore::new(&saved))
+            .store(FileStore::new(&saved).unwrap())
             .build();
         cache.token().await.unwrap();
     });
@@ -157,7 +157,7 @@ fn first_request(c: &mut Criterion) {
             source,
             |source| async {
                 let cache = TokenCache::builder(source)
-                    .store(FileStore::new(&saved))
+                    .store(FileStore::new(&saved).unwrap())
                     .build();
                 cache.token().await.unwrap();
                 assert_eq!(cache.stats().fetches, 0);
@@ -174,7 +174,7 @@ fn first_request(c: &mut Criterion) {
             },
             |source| async {
                 let cache = TokenCache::builder(source)
-                    .store(FileStore::new(&empty))
+                    .store(FileStore::new(&empty).unwrap())
                     .build();
                 cache.token().await.unwrap();
             },

@@ -118,7 +118,7 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
         );
     };
     let store: Arc<dyn TokenStore> = match kind.as_str() {
-        "file" => Arc::new(FileStore::new(location)),
+        "file" => Arc::new(FileStore::new(location)?),
         #[cfg(feature = "redis")]
         "redis" => Arc::new(tower_token_refresh::store::RedisStore::new(
             location,

@@ -38,6 +38,8 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 pub struct Error {
     kind: Kind,
     source: Option<Arc<dyn StdError + Send + Sync>>,
+    /// The name of the cache that failed.
+    cache: Option<Arc<str>>,
 }
 
 /// The category of an [`Error`], for matching.
@@ -83,7 +85,11 @@ enum Kind {
 
 impl Error {
     fn new(kind: Kind) -> Self {
-        Self { kind, source: None }
+        Self {
+            kind,
+            source: None,
+            cache: None,
+        }
     }
 
     pub(crate) fn source_failed(source: impl Into<crate::BoxError>) -> Self {
@@ -91,7 +97,14 @@ impl Error {
         Self {
             kind: Kind::Source,
             source: Some(Arc::from(source)),
+            cache: None,
         }
+    }
+
+    /// The same error, naming the cache it came from.
+    pub(crate) fn in_cache(mut self, name: &Arc<str>) -> Self {
+        self.cache = Some(Arc::clone(name));
+        self
     }
 
     pub(crate) fn timeout(after: Duration) -> Self {
@@ -122,6 +135,51 @@ impl Error {
         Self::new(Kind::RejectedAgain)
     }
 
+    /// The [name](crate::TokenCacheBuilder::name) of the cache that could
+    /// not get a token (with [`TokenRoutes`](crate::TokenRoutes): which
+    /// API), when a cache given a name returned this error. The message
+    /// starts with it too: `token cache "billing": token source failed: …`.
+    pub fn cache(&self) -> Option<&str> {
+        self.cache.as_deref()
+    }
+
+    /// Whether trying again later may succeed: the identity provider was
+    /// down, slow or busy, or the refresh was cut short. `false` when the
+    /// source said its failure is [`Permanent`](crate::Permanent) (wrong
+    /// credentials, a revoked grant: the crate's OAuth 2.0 sources say so
+    /// for `invalid_client`, `invalid_grant`, `unauthorized_client`, …),
+    /// when fresh tokens keep being rejected, when the token itself is
+    /// unusable, and without a runtime.
+    ///
+    /// ```
+    /// use tower_token_refresh::{BoxError, Permanent, Token, TokenCache};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let down = TokenCache::new(|| async { Err::<Token, BoxError>("connection refused".into()) });
+    /// assert!(down.token().await.unwrap_err().is_retryable());
+    ///
+    /// let refused = TokenCache::new(|| async {
+    ///     Err::<Token, BoxError>(Permanent::new("invalid_client").into())
+    /// });
+    /// assert!(!refused.token().await.unwrap_err().is_retryable());
+    /// # }
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match &self.kind {
+            Kind::Source => !self
+                .source
+                .as_deref()
+                .is_some_and(|source| crate::Permanent::is_in(source)),
+            Kind::Timeout(_) | Kind::RefreshAborted { .. } => true,
+            Kind::NoRuntime
+            | Kind::InvalidToken
+            | Kind::ExpiredToken
+            | Kind::InvalidJwt(_)
+            | Kind::RejectedAgain => false,
+        }
+    }
+
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self.kind {
@@ -139,8 +197,29 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(cache) = &self.cache {
+            write!(f, "token cache \"{cache}\": ")?;
+        }
         match &self.kind {
-            Kind::Source => f.write_str("token source failed"),
+            Kind::Source => {
+                f.write_str("token source failed")?;
+                // What the source said, down to the innermost cause: a
+                // source's errors carry no secrets.
+                let mut last = String::new();
+                let mut cause = self
+                    .source
+                    .as_deref()
+                    .map(|source| source as &(dyn StdError + 'static));
+                while let Some(error) = cause {
+                    let text = error.to_string();
+                    if !text.is_empty() && text != last {
+                        write!(f, ": {text}")?;
+                        last = text;
+                    }
+                    cause = error.source();
+                }
+                Ok(())
+            }
             Kind::Timeout(after) => write!(f, "token source did not answer within {after:?}"),
             Kind::RefreshAborted { panicked: true } => {
                 f.write_str("token refresh ended without a result: the token source panicked")
@@ -169,6 +248,9 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
         d.field("kind", &self.kind);
+        if let Some(cache) = &self.cache {
+            d.field("cache", cache);
+        }
         if let Some(source) = &self.source {
             d.field("source", source);
         }
@@ -185,8 +267,10 @@ impl StdError for Error {
 }
 
 /// A gRPC status for a call that could not get a token: `UNAVAILABLE`
-/// (retryable: the identity provider may be back soon) with a message that
-/// says so, or `UNAUTHENTICATED` when fresh tokens keep being rejected. The
+/// (retryable: the identity provider may be back soon) when the error
+/// [is retryable](Error::is_retryable), else `UNAUTHENTICATED` (wrong
+/// credentials, a revoked grant, fresh tokens rejected again: retrying
+/// cannot help). The message names the cache and the innermost cause; the
 /// [`Error`] is the status's [`source`](std::error::Error::source).
 ///
 /// [`TokenRefresh`](crate::TokenRefresh) fails gRPC requests with this
@@ -195,9 +279,10 @@ impl StdError for Error {
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        let code = match error.kind() {
-            ErrorKind::RejectedAgain => tonic::Code::Unauthenticated,
-            _ => tonic::Code::Unavailable,
+        let code = if error.is_retryable() {
+            tonic::Code::Unavailable
+        } else {
+            tonic::Code::Unauthenticated
         };
         let mut status =
             tonic::Status::new(code, format!("could not get an access token: {error}"));
@@ -211,10 +296,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_message_names_the_cache_and_every_cause() {
+        let cause = crate::Permanent::new("invalid_client (401)")
+            .with_source(std::io::Error::other("from https://idp.example/token"));
+        let err = Error::source_failed(cause).in_cache(&Arc::from("billing"));
+        assert_eq!(
+            err.to_string(),
+            "token cache \"billing\": token source failed: invalid_client (401): \
+             from https://idp.example/token"
+        );
+        assert_eq!(err.cache(), Some("billing"));
+        assert!(!err.is_retryable());
+        assert!(Error::timeout(Duration::from_secs(1)).is_retryable());
+        assert!(Error::source_failed("down").is_retryable());
+        assert!(!Error::rejected_again().is_retryable());
+    }
+
+    #[test]
     fn source_error_is_reachable_and_shared() {
         let err = Error::source_failed("identity provider is down");
         assert_eq!(err.kind(), ErrorKind::Source);
-        assert_eq!(err.to_string(), "token source failed");
+        assert_eq!(
+            err.to_string(),
+            "token source failed: identity provider is down"
+        );
         assert_eq!(
             err.source().map(ToString::to_string).as_deref(),
             Some("identity provider is down")

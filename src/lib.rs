@@ -63,9 +63,16 @@
 //! When no token can be had, [`TokenRefresh`] fails the request with a
 //! [`BoxError`] that downcasts to [`Error`]; [`Error::kind`] says what failed
 //! (the source, a timeout, …). Errors of the inner service pass through
-//! unchanged. gRPC requests (with the `tonic` feature) fail instead with a
-//! `tonic::Status` `UNAVAILABLE` whose source is the [`Error`], so tonic
-//! clients see a retryable status rather than `UNKNOWN`.
+//! unchanged. [`Error::is_retryable`] says whether trying again later may
+//! help, and the message names the cache (when it has a
+//! [name](TokenCacheBuilder::name)) and the source's innermost cause. gRPC
+//! requests (with the `tonic` feature) fail instead with a `tonic::Status`
+//! whose source is the [`Error`]: `UNAVAILABLE` when the error is
+//! retryable, `UNAUTHENTICATED` when it is not (a [`Permanent`] failure
+//! such as a wrong client secret), rather than `UNKNOWN`.
+//!
+//! A response whose token the server rejected, and that goes back to the
+//! caller, carries a [`TokenRejected`] extension saying so.
 //!
 //! # Stacks
 //!
@@ -173,6 +180,7 @@ mod middleware;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub mod oauth2;
+mod permanent;
 mod rejection;
 mod replay;
 mod retry_after;
@@ -189,12 +197,15 @@ pub use cache::{
 };
 pub use error::{BoxError, Error, ErrorKind};
 pub use middleware::{
-    InvalidOrigin, NoRetry, NoToken, Origin, ResponseBody, ResponseFuture, RetryRejected,
-    RetryResponseFuture, TokenRefresh, TokenRefreshLayer, TokenRoutes,
+    InvalidOrigin, NoRetry, NoToken, NotRetried, Origin, ResponseBody, ResponseFuture,
+    RetryRejected, RetryResponseFuture, TokenRefresh, TokenRefreshLayer, TokenRejected,
+    TokenRoutes,
 };
+pub use permanent::Permanent;
 pub use rejection::{ClassifyRejection, StandardRejection};
 pub use replay::{
-    ByBodyType, DEFAULT_REPLAY_LIMIT, PrepareReplay, Replay, ReplayBody, ReplayableBody,
+    ByBodyType, DEFAULT_REPLAY_LIMIT, NotReplayable, PrepareReplay, Replay, ReplayBody,
+    ReplayableBody,
 };
 pub use retry_after::RetryAfter;
 pub use secret::Secret;

@@ -75,6 +75,17 @@ pub trait TokenSource: Send + Sync + 'static {
     fn name(&self) -> &str {
         "token source"
     }
+
+    /// What identifies the credential this source turns into tokens (never
+    /// a secret): for the OAuth 2.0 sources the grant, token URL, client id,
+    /// scopes, audience and resource. A [store](crate::store) records it with
+    /// each token, so that a cache never takes a token another source made
+    /// (two caches given one store location by mistake). `None` (the
+    /// default, and closures): the cache's
+    /// [name](crate::TokenCacheBuilder::name) stands in for it.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<F, Fut, E> TokenSource for F
@@ -96,6 +107,10 @@ impl<S: TokenSource + ?Sized> TokenSource for Arc<S> {
 
     fn name(&self) -> &str {
         (**self).name()
+    }
+
+    fn fingerprint(&self) -> Option<String> {
+        (**self).fingerprint()
     }
 }
 

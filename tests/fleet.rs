@@ -74,7 +74,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 10] = [
+    let scenarios: [Scenario; 12] = [
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -101,6 +101,13 @@ fn main() -> ExitCode {
         ("file_lock_holder_killed_mid_fetch", || {
             run(file_lock_holder_killed_mid_fetch())
         }),
+        ("file_rejected_token_is_not_loaded_by_the_next_run", || {
+            run(file_rejected_token_is_not_loaded_by_the_next_run())
+        }),
+        (
+            "redis_rejected_token_is_not_loaded_by_the_next_process",
+            || run(redis_rejected_token_is_not_loaded_by_the_next_process()),
+        ),
     ];
     if args.iter().any(|arg| arg == "--list") {
         for (name, _) in &scenarios {
@@ -387,7 +394,7 @@ async fn redis_keeps_a_rotated_refresh_token_for_the_fleet() -> Outcome {
 /// release under its successor; a value that is not ours is ignored.
 async fn redis_lock_is_fenced() -> Outcome {
     use tower_token_refresh::Token;
-    use tower_token_refresh::store::{RedisStore, TokenStore};
+    use tower_token_refresh::store::{RedisStore, StoredToken, TokenStore};
 
     let redis = RedisServer::start(None).await?;
     let url = format!(
@@ -415,7 +422,10 @@ async fn redis_lock_is_fenced() -> Outcome {
         .map_err(err)?
         .ok_or("b: lease ran out")?;
 
-    let late = Token::bearer("from-a").expires_in(Duration::from_secs(60));
+    let late = StoredToken::new(
+        Token::bearer("from-a").expires_in(Duration::from_secs(60)),
+        Some("fleet".into()),
+    );
     check!(
         !a.save(&late, &first).await.map_err(err)?,
         "a wrote without the lock"
@@ -426,19 +436,45 @@ async fn redis_lock_is_fenced() -> Outcome {
         "a released b's lock"
     );
 
-    let fresh = Token::bearer("from-b").expires_in(Duration::from_secs(60));
+    let fresh = StoredToken::new(
+        Token::bearer("from-b").expires_in(Duration::from_secs(60)),
+        Some("fleet".into()),
+    );
     check!(
         b.save(&fresh, &second).await.map_err(err)?,
         "b could not write"
     );
     b.unlock(second).await.map_err(err)?;
     let loaded = c.load().await.map_err(err)?.ok_or("nothing stored")?;
-    check!(loaded.secret() == "from-b", "stored the wrong token");
-    let left = loaded.time_left().unwrap_or_default();
+    check!(
+        loaded.token().secret() == "from-b",
+        "stored the wrong token"
+    );
+    check!(loaded.fingerprint() == Some("fleet"), "fingerprint lost");
+    let left = loaded.token().time_left().unwrap_or_default();
     check!(left > Duration::from_secs(58), "expiry lost: {left:?}");
     check!(
         c.try_lock(lease).await.map_err(err)?.is_some(),
         "b did not release"
+    );
+
+    // A rejection of the old token leaves the newer one; of the stored one,
+    // removes it.
+    check!(
+        !a.discard(late.token()).await.map_err(err)?,
+        "an old token's rejection deleted the newer one"
+    );
+    check!(
+        c.load().await.map_err(err)?.is_some(),
+        "the newer token is gone"
+    );
+    check!(
+        a.discard(fresh.token()).await.map_err(err)?,
+        "the rejected token was not discarded"
+    );
+    check!(
+        c.load().await.map_err(err)?.is_none(),
+        "the rejected token is still stored"
     );
 
     // A value that is not a token record: ignored (with a warning).
@@ -572,6 +608,61 @@ async fn file_lock_holder_killed_mid_fetch() -> Outcome {
     fleet.exit().await
 }
 
+/// One process at a time (a CLI run, a cron job): the first saves its
+/// token; the identity provider then forgets every token it issued; the
+/// second run loads the dead token, and the server's rejection must remove
+/// it from the store before that run exits (retry is off: that request
+/// fails); the third run must fetch a new token, never send the dead one.
+async fn rejected_token_is_not_loaded_by_the_next_run(spec: &str) -> Outcome {
+    let servers = Servers::start().await;
+    let one_run = |expect_ok: bool| {
+        let servers = servers.clone();
+        async move {
+            let mut run = Fleet::spawn(1, spec, &servers).await?;
+            let results = run.wave(1).await?;
+            run.exit().await?;
+            let ok = results[0].ok == 1;
+            check!(ok == expect_ok, "run answered {results:?}");
+            Ok::<(), String>(())
+        }
+    };
+    one_run(true).await?;
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.forget_tokens();
+    one_run(false).await?;
+    check!(
+        servers.fetches() == 1,
+        "the second run was to load the stored token"
+    );
+    one_run(true).await?;
+    check!(
+        servers.fetches() == 2,
+        "{} fetches: the third run was to fetch",
+        servers.fetches()
+    );
+    let rejected = servers.rejected("access-1");
+    check!(
+        rejected == 1,
+        "the dead token was sent {rejected} times, by more than the run that found it dead"
+    );
+    Ok(())
+}
+
+async fn file_rejected_token_is_not_loaded_by_the_next_run() -> Outcome {
+    let dir = TempDir::new("fleet-rejected");
+    let spec = format!("file={}", dir.join("token.json").display());
+    rejected_token_is_not_loaded_by_the_next_run(&spec).await
+}
+
+async fn redis_rejected_token_is_not_loaded_by_the_next_process() -> Outcome {
+    let redis = RedisServer::start(None).await?;
+    let spec = format!(
+        "redis=redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}|fleet:rejected",
+        redis.port
+    );
+    rejected_token_is_not_loaded_by_the_next_run(&spec).await
+}
+
 // ------------------------------------------------------------ token endpoint + API
 
 /// The token endpoint (client credentials, counts fetches, can hang one)
@@ -587,6 +678,8 @@ struct Servers {
 struct EndpointState {
     fetches: usize,
     issued: HashMap<String, Instant>,
+    /// How often each token was refused by the API.
+    rejected: HashMap<String, usize>,
     last_expiry: Option<Instant>,
     hang_next: bool,
     failing: bool,
@@ -616,6 +709,18 @@ impl Servers {
     /// Token requests get `503 Service Unavailable` while set.
     fn set_failing(&self, failing: bool) {
         self.state.lock().unwrap().failing = failing;
+    }
+
+    /// The identity provider restarts: every token it issued is refused
+    /// from now on.
+    fn forget_tokens(&self) {
+        self.state.lock().unwrap().issued.clear();
+    }
+
+    /// How often the API refused `token`.
+    fn rejected(&self, token: &str) -> usize {
+        let state = self.state.lock().unwrap();
+        state.rejected.get(token).copied().unwrap_or(0)
     }
 
     fn hang_next_fetch(&self) {
@@ -650,9 +755,11 @@ impl Servers {
 }
 
 async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, String) {
+    // Every worker is the same OAuth client, as in a real fleet (their
+    // stored tokens are interchangeable); each says which worker it is.
     let client = body
         .split('&')
-        .find_map(|pair| pair.strip_prefix("client_id="))
+        .find_map(|pair| pair.strip_prefix("fleet_worker="))
         .unwrap_or("unknown")
         .to_owned();
     let hang = {
@@ -686,10 +793,15 @@ async fn api(State(servers): State<Servers>, headers: HeaderMap) -> StatusCode {
         .get("authorization")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    let state = servers.state.lock().unwrap();
+    let mut state = servers.state.lock().unwrap();
     match token.and_then(|token| state.issued.get(token)) {
         Some(expiry) if *expiry > Instant::now() => StatusCode::OK,
-        _ => StatusCode::UNAUTHORIZED,
+        _ => {
+            if let Some(token) = token {
+                *state.rejected.entry(token.to_owned()).or_default() += 1;
+            }
+            StatusCode::UNAUTHORIZED
+        }
     }
 }
 
@@ -868,7 +980,7 @@ mod worker {
 
     fn store(spec: &str) -> Result<Arc<dyn TokenStore>, BoxError> {
         if let Some(path) = spec.strip_prefix("file=") {
-            return Ok(Arc::new(FileStore::new(path)));
+            return Ok(Arc::new(FileStore::new(path)?));
         }
         #[cfg(feature = "redis")]
         if let Some(rest) = spec.strip_prefix("redis=") {
@@ -893,9 +1005,10 @@ mod worker {
             .init();
         let source = ClientCredentials::builder(
             token_url.as_str(),
-            format!("worker-{id}"),
+            "fleet",
             ClientAuth::post("fleet-secret"),
         )
+        .param("fleet_worker", format!("worker-{id}"))
         .build()?;
         let cache = TokenCache::builder(source)
             .store(store(spec)?)

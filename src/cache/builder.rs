@@ -25,6 +25,9 @@ pub const LONGEST_SETTING: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) name: Option<String>,
+    /// What a store records with each token to say which source made it:
+    /// the source's fingerprint, else the cache's name.
+    pub(crate) fingerprint: Option<String>,
     pub(crate) refresh_before: Option<Duration>,
     pub(crate) fetch_timeout: Duration,
     pub(crate) backoff: Backoff,
@@ -92,6 +95,7 @@ impl TokenCacheBuilder {
             source: Arc::new(source),
             config: Config {
                 name: None,
+                fingerprint: None,
                 refresh_before: None,
                 fetch_timeout: DEFAULT_FETCH_TIMEOUT,
                 backoff: Backoff {
@@ -163,8 +167,11 @@ impl TokenCacheBuilder {
         self
     }
 
-    /// Names the cache in `tracing` spans (`token_refresh{source=…}`), e.g.
-    /// after the API its tokens are for. Defaults to the source's
+    /// Names the cache, e.g. after the API its tokens are for: in errors,
+    /// in `tracing` spans and events (`token_refresh{source=…}`), and, for a
+    /// source without a [fingerprint](crate::TokenSource::fingerprint) (a
+    /// closure), in the [store](Self::store), to tell its tokens from
+    /// another cache's. Defaults to the source's
     /// [`name`](crate::TokenSource::name).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config.name = Some(name.into());
@@ -177,8 +184,19 @@ impl TokenCacheBuilder {
     /// it, so a fleet fetches once per token lifetime. See
     /// [`store`](crate::store).
     ///
-    /// Only refreshes consult the store; requests never wait on it. When
-    /// the store fails, the cache logs a warning and fetches on its own.
+    /// Only refreshes consult the store; requests never wait on it, except
+    /// a rejected one, whose response waits (at most a fetch timeout) until
+    /// the rejected token is [discarded](TokenStore::discard) from the store.
+    /// When the store fails, the cache logs a warning and fetches on its own.
+    ///
+    /// Give each cache a store location of its own, and name caches whose
+    /// source is a closure ([`name`](Self::name)): the store records which
+    /// source made each token, and a cache ignores tokens of another source
+    /// (see [one store location per cache](crate::store#one-store-location-per-cache)).
+    /// A process that makes one request per run needs
+    /// [`retry_rejected`](crate::TokenRefreshLayer::retry_rejected) to
+    /// recover from a stored token that was revoked meanwhile (see
+    /// [a store and retries go together](crate::store#a-store-and-retries-go-together)).
     /// Each store call is bounded by the [fetch timeout](Self::fetch_timeout);
     /// a caller waiting for a token may wait for another process's refresh
     /// (at most a [lease](Self::lease) plus a fetch timeout) before this
@@ -205,7 +223,8 @@ impl TokenCacheBuilder {
     }
 
     /// Builds the cache. No token is fetched until one is needed.
-    pub fn build(self) -> TokenCache {
+    pub fn build(mut self) -> TokenCache {
+        self.config.fingerprint = self.source.fingerprint().or(self.config.name.clone());
         TokenCache::from_parts(self.source, self.config)
     }
 }

@@ -1,29 +1,70 @@
-//! Dropping a rejected token: generation-checked, and backing off when
-//! fresh tokens keep being rejected.
+//! Dropping a rejected token: generation-checked, discarded from the store
+//! too, and backing off when fresh tokens keep being rejected.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Shared;
 use super::entry::Entry;
-use crate::Error;
+use super::stats::Counters;
+use crate::{Error, Token};
 
 /// A token rejected this soon after it replaced a rejected token, without
 /// having been accepted once, suggests the credentials, not the token, are
 /// the problem.
 const REJECTED_AGAIN_WITHIN: Duration = Duration::from_secs(10);
 
+/// What became of a rejected token.
+#[derive(Debug)]
+pub(crate) struct Rejected {
+    /// It was the current token, and is dropped.
+    pub(crate) dropped: bool,
+    /// It is being discarded from the store: the rejected response waits
+    /// for that, so that a process that exits right after leaves no dead
+    /// token behind.
+    pub(crate) discarding: Option<Discarding>,
+}
+
+/// A rejected token being removed from the store, by a task of its own
+/// (bounded by the fetch timeout): every request rejected with that token
+/// can wait for it to finish.
+#[derive(Debug, Clone)]
+pub(crate) struct Discarding {
+    generation: u64,
+    done: watch::Receiver<()>,
+}
+
+impl Discarding {
+    /// Resolves when the store write is over (whatever its outcome).
+    pub(crate) async fn finished(mut self) {
+        // The task drops its sender when it ends.
+        while self.done.changed().await.is_ok() {}
+    }
+}
+
 impl Shared {
-    /// Drops the token of `generation` if it is still the current one.
-    /// Returns whether it was dropped.
-    pub(crate) fn reject(&self, generation: u64) -> bool {
+    /// Drops the token of `generation` if it is still the current one, and
+    /// says whether the store is being told.
+    pub(crate) fn reject(self: &Arc<Self>, generation: u64) -> Rejected {
         let current = self.current.load_full();
-        match current {
+        let dropped = match current {
             Some(entry) if entry.generation() == generation => self.reject_entry(&entry),
             _ => false,
+        };
+        // Also for a request rejected with a token another request had
+        // dropped already: its discard may still be under way.
+        let discarding = self
+            .flight()
+            .discarding
+            .clone()
+            .filter(|discarding| discarding.generation == generation);
+        Rejected {
+            dropped,
+            discarding,
         }
     }
 
@@ -33,7 +74,7 @@ impl Shared {
     /// was never accepted, and is rejected within [`REJECTED_AGAIN_WITHIN`],
     /// the source is not called again before the backoff delay: callers get
     /// [`ErrorKind::RejectedAgain`](crate::ErrorKind::RejectedAgain) meanwhile.
-    pub(super) fn reject_entry(&self, entry: &Arc<Entry>) -> bool {
+    pub(super) fn reject_entry(self: &Arc<Self>, entry: &Arc<Entry>) -> bool {
         let mut flight = self.flight();
         // Under the lock, so no refresh publishes between check and drop.
         let current = self.current.load();
@@ -65,7 +106,45 @@ impl Shared {
         }
         flight.next_replaces_rejected = true;
         flight.rejected = Some(entry.token().clone());
+        flight.discarding = self.discard_from_store(entry);
         true
+    }
+
+    /// Starts removing the rejected token of `entry` from the store, if the
+    /// cache has one (and a runtime to do it on).
+    fn discard_from_store(self: &Arc<Self>, entry: &Entry) -> Option<Discarding> {
+        let store = Arc::clone(&self.config.store.as_ref()?.0);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no tokio runtime to discard the rejected token from the store");
+            return None;
+        };
+        let (done, receiver) = watch::channel(());
+        let shared = Arc::clone(self);
+        let token: Token = entry.token().clone();
+        let generation = entry.generation();
+        drop(runtime.spawn(async move {
+            let limit = shared.config.fetch_timeout;
+            match crate::store::bounded(limit, store.discard(&token)).await {
+                Ok(true) => tracing::debug!(generation, "rejected token discarded from the store"),
+                Ok(false) => tracing::debug!(
+                    generation,
+                    "the store holds another token than the rejected one; left alone"
+                ),
+                Err(error) => {
+                    Counters::add(&shared.counters.store_failures);
+                    tracing::warn!(
+                        store = store.name(),
+                        error = &error as &dyn std::error::Error,
+                        "could not discard the rejected token from the store"
+                    );
+                }
+            }
+            drop(done);
+        }));
+        Some(Discarding {
+            generation,
+            done: receiver,
+        })
     }
 
     /// Notes that the server accepted the token of `generation`: a later

@@ -28,6 +28,8 @@ pub use builder::{
 
 pub use stats::CacheStats;
 
+pub(crate) use invalidate::{Discarding, Rejected};
+
 /// Unique identities of caches, for per-thread snapshots.
 static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -88,6 +90,8 @@ pub(crate) struct Shared {
     current: ArcSwapOption<Entry>,
     source: Arc<dyn TokenSource>,
     config: Config,
+    /// The cache's name, else its source's: in errors and events.
+    name: Arc<str>,
     flight: Mutex<Flight>,
     /// The refresh in progress: read without the lock by joiners, changed
     /// only under the `flight` lock.
@@ -135,11 +139,13 @@ impl TokenCache {
     }
 
     pub(crate) fn from_parts(source: Arc<dyn TokenSource>, config: Config) -> Self {
+        let name = Arc::from(config.name.as_deref().unwrap_or_else(|| source.name()));
         Self {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
                 source,
                 config,
+                name,
                 flight: Mutex::new(Flight::default()),
                 running: ArcSwapOption::empty(),
                 backoff: ArcSwapOption::empty(),
@@ -179,6 +185,12 @@ impl TokenCache {
     /// the [backoff](TokenCacheBuilder::backoff) delay, and callers get an
     /// [`ErrorKind::RejectedAgain`](crate::ErrorKind::RejectedAgain) error
     /// meanwhile.
+    ///
+    /// With a [store](TokenCacheBuilder::store), the token is also
+    /// [discarded](crate::store::TokenStore::discard) from the store if it
+    /// still holds it, on a task of its own (the
+    /// [`TokenRefreshLayer`](crate::TokenRefreshLayer) makes the rejected
+    /// response wait for it; here nothing waits).
     pub fn invalidate(&self, token: &Token) -> bool {
         let Some(entry) = self.shared.current.load_full() else {
             return false;
@@ -188,6 +200,21 @@ impl TokenCache {
         let same = entry.token().secret() == token.secret()
             && (token.generation() == 0 || entry.generation() == token.generation());
         same && self.shared.reject_entry(&entry)
+    }
+
+    /// The cache's [name](TokenCacheBuilder::name), else its source's
+    /// [name](TokenSource::name): it names the cache in errors, events and
+    /// [`TokenRejected`](crate::TokenRejected).
+    ///
+    /// ```
+    /// # use tower_token_refresh::{BoxError, Token, TokenCache};
+    /// let cache = TokenCache::builder(|| async { Ok::<_, BoxError>(Token::bearer("t")) })
+    ///     .name("billing-api")
+    ///     .build();
+    /// assert_eq!(cache.name(), "billing-api");
+    /// ```
+    pub fn name(&self) -> &str {
+        self.shared.name()
     }
 
     /// What the cache has done so far: fetches, failures, refreshes,
@@ -212,8 +239,9 @@ impl TokenCache {
         Counters::add(&self.shared.counters.retries);
     }
 
-    /// Drops the token of `generation` if it is still current.
-    pub(crate) fn reject(&self, generation: u64) -> bool {
+    /// Drops the token of `generation` if it is still current (and from
+    /// the store).
+    pub(crate) fn reject(&self, generation: u64) -> Rejected {
         self.shared.reject(generation)
     }
 
@@ -253,6 +281,16 @@ impl TokenCache {
     }
 
     async fn entry(&self) -> Result<Arc<Entry>, Error> {
+        let found = self.find_entry().await;
+        // A name of the user's own tells which API failed; the source's
+        // ("token source") would only repeat the message.
+        match &self.shared.config.name {
+            Some(_) => found.map_err(|error| error.in_cache(&self.shared.name)),
+            None => found,
+        }
+    }
+
+    async fn find_entry(&self) -> Result<Arc<Entry>, Error> {
         let reason = match self.shared.current.load_full() {
             None => Reason::Missing,
             Some(entry) => match entry.status(Instant::now()) {

@@ -27,6 +27,8 @@ pub(crate) enum Reason {
     Expired,
     /// The token is inside its refresh window; requests keep using it.
     Ahead,
+    /// A server rejected the token.
+    Rejected,
 }
 
 impl Reason {
@@ -35,6 +37,7 @@ impl Reason {
             Reason::Missing => "no token",
             Reason::Expired => "token expired",
             Reason::Ahead => "refresh window open",
+            Reason::Rejected => "rejected",
         }
     }
 }
@@ -69,6 +72,8 @@ pub(crate) struct Flight {
     pub(super) next_replaces_rejected: bool,
     /// The last token dropped as rejected: a store may still hold it.
     pub(super) rejected: Option<Token>,
+    /// The removal of the last rejected token from the store.
+    pub(super) discarding: Option<super::invalidate::Discarding>,
 }
 
 /// The last failure, and when the source may be called again.
@@ -147,6 +152,11 @@ impl Shared {
         self.generation.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The cache's name, else its source's.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Calls the source, bounded by the fetch timeout.
     pub(super) async fn fetch_from_source(&self) -> Result<Token, Error> {
         Counters::add(&self.counters.fetches);
@@ -187,7 +197,9 @@ impl Shared {
         let usable = || {
             self.current.load_full().filter(|entry| match reason {
                 Reason::Ahead => entry.status(now) == Status::Fresh,
-                Reason::Missing | Reason::Expired => entry.status(now) != Status::Expired,
+                Reason::Missing | Reason::Expired | Reason::Rejected => {
+                    entry.status(now) != Status::Expired
+                }
             })
         };
         // A herd joins the refresh in progress without taking the lock.
@@ -202,7 +214,7 @@ impl Shared {
                 None => Join::Failed(error),
             };
         }
-        let (task, waiter) = {
+        let (task, waiter, reason) = {
             let mut flight = self.flight();
             // `running` only changes under the lock: look again.
             if let Some(running) = self.running.load_full() {
@@ -237,6 +249,11 @@ impl Shared {
             if flight.next_replaces_rejected {
                 Counters::add(&self.counters.refreshes_after_rejection);
             }
+            // No token because a server rejected it: say so.
+            let reason = match reason {
+                Reason::Missing if flight.next_replaces_rejected => Reason::Rejected,
+                reason => reason,
+            };
             // The token this refresh replaces, so that a store's copy of it
             // is not taken for a new one.
             let replacing = self
@@ -250,7 +267,7 @@ impl Shared {
                 sender: Some(sender),
                 replacing,
             };
-            (task, Waiter::new(receiver, timeout, runtime.id()))
+            (task, Waiter::new(receiver, timeout, runtime.id()), reason)
         };
         // Spawned outside the lock: on a runtime that is shutting down the
         // task is dropped at once, and its `Drop` takes the lock.
@@ -352,12 +369,11 @@ struct RefreshTask {
 impl RefreshTask {
     async fn run(mut self, reason: Reason) {
         let shared = Arc::clone(&self.shared);
-        let name = shared
-            .config
-            .name
-            .as_deref()
-            .unwrap_or_else(|| shared.source.name());
-        let span = tracing::info_span!("token_refresh", source = name, reason = reason.as_str());
+        let span = tracing::info_span!(
+            "token_refresh",
+            source = shared.name(),
+            reason = reason.as_str()
+        );
         async move {
             tracing::debug!("token refresh started");
             let started = Instant::now();

@@ -11,7 +11,7 @@ use super::Shared;
 use super::backoff::FleetBackoff;
 use super::refresh::Reason;
 use super::stats::Counters;
-use crate::store::{Lease, StoreError, TokenStore};
+use crate::store::{Lease, StoreError, StoreErrorKind, StoredToken, TokenStore};
 use crate::{Error, ErrorKind, Token};
 
 /// The first pause between two looks at a store whose lock another process
@@ -113,7 +113,7 @@ impl<'a> StoreRefresh<'a> {
         let give_up_at = Instant::now() + lease + config.fetch_timeout;
         let mut pause = POLL_FIRST;
         loop {
-            if let Some(token) = self.call(store.load()).await?
+            if let Some(token) = self.ours(self.call(store.load()).await?)?
                 && usable(&token, replacing)
             {
                 tracing::debug!(reason = reason.as_str(), "token taken from the store");
@@ -141,7 +141,11 @@ impl<'a> StoreRefresh<'a> {
         replacing: Option<&Token>,
     ) -> Result<Turn, StoreError> {
         let (shared, store) = (self.shared, self.store);
-        let stored = match self.call(store.load()).await {
+        let stored = match self
+            .call(store.load())
+            .await
+            .and_then(|stored| self.ours(stored))
+        {
             Ok(stored) => stored,
             Err(error) => {
                 self.release(held).await;
@@ -198,7 +202,8 @@ impl<'a> StoreRefresh<'a> {
             }
         }
         if let Ok(token) = &fetched {
-            match self.call(store.save(token, &held)).await {
+            let stored = StoredToken::new(token.clone(), shared.config.fingerprint.clone());
+            match self.call(store.save(&stored, &held)).await {
                 Ok(true) => tracing::debug!("token saved to the store"),
                 Ok(false) => tracing::warn!(
                     store = store.name(),
@@ -216,6 +221,35 @@ impl<'a> StoreRefresh<'a> {
         }
         self.release(held).await;
         Ok(Turn::Fetched(fetched))
+    }
+
+    /// The stored token if this cache's source made it (or one may take it
+    /// for a token of no known source: an older record or an unnamed
+    /// closure's, which is no token at all to a cache that knows its
+    /// source, but may be overwritten). A token of another source is an
+    /// error: the cache then fetches without the store, leaving it alone.
+    fn ours(&self, stored: Option<StoredToken>) -> Result<Option<Token>, StoreError> {
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let mine = self.shared.config.fingerprint.as_deref();
+        match (stored.fingerprint(), mine) {
+            (theirs, mine) if theirs == mine => Ok(Some(stored.into_token())),
+            (None, Some(_)) => Ok(None),
+            (theirs, mine) => Err(StoreError::new(
+                StoreErrorKind::InvalidConfig,
+                "the token store holds a token another source made: give each cache a \
+                 store location of its own",
+                Some(
+                    format!(
+                        "stored by {}; this cache's source is {}",
+                        theirs.unwrap_or("a source without a fingerprint"),
+                        mine.unwrap_or("a source without a fingerprint or name")
+                    )
+                    .into(),
+                ),
+            )),
+        }
     }
 
     async fn release(&self, held: Lease) {

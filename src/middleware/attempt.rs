@@ -10,11 +10,12 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::Origin;
 use super::response_body::ResponseBody;
-use super::retry::NotRetried;
 use super::settings::Settings;
 use super::ticket::Ticket;
-use crate::cache::Credential;
+use super::token_rejected::{NotRetried, TokenRejected};
+use crate::cache::{Credential, Discarding};
 use crate::rejection::{ResponseHead, grpc_status, is_grpc};
 use crate::{BoxError, ClassifyRejection, Error, TokenCache};
 
@@ -45,6 +46,9 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
+        /// Rejected: the answer waits until the rejected token is discarded
+        /// from the cache's store, so that nobody loads it again.
+        Discarding { waiting: Box<DiscardWait<S::Response>> },
         /// Taken apart while moving to the next state, or finished without
         /// sending (no token).
         Done,
@@ -57,6 +61,25 @@ pub(super) struct Waiting<S, B> {
     route: usize,
     service: S,
     request: Request<B>,
+}
+
+/// What [`Attempt::Discarding`] holds.
+pub(super) struct DiscardWait<R> {
+    finished: Pin<Box<dyn Future<Output = ()> + Send>>,
+    rejection: R,
+    route: usize,
+}
+
+impl<R> DiscardWait<R> {
+    /// Waits for `discarding` before answering with `rejection`.
+    #[cold]
+    fn new(discarding: Discarding, rejection: R, route: usize) -> Box<Self> {
+        Box::new(Self {
+            finished: Box::pin(discarding.finished()),
+            rejection,
+            route,
+        })
+    }
 }
 
 /// What a response says, once judged.
@@ -104,12 +127,18 @@ where
         }
     }
 
+    /// Waits for the store to drop a rejected token before answering.
+    pub(super) fn discarding(waiting: Box<DiscardWait<S::Response>>) -> Self {
+        Attempt::Discarding { waiting }
+    }
+
     /// The name of the state, for `Debug`.
     pub(super) fn state_name(&self) -> &'static str {
         match self {
             Attempt::WaitingForToken { .. } => "WaitingForToken",
             Attempt::Sent { .. } => "Sent",
             Attempt::Passthrough { .. } => "Passthrough",
+            Attempt::Discarding { .. } => "Discarding",
             Attempt::Done => "Done",
         }
     }
@@ -133,10 +162,28 @@ where
                 AttemptProj::Sent { future, ticket } => {
                     let ticket = *ticket;
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    return Poll::Ready(Ok(match judge(settings, ticket, &response) {
-                        Verdict::Rejected => Answer::Rejected(response, ticket.route),
-                        verdict => Answer::Pass(verdict.pass(response, settings, ticket)),
-                    }));
+                    match judge(settings, ticket, &response) {
+                        Verdict::Rejected(Some(discarding)) => self.set(Attempt::discarding(
+                            DiscardWait::new(discarding, response, ticket.route),
+                        )),
+                        Verdict::Rejected(None) => {
+                            return Poll::Ready(Ok(Answer::Rejected(response, ticket.route)));
+                        }
+                        verdict => {
+                            return Poll::Ready(Ok(Answer::Pass(
+                                verdict.pass(response, settings, ticket),
+                            )));
+                        }
+                    }
+                }
+                AttemptProj::Discarding { waiting } => {
+                    ready!(waiting.finished.as_mut().poll(cx));
+                    let AttemptTaken::Discarding { waiting } =
+                        self.as_mut().project_replace(Attempt::Done)
+                    else {
+                        continue;
+                    };
+                    return Poll::Ready(Ok(Answer::Rejected(waiting.rejection, waiting.route)));
                 }
                 AttemptProj::Passthrough { future } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
@@ -172,19 +219,51 @@ where
 }
 
 /// The response to a request sent with the token of `ticket`, judged, to
-/// pass on as it is: a rejection only drops the token (the request is not
-/// sent again).
+/// pass on as it is (a rejection is not sent again), or, for a rejection
+/// whose token is being discarded from the store, what waits for that.
 #[inline]
 pub(super) fn pass_on<C: ClassifyRejection, R>(
     settings: &Arc<Settings<C>>,
     ticket: Ticket,
     response: Response<R>,
-) -> Response<ResponseBody<R>> {
-    let verdict = judge(settings, ticket, &response);
-    if let Verdict::Rejected = verdict {
-        NotRetried::Off.trace();
+) -> Result<Response<ResponseBody<R>>, Box<DiscardWait<Response<R>>>> {
+    match judge(settings, ticket, &response) {
+        Verdict::Rejected(Some(discarding)) => {
+            Err(DiscardWait::new(discarding, response, ticket.route))
+        }
+        Verdict::Rejected(None) => Ok(not_retried(
+            settings,
+            ticket.route,
+            response,
+            NotRetried::Off,
+            None,
+            None,
+        )),
+        verdict => Ok(verdict.pass(response, settings, ticket)),
     }
-    verdict.pass(response, settings, ticket)
+}
+
+/// `rejection`, to go back to the caller of route `route` as it is, with a
+/// [`TokenRejected`] saying why it was not sent again (said in a `tracing`
+/// event too, with where it went and the replay limit, when the layer kept
+/// them: it does when it retries).
+#[cold]
+#[inline(never)]
+pub(super) fn not_retried<C, R>(
+    settings: &Settings<C>,
+    route: usize,
+    mut rejection: Response<R>,
+    why: NotRetried,
+    origin: Option<&Origin>,
+    limit: Option<usize>,
+) -> Response<ResponseBody<R>> {
+    let cache = settings.routes.cache(route).map_or("", TokenCache::name);
+    why.trace(cache, origin, limit);
+    let retried = matches!(why, NotRetried::AlreadyRetried);
+    rejection
+        .extensions_mut()
+        .insert(TokenRejected::new(cache, retried, Some(why)));
+    rejection.map(ResponseBody::new)
 }
 
 /// What a response says about the token it was sent with.
@@ -195,8 +274,8 @@ enum Verdict {
     /// them.
     WatchTrailers,
     /// The token was rejected (and dropped, if it was still the current
-    /// one).
-    Rejected,
+    /// one), and is being discarded from the store if this says so.
+    Rejected(Option<Discarding>),
 }
 
 impl Verdict {
@@ -213,7 +292,7 @@ impl Verdict {
                 let settings = Arc::clone(settings);
                 response.map(|body| ResponseBody::watching(body, settings, ticket))
             }
-            Verdict::Pass | Verdict::Rejected => response.map(ResponseBody::new),
+            Verdict::Pass | Verdict::Rejected(_) => response.map(ResponseBody::new),
         }
     }
 }
@@ -241,8 +320,7 @@ fn judge<C: ClassifyRejection, R>(
         headers,
         grpc,
     }) {
-        drop_rejected(cache, ticket, status);
-        return Verdict::Rejected;
+        return Verdict::Rejected(drop_rejected(cache, ticket, status));
     }
     let confirmed = if grpc {
         match grpc_status(headers) {
@@ -259,17 +337,19 @@ fn judge<C: ClassifyRejection, R>(
 }
 
 /// Drops the token of `ticket` (if it is still the current one) after the
-/// server rejected it. Off the hot path.
+/// server rejected it, and from the store. Off the hot path.
 #[cold]
 #[inline(never)]
-fn drop_rejected(cache: &TokenCache, ticket: Ticket, status: StatusCode) {
-    let dropped = cache.reject(ticket.generation);
+fn drop_rejected(cache: &TokenCache, ticket: Ticket, status: StatusCode) -> Option<Discarding> {
+    let rejected = cache.reject(ticket.generation);
     tracing::info!(
+        cache = cache.name(),
         %status,
         generation = ticket.generation,
-        dropped,
+        dropped = rejected.dropped,
         "token rejected by the server"
     );
+    rejected.discarding
 }
 
 /// The error of a response future polled again after it finished.

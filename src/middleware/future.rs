@@ -11,10 +11,10 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::attempt::{Answer, Attempt, AttemptProj, pass_on};
+use super::attempt::{Answer, Attempt, AttemptProj, not_retried, pass_on};
 use super::response_body::ResponseBody;
-use super::retry::NotRetried;
 use super::settings::Settings;
+use super::token_rejected::NotRetried;
 use crate::{BoxError, ClassifyRejection};
 
 pin_project! {
@@ -55,14 +55,17 @@ where
         if let AttemptProj::Sent { future, ticket } = this.attempt.as_mut().project() {
             let ticket = *ticket;
             let response = ready!(future.poll(cx)).map_err(Into::into)?;
-            return Poll::Ready(Ok(pass_on(this.settings, ticket, response)));
+            match pass_on(this.settings, ticket, response) {
+                Ok(response) => return Poll::Ready(Ok(response)),
+                // Rejected: waits for the store to forget the token.
+                Err(waiting) => this.attempt.set(Attempt::discarding(waiting)),
+            }
         }
         Poll::Ready(Ok(
             match ready!(this.attempt.poll_answer(this.settings, cx))? {
                 Answer::Pass(response) => response,
-                Answer::Rejected(response, _) => {
-                    NotRetried::Off.trace();
-                    response.map(ResponseBody::new)
+                Answer::Rejected(rejection, route) => {
+                    not_retried(this.settings, route, rejection, NotRetried::Off, None, None)
                 }
             },
         ))

@@ -92,6 +92,7 @@ mod second_attempt;
 mod service;
 mod settings;
 mod ticket;
+mod token_rejected;
 
 pub use future::ResponseFuture;
 pub use layer::TokenRefreshLayer;
@@ -102,3 +103,4 @@ pub use retry::{NoRetry, RetryRejected};
 pub use retry_future::RetryResponseFuture;
 pub use routes::TokenRoutes;
 pub use service::TokenRefresh;
+pub use token_rejected::{NotRetried, TokenRejected};

@@ -64,7 +64,7 @@ impl Origin {
     }
 
     /// The origin of an absolute `http`/`https` URI.
-    fn of(uri: &Uri) -> Option<Self> {
+    pub(super) fn of(uri: &Uri) -> Option<Self> {
         let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
         let default = default_port(scheme)?;
         Some(Self {

@@ -49,10 +49,13 @@ impl<C: ClassifyRejection> WatchTrailers for Settings<C> {
             return;
         };
         if self.classifier.rejects_trailers(trailers) {
-            let dropped = cache.reject(ticket.generation);
+            // The response is the caller's already: the store is told on a
+            // task of its own, which nothing here can wait for.
+            let rejected = cache.reject(ticket.generation);
             tracing::info!(
+                cache = cache.name(),
                 generation = ticket.generation,
-                dropped,
+                dropped = rejected.dropped,
                 "token rejected in gRPC trailers"
             );
         } else if grpc_status(trailers) == Some(b"0") {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::replay::{ByBodyType, DEFAULT_REPLAY_LIMIT, NotReplayable};
+use crate::replay::{ByBodyType, DEFAULT_REPLAY_LIMIT};
 
 /// A rejected request goes back to the caller: the default of
 /// [`TokenRefreshLayer`](crate::TokenRefreshLayer). The token is dropped
@@ -38,32 +38,5 @@ impl<P> fmt::Debug for RetryRejected<P> {
         f.debug_struct("RetryRejected")
             .field("replay_limit", &self.limit)
             .finish_non_exhaustive()
-    }
-}
-
-/// Why a rejected request goes back to its caller instead of being sent
-/// again; said in a `tracing` event.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum NotRetried {
-    /// The layer does not retry ([`NoRetry`]).
-    Off,
-    /// This was the second attempt already.
-    AlreadyRetried,
-    /// Its body cannot be sent again.
-    Body(NotReplayable),
-}
-
-impl NotRetried {
-    fn as_str(self) -> &'static str {
-        match self {
-            NotRetried::Off => "retrying is off (see `TokenRefreshLayer::retry_rejected`)",
-            NotRetried::AlreadyRetried => "the request was already retried once",
-            NotRetried::Body(why) => why.as_str(),
-        }
-    }
-
-    /// Says why the rejected request is not retried.
-    pub(super) fn trace(self) {
-        tracing::info!(reason = self.as_str(), "rejected request not retried");
     }
 }

@@ -11,14 +11,14 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::attempt::{Answer, Attempt, CredentialFuture, polled_after_completion};
+use super::Origin;
+use super::attempt::{Answer, Attempt, CredentialFuture, not_retried, polled_after_completion};
 use super::response_body::ResponseBody;
-use super::retry::NotRetried;
-use super::second_attempt::{SecondAttempt, UntilSent};
+use super::second_attempt::{NoSecond, SecondAttempt, UntilSent};
 use super::settings::Settings;
 use super::ticket::Ticket;
-use crate::replay::NotReplayable;
-use crate::{BoxError, ClassifyRejection};
+use super::token_rejected::{NotRetried, TokenRejected};
+use crate::{BoxError, ClassifyRejection, TokenCache};
 
 pin_project! {
     /// Response future of [`TokenRefresh`](super::TokenRefresh) with
@@ -47,7 +47,7 @@ pin_project! {
         First {
             #[pin]
             attempt: Attempt<S, B>,
-            second: Result<Box<SecondAttempt<S, B>>, NotReplayable>,
+            second: Result<Box<SecondAttempt<S, B>>, NoSecond>,
         },
         /// Rejected while the first attempt may still be sending the body:
         /// waiting (briefly) for it to be done, to replay it.
@@ -56,11 +56,13 @@ pin_project! {
         WaitingForToken { waiting: Box<WaitingForToken<S, B>> },
         /// Waiting for the service to be ready for the second attempt.
         PollingReady { waiting: Box<PollingReady<S, B>> },
-        /// An attempt whose answer goes to the caller: the second one, or a
-        /// request that is not ours to authorize.
+        /// An attempt whose answer goes to the caller: the second one
+        /// (`retried` says of what), or a request that is not ours to
+        /// authorize.
         Last {
             #[pin]
             attempt: Attempt<S, B>,
+            retried: Option<Retried>,
         },
         /// Taken apart while moving to the next state.
         Done,
@@ -89,6 +91,14 @@ struct PollingReady<S, B> {
     service: S,
     request: Request<B>,
     ticket: Ticket,
+    origin: Option<Origin>,
+}
+
+/// What a second attempt was sent for: the rejection of route `route`'s
+/// token, on `origin`.
+struct Retried {
+    route: usize,
+    origin: Option<Origin>,
 }
 
 impl<S, B, C> RetryResponseFuture<S, B, C>
@@ -98,7 +108,7 @@ where
     /// A first attempt, with what a second one needs.
     pub(super) fn first(
         attempt: Attempt<S, B>,
-        second: Result<Box<SecondAttempt<S, B>>, NotReplayable>,
+        second: Result<Box<SecondAttempt<S, B>>, NoSecond>,
         settings: Arc<Settings<C>>,
     ) -> Self {
         Self {
@@ -110,7 +120,10 @@ where
     /// An attempt that will not be retried.
     pub(super) fn last(attempt: Attempt<S, B>, settings: Arc<Settings<C>>) -> Self {
         Self {
-            state: State::Last { attempt },
+            state: State::Last {
+                attempt,
+                retried: None,
+            },
             settings,
         }
     }
@@ -156,14 +169,18 @@ where
                             }
                             None => match retry(*second, rejection, route, settings) {
                                 Ok(next) => state.set(next),
-                                Err(rejection) => {
-                                    return Poll::Ready(Ok(rejection.map(ResponseBody::new)));
-                                }
+                                Err(rejection) => return Poll::Ready(Ok(rejection)),
                             },
                         },
-                        Err(why) => {
-                            NotRetried::Body(why).trace();
-                            return Poll::Ready(Ok(rejection.map(ResponseBody::new)));
+                        Err(no) => {
+                            return Poll::Ready(Ok(not_retried(
+                                settings,
+                                route,
+                                rejection,
+                                NotRetried::Body(no.why),
+                                no.origin.as_ref(),
+                                Some(no.limit),
+                            )));
                         }
                     }
                 }
@@ -182,7 +199,7 @@ where
                     } = *waiting;
                     match retry(second, rejection, route, settings) {
                         Ok(next) => state.set(next),
-                        Err(rejection) => return Poll::Ready(Ok(rejection.map(ResponseBody::new))),
+                        Err(rejection) => return Poll::Ready(Ok(rejection)),
                     }
                 }
                 StateProj::WaitingForToken { waiting } => {
@@ -199,14 +216,22 @@ where
                         route,
                         ..
                     } = *waiting;
+                    let origin = Origin::of(request.uri());
                     let credential = match outcome {
                         Ok(credential) => credential,
                         Err(error) => {
                             tracing::warn!(
                                 error = &error as &dyn std::error::Error,
-                                "rejected request not retried: no new token"
+                                "no new token for the rejected request"
                             );
-                            return Poll::Ready(Ok(rejection.map(ResponseBody::new)));
+                            return Poll::Ready(Ok(not_retried(
+                                settings,
+                                route,
+                                rejection,
+                                NotRetried::NoNewToken,
+                                origin.as_ref(),
+                                None,
+                            )));
                         }
                     };
                     if let Some(cache) = settings.routes.cache(route) {
@@ -218,6 +243,7 @@ where
                             service,
                             request,
                             ticket,
+                            origin,
                         }),
                     });
                 }
@@ -232,21 +258,40 @@ where
                         mut service,
                         request,
                         ticket,
+                        origin,
                     } = *waiting;
                     state.set(State::Last {
                         attempt: Attempt::Sent {
                             future: service.call(request),
                             ticket,
                         },
+                        retried: Some(Retried {
+                            route: ticket.route,
+                            origin,
+                        }),
                     });
                 }
-                StateProj::Last { attempt } => {
-                    return Poll::Ready(Ok(match ready!(attempt.poll_answer(settings, cx))? {
-                        Answer::Pass(response) => response,
-                        Answer::Rejected(rejection, _) => {
-                            NotRetried::AlreadyRetried.trace();
-                            rejection.map(ResponseBody::new)
+                StateProj::Last { attempt, retried } => {
+                    let answer = ready!(attempt.poll_answer(settings, cx))?;
+                    return Poll::Ready(Ok(match (answer, retried.take()) {
+                        (Answer::Pass(response), None) => response,
+                        (Answer::Pass(mut response), Some(retried)) => {
+                            let cache = settings.routes.cache(retried.route);
+                            response.extensions_mut().insert(TokenRejected::new(
+                                cache.map_or("", TokenCache::name),
+                                true,
+                                None,
+                            ));
+                            response
                         }
+                        (Answer::Rejected(rejection, route), retried) => not_retried(
+                            settings,
+                            route,
+                            rejection,
+                            NotRetried::AlreadyRetried,
+                            retried.as_ref().and_then(|retried| retried.origin.as_ref()),
+                            None,
+                        ),
                     }));
                 }
                 StateProj::Done => return Poll::Ready(Err(polled_after_completion())),
@@ -256,26 +301,36 @@ where
 }
 
 /// The state that waits for a new token to send `second`, or, when its body
-/// cannot be replayed, the rejection to return (after saying why).
+/// cannot be replayed, the rejection to return (saying why).
+// The rejection is the response itself, handed straight to the caller on a
+// rare path: boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
 fn retry<S, B, C, R>(
     second: SecondAttempt<S, B>,
     rejection: Response<R>,
     route: usize,
     settings: &Settings<C>,
-) -> Result<State<S, B>, Response<R>>
+) -> Result<State<S, B>, Response<ResponseBody<R>>>
 where
     S: Service<Request<B>, Response = Response<R>>,
 {
     let Some(cache) = settings.routes.cache(route) else {
-        return Err(rejection);
+        return Err(rejection.map(ResponseBody::new));
     };
     match second.into_request() {
-        Err(why) => {
-            NotRetried::Body(why).trace();
-            Err(rejection)
-        }
+        Err(no) => Err(not_retried(
+            settings,
+            route,
+            rejection,
+            NotRetried::Body(no.why),
+            no.origin.as_ref(),
+            Some(no.limit),
+        )),
         Ok((service, request)) => {
-            tracing::debug!("retrying rejected request with a new token");
+            tracing::debug!(
+                cache = cache.name(),
+                "retrying rejected request with a new token"
+            );
             Ok(State::WaitingForToken {
                 waiting: Box::new(WaitingForToken {
                     credential: Box::pin(cache.clone().credential()),
@@ -299,7 +354,7 @@ where
             State::BodyInFlight { .. } => "BodyInFlight",
             State::WaitingForToken { .. } => "RetryWaitingForToken",
             State::PollingReady { .. } => "RetryPollingReady",
-            State::Last { attempt } => attempt.state_name(),
+            State::Last { attempt, .. } => attempt.state_name(),
             State::Done => "Done",
         };
         f.debug_struct("RetryResponseFuture")

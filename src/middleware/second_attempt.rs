@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::header::AUTHORIZATION;
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 
-use super::RetryRejected;
+use super::{Origin, RetryRejected};
 use crate::replay::NotReplayable;
 use crate::{PrepareReplay, Replay};
 
@@ -26,6 +26,15 @@ pub(super) struct SecondAttempt<S, B> {
     service: S,
     head: RequestHead,
     replay: Replay<B>,
+    limit: usize,
+}
+
+/// Why a request has no second attempt, and what the event that says so
+/// names: where it went and the replay limit.
+pub(super) struct NoSecond {
+    pub(super) why: NotReplayable,
+    pub(super) origin: Option<Origin>,
+    pub(super) limit: usize,
 }
 
 /// A copy of a request's head.
@@ -45,14 +54,18 @@ impl<S, B> SecondAttempt<S, B> {
         service: &S,
         request: Request<B>,
         retry: &RetryRejected<P>,
-    ) -> (Request<B>, Result<Box<Self>, NotReplayable>)
+    ) -> (Request<B>, Result<Box<Self>, NoSecond>)
     where
         S: Clone,
     {
         let (parts, body) = request.into_parts();
         let (body, replay) = retry.prepare.prepare_replay(body, retry.limit);
         let second = match replay.never_reason() {
-            Some(why) => Err(why),
+            Some(why) => Err(NoSecond {
+                why,
+                origin: Origin::of(&parts.uri),
+                limit: retry.limit,
+            }),
             None => {
                 let mut headers = parts.headers.clone();
                 headers.remove(AUTHORIZATION);
@@ -66,6 +79,7 @@ impl<S, B> SecondAttempt<S, B> {
                         extensions: parts.extensions.clone(),
                     },
                     replay,
+                    limit: retry.limit,
                 }))
             }
         };
@@ -81,8 +95,17 @@ impl<S, B> SecondAttempt<S, B> {
     }
 
     /// The request to send again, or why it cannot be.
-    pub(super) fn into_request(self) -> Result<(S, Request<B>), NotReplayable> {
-        let body = self.replay.into_body()?;
+    pub(super) fn into_request(self) -> Result<(S, Request<B>), NoSecond> {
+        let body = match self.replay.into_body() {
+            Ok(body) => body,
+            Err(why) => {
+                return Err(NoSecond {
+                    why,
+                    origin: Origin::of(&self.head.uri),
+                    limit: self.limit,
+                });
+            }
+        };
         let mut request = Request::new(body);
         *request.method_mut() = self.head.method;
         *request.uri_mut() = self.head.uri;

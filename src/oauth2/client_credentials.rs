@@ -90,4 +90,8 @@ impl TokenSource for ClientCredentials {
     fn name(&self) -> &str {
         "oauth2 client_credentials"
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.client.fingerprint("client_credentials", &[]))
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::RetryAfter;
+use crate::{Permanent, RetryAfter};
 
 /// An error from an OAuth 2.0 token source or discovery.
 ///
@@ -256,6 +256,32 @@ impl Error {
         self
     }
 
+    /// Carries a [`Permanent`] in its [`source`](StdError::source) chain
+    /// when the server refused the client or the grant (an OAuth error or
+    /// `401`/`403` with a status that is not retryable): the cache then
+    /// says trying again will not help.
+    pub(crate) fn marked_permanent(mut self) -> Self {
+        let refused = match self.0.kind {
+            ErrorKind::Rejected => !self.is_retryable(),
+            ErrorKind::Status => self
+                .0
+                .status
+                .is_some_and(|status| matches!(status.as_u16(), 401 | 403)),
+            _ => false,
+        };
+        if refused {
+            let mut permanent = Permanent::new(
+                "the authorization server refused the client or the grant: \
+                 check its credentials and settings",
+            );
+            if let Some(source) = self.0.source.take() {
+                permanent = permanent.with_shared_source(source);
+            }
+            self.0.source = Some(Arc::new(permanent));
+        }
+        self
+    }
+
     /// What failed.
     pub fn kind(&self) -> ErrorKind {
         self.0.kind
@@ -287,7 +313,7 @@ impl Error {
     /// [`source`](StdError::source), a [`RetryAfter`].
     pub fn retry_after(&self) -> Option<Duration> {
         let source = self.0.source.as_deref()?;
-        source.downcast_ref::<RetryAfter>().map(RetryAfter::delay)
+        RetryAfter::find(source).map(RetryAfter::delay)
     }
 
     /// Whether trying again later may succeed: `429 Too Many Requests`, a

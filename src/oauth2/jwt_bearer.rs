@@ -177,4 +177,14 @@ impl TokenSource for JwtBearerGrant {
     fn name(&self) -> &str {
         "oauth2 jwt_bearer"
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        let config = &self.inner.config;
+        let mut identity = vec![("iss", config.issuer.as_str())];
+        if let Some(subject) = &config.subject {
+            identity.push(("sub", subject.as_str()));
+        }
+        let fingerprint = self.inner.client.fingerprint("jwt_bearer", &identity);
+        Some(fingerprint)
+    }
 }

@@ -332,6 +332,10 @@ impl TokenSource for RefreshTokenGrant {
     fn name(&self) -> &str {
         "oauth2 refresh_token"
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.inner.client.fingerprint("refresh_token", &[]))
+    }
 }
 
 impl fmt::Debug for RefreshTokenGrant {

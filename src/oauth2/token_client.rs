@@ -51,6 +51,27 @@ impl TokenClient {
         }
     }
 
+    /// What identifies the credential for `grant` (a store keeps it with
+    /// each token): the token URL, the client id and the parameters that
+    /// shape the token (`scope`, `audience`, `resource`), never a secret.
+    pub(crate) fn fingerprint(&self, grant: &str, identity: &[(&str, &str)]) -> String {
+        let mut fingerprint = format!("oauth2 {grant} {}", self.url);
+        let shaping = self
+            .params
+            .iter()
+            .filter(|(name, _)| matches!(name.as_str(), "scope" | "audience" | "resource"))
+            .map(|(name, value)| (name.as_str(), value.as_str()));
+        let client = self.client_id.as_deref().map(|id| ("client_id", id));
+        for (name, value) in client
+            .into_iter()
+            .chain(identity.iter().copied())
+            .chain(shaping)
+        {
+            fingerprint.push_str(&format!(" {name}={value:?}"));
+        }
+        fingerprint
+    }
+
     /// The longest one token request may take.
     pub(crate) fn request_timeout(&self) -> Duration {
         self.timeout

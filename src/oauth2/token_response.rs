@@ -167,7 +167,9 @@ fn error_response(answer: &Answer, object: Option<&Map<String, Value>>, secrets:
         .and_then(|object| object.get("error"))
         .and_then(Value::as_str);
     let Some(code) = code else {
-        return Error::status_only(answer.status).with_retry_after(retry_after);
+        return Error::status_only(answer.status)
+            .marked_permanent()
+            .with_retry_after(retry_after);
     };
     let text = |field: &str| {
         object
@@ -181,6 +183,7 @@ fn error_response(answer: &Answer, object: Option<&Map<String, Value>>, secrets:
         text("error_description"),
         text("error_uri"),
     )
+    .marked_permanent()
     .with_retry_after(retry_after)
 }
 

@@ -25,9 +25,11 @@ use replay_body::Handoff;
 /// bytes of a request body kept to send it again.
 pub const DEFAULT_REPLAY_LIMIT: usize = 64 * 1024;
 
-/// Why a request body cannot be sent a second time.
+/// Why a request body cannot be sent a second time: part of
+/// [`NotRetried`](crate::NotRetried).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NotReplayable {
+#[non_exhaustive]
+pub enum NotReplayable {
     /// Its type cannot be replayed ([`Replay::never`]).
     BodyType,
     /// It is larger than the replay limit.
@@ -43,8 +45,8 @@ pub(crate) enum NotReplayable {
 }
 
 impl NotReplayable {
-    /// What it says, for `tracing`.
-    pub(crate) fn as_str(self) -> &'static str {
+    /// What it says, as in `tracing` events.
+    pub fn as_str(self) -> &'static str {
         match self {
             NotReplayable::BodyType => "the request body type cannot be replayed",
             NotReplayable::OverLimit => "the request body is larger than the replay limit",
@@ -53,6 +55,12 @@ impl NotReplayable {
             NotReplayable::Failed => "the request body failed",
             NotReplayable::NotCopied => "the request body could not be copied",
         }
+    }
+}
+
+impl std::fmt::Display for NotReplayable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -10,8 +10,16 @@ use std::time::Duration;
 
 use super::private_file;
 use super::record::Record;
-use super::{Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, TokenStore};
+use super::{
+    Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, StoredToken, TokenStore,
+};
 use crate::{Secret, Token};
+
+/// The first pause between two attempts at the lock file while another
+/// holder has it (to discard a rejected token); it doubles up to
+/// [`LOCK_POLL_MAX`].
+const LOCK_POLL_FIRST: Duration = Duration::from_millis(5);
+const LOCK_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// Keeps the token in a file, so that the next run of a program reuses a
 /// still-valid token instead of calling the identity provider, and
@@ -33,13 +41,23 @@ use crate::{Secret, Token};
 ///   larger than 64 KiB), and the lock file is never opened through a
 ///   symbolic link. The directory must belong to this user, and nobody
 ///   else may write to it (so not `/tmp` itself: use a directory of your
-///   own, which is created `0700` if missing); else saving and locking
-///   fail, and the cache fetches without the store.
+///   own, which is created `0700` if missing). [`FileStore::new`] checks
+///   this and refuses such a path; should it change later, saving and
+///   locking fail, and the cache fetches without the store.
+/// - A token a server rejected is [discarded](TokenStore::discard) from the
+///   file under the lock, if the file still holds it.
 /// - With a [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant) sharing
 ///   the store, its rotated refresh token is saved in the same file.
 ///
 /// The file holds the token in clear: anyone who can read it can use the
 /// token. Keep it in a directory only the program's user can read.
+///
+/// Give each cache a file of its own (see
+/// [one store location per cache](super#one-store-location-per-cache)),
+/// and turn on [`retry_rejected`](crate::TokenRefreshLayer::retry_rejected)
+/// in a program that makes one request per run: a stored token the server
+/// has revoked meanwhile is only found out by a rejection (see
+/// [a store and retries go together](super#a-store-and-retries-go-together)).
 ///
 /// # Example
 ///
@@ -48,10 +66,19 @@ use crate::{Secret, Token};
 /// use tower_token_refresh::store::FileStore;
 /// # use tower_token_refresh::{BoxError, Token};
 /// # let source = || async { Ok::<_, BoxError>(Token::bearer("abc")) };
-///
+/// # let dir = std::env::temp_dir().join(format!("ttr-doc-file-{}", std::process::id()));
+/// # let path = dir.join("orders-api.json");
+/// // e.g. /var/lib/my-job/orders-api.json
 /// let cache = TokenCache::builder(source)
-///     .store(FileStore::new("/var/lib/my-job/token.json"))
+///     .name("orders-api")
+///     .store(FileStore::new(&path)?)
 ///     .build();
+///
+/// // A file in a directory others may write to is refused at once.
+/// # #[cfg(unix)]
+/// assert!(FileStore::new("/tmp/token.json").is_err());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -66,17 +93,28 @@ struct Paths {
 
 impl FileStore {
     /// A store in the file at `path` (created when the first token is
-    /// saved). The lock file is `path` with `.lock` appended.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    /// saved). The lock file is `path` with `.lock` appended. Its directory
+    /// is created (`0700`) if missing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::InvalidConfig`] when `path` cannot be used: it
+    /// names no file or a directory, or its directory cannot be created,
+    /// belongs to another user or others may write to it (`/tmp` itself).
+    /// (It touches the file system: call it at start-up, as you would open
+    /// a file.)
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let file = path.into();
         let mut lock = file.clone().into_os_string();
         lock.push(".lock");
-        Self {
-            paths: Arc::new(Paths {
-                file,
-                lock: lock.into(),
-            }),
-        }
+        let paths = Paths {
+            file,
+            lock: lock.into(),
+        };
+        paths.check()?;
+        Ok(Self {
+            paths: Arc::new(paths),
+        })
     }
 
     /// The file the token is kept in.
@@ -144,6 +182,47 @@ impl FileStore {
 }
 
 impl Paths {
+    /// Whether the store can work at all: a file name (not a directory), in
+    /// a private directory of this user's.
+    fn check(&self) -> Result<(), StoreError> {
+        // What is wrong, and where (a path is no secret).
+        let invalid = |what: &'static str, path: &Path, why: &dyn std::fmt::Display| {
+            StoreError::new(
+                StoreErrorKind::InvalidConfig,
+                what,
+                Some(format!("{}: {why}", path.display()).into()),
+            )
+        };
+        if self.file.file_name().is_none() {
+            return Err(invalid(
+                "the token file's path names no file",
+                &self.file,
+                &"no file name",
+            ));
+        }
+        let dir = self.dir();
+        create_private_dir(&dir).map_err(|error| {
+            invalid("could not create the token file's directory", &dir, &error)
+        })?;
+        private_file::check_dir(&dir).map_err(|why| {
+            invalid(
+                "the token file's directory is not private to this user",
+                &dir,
+                &why,
+            )
+        })?;
+        if self.file.is_dir() {
+            return Err(invalid(
+                "the token file's path is a directory",
+                &self.file,
+                &"not a file",
+            ));
+        }
+        // A file others could read or change there is ignored and replaced
+        // when the first token is saved (with a warning), as at any time.
+        Ok(())
+    }
+
     /// The record in the file; an empty one when there is no file yet or it
     /// cannot be used (a problem to report): not a regular file of this
     /// user's that only this user can read, in a directory nobody else can
@@ -265,10 +344,30 @@ impl Paths {
             }
         }
     }
+
+    /// Takes the lock, waiting while another holder has it, until the
+    /// caller gives up on the job.
+    fn lock(&self, job: &Job) -> Result<Lease, StoreError> {
+        let mut pause = LOCK_POLL_FIRST;
+        loop {
+            if let Some(lease) = self.try_lock()? {
+                return Ok(lease);
+            }
+            if job.abandoned.load(Ordering::Acquire) {
+                return Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "the token lock file stayed locked",
+                    None,
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+        }
+    }
 }
 
 impl TokenStore for FileStore {
-    fn load(&self) -> StoreFuture<'_, Option<Token>> {
+    fn load(&self) -> StoreFuture<'_, Option<StoredToken>> {
         self.blocking(|paths, job| Ok(paths.read(job).token()))
     }
 
@@ -278,9 +377,24 @@ impl TokenStore for FileStore {
         self.blocking(|paths, _| paths.try_lock())
     }
 
-    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
+    fn save<'a>(&'a self, token: &'a StoredToken, lease: &'a Lease) -> StoreFuture<'a, bool> {
         let token = token.clone();
         self.update_holding(lease, move |record| record.set_token(&token))
+    }
+
+    fn discard<'a>(&'a self, token: &'a Token) -> StoreFuture<'a, bool> {
+        let token = token.clone();
+        self.blocking(move |paths, job| {
+            // Under the lock: a holder saving a new token meanwhile would
+            // otherwise be overwritten with the old record.
+            let _held = paths.lock(job)?;
+            let mut record = paths.read(job);
+            if !record.discard(&token) {
+                return Ok(false);
+            }
+            paths.write(&record, job)?;
+            Ok(true)
+        })
     }
 
     fn save_failure<'a>(&'a self, retry_after: Duration, lease: &'a Lease) -> StoreFuture<'a, ()> {

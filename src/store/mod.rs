@@ -7,7 +7,8 @@
 //! store, so the hot path stays an atomic load.
 //!
 //! 1. It [loads](TokenStore::load) the stored token and uses it if it is
-//!    still good (not expired, not the token being replaced).
+//!    still good (not expired, not the token being replaced) and was made
+//!    by its own source (see below).
 //! 2. Otherwise it [takes the lock](TokenStore::try_lock) with a lease, looks
 //!    again (another process may have just saved one), calls its
 //!    [`TokenSource`](crate::TokenSource), [saves](TokenStore::save) the new
@@ -18,8 +19,35 @@
 //! 4. When the holder's fetch fails, it asks the others to
 //!    [back off](TokenStore::save_failure) with it, so a failing identity
 //!    provider gets one call per backoff delay from the whole fleet.
-//! 5. When the store fails (unreachable, corrupted), the cache logs a warning
+//! 5. When a server rejects the token, the cache
+//!    [discards](TokenStore::discard) it from the store too (only if the
+//!    store still holds that token, never a newer one), before the rejected
+//!    response reaches the caller: the next run, or the next process, does
+//!    not load a dead token.
+//! 6. When the store fails (unreachable, corrupted), the cache logs a warning
 //!    and fetches on its own: requests keep flowing.
+//!
+//! # One store location per cache
+//!
+//! Give each cache its own file or key. Every stored token records which
+//! source made it (a [`StoredToken`]'s fingerprint: for the OAuth 2.0
+//! sources their token URL, client id, scopes, audience and resource; for a
+//! closure, the cache's [name](crate::TokenCacheBuilder::name)), and a cache
+//! ignores (with a warning, counted in
+//! [`store_failures`](crate::CacheStats::store_failures)) a token another
+//! source made, and never overwrites it. Two caches pasted onto one location
+//! then each fetch their own tokens instead of sending each other's. Name
+//! caches whose source is a closure, so that their tokens can be told apart.
+//!
+//! # A store and retries go together
+//!
+//! A stored token outlives the process: when the server has revoked it
+//! (the identity provider restarted, a key rotated), the next run loads it,
+//! and only the server's rejection tells. The cache then drops it from
+//! memory and from the store, but the request that carried it has failed.
+//! A program that makes one request per run (a CLI, a cron job) needs
+//! [`TokenRefreshLayer::retry_rejected`](crate::TokenRefreshLayer::retry_rejected)
+//! to send that request again with a new token in the same run.
 //!
 //! Stores in this crate: [`FileStore`] (one machine, survives restarts) and,
 //! with the `redis` feature, `RedisStore` (a fleet). Implement
@@ -45,12 +73,12 @@
 //! };
 //!
 //! // The first run fetches and saves the token…
-//! let first = TokenCache::builder(source).store(FileStore::new(&path)).build();
+//! let first = TokenCache::builder(source).name("orders").store(FileStore::new(&path)?).build();
 //! first.token().await?;
 //! assert_eq!(first.stats().fetches, 1);
 //!
 //! // …the next run (here, another cache) finds it and fetches nothing.
-//! let next = TokenCache::builder(source).store(FileStore::new(&path)).build();
+//! let next = TokenCache::builder(source).name("orders").store(FileStore::new(&path)?).build();
 //! assert_eq!(next.token().await?.secret(), "abc");
 //! assert_eq!(next.stats().fetches, 0);
 //! # std::fs::remove_dir_all(&dir)?;
@@ -74,6 +102,7 @@ mod record;
 #[cfg(feature = "redis")]
 mod redis;
 mod refresh_token_store;
+mod stored_token;
 
 pub use error::{StoreError, StoreErrorKind};
 pub use file::FileStore;
@@ -81,6 +110,7 @@ pub use file::FileStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{DEFAULT_REDIS_TIMEOUT, RedisStore, RedisStoreBuilder};
 pub use refresh_token_store::RefreshTokenStore;
+pub use stored_token::StoredToken;
 
 /// Runs one store call, bounded by `limit`: a store that does not answer
 /// in time is [`Unavailable`](StoreErrorKind::Unavailable).
@@ -116,19 +146,33 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// Implementations must never put a token or refresh token in an error or a
 /// log line.
 pub trait TokenStore: Send + Sync + 'static {
-    /// The stored token, if there is one. It may have expired or be the token
-    /// the cache is replacing: the cache checks.
-    fn load(&self) -> StoreFuture<'_, Option<Token>>;
+    /// The stored token, if there is one, with the fingerprint it was saved
+    /// with. It may have expired, be the token the cache is replacing, or
+    /// come from another source: the cache checks.
+    fn load(&self) -> StoreFuture<'_, Option<StoredToken>>;
 
     /// Takes the refresh lock for at most `lease` if no one holds it:
     /// `Some` with proof of holding it, `None` when another holder has it.
     /// A holder that dies must not keep it longer than its lease.
     fn try_lock(&self, lease: Duration) -> StoreFuture<'_, Option<Lease>>;
 
-    /// Saves `token`, as long as `lease` still holds the lock (fencing: a
-    /// holder whose lease ran out must not overwrite its successor's token).
-    /// Returns whether it was saved.
-    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool>;
+    /// Saves `token` with its fingerprint, as long as `lease` still holds
+    /// the lock (fencing: a holder whose lease ran out must not overwrite
+    /// its successor's token). Returns whether it was saved.
+    fn save<'a>(&'a self, token: &'a StoredToken, lease: &'a Lease) -> StoreFuture<'a, bool>;
+
+    /// Removes the stored token if it is still `token` (same value): a
+    /// server rejected it, and no process should load it again. A newer
+    /// token saved meanwhile stays: the comparison and the removal must be
+    /// one atomic step (under the store's own lock, or a script), so that
+    /// a late rejection of an old token never deletes its successor.
+    /// Everything else stored (a fleet's backoff, a refresh token) stays.
+    /// Returns whether it removed the token.
+    ///
+    /// Called without holding the refresh lock; the cache bounds it by its
+    /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout) and makes
+    /// the rejected response wait for it.
+    fn discard<'a>(&'a self, token: &'a Token) -> StoreFuture<'a, bool>;
 
     /// Releases the lock if `lease` still holds it.
     fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()>;
@@ -158,7 +202,7 @@ pub trait TokenStore: Send + Sync + 'static {
 }
 
 impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
-    fn load(&self) -> StoreFuture<'_, Option<Token>> {
+    fn load(&self) -> StoreFuture<'_, Option<StoredToken>> {
         (**self).load()
     }
 
@@ -166,8 +210,12 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).try_lock(lease)
     }
 
-    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
+    fn save<'a>(&'a self, token: &'a StoredToken, lease: &'a Lease) -> StoreFuture<'a, bool> {
         (**self).save(token, lease)
+    }
+
+    fn discard<'a>(&'a self, token: &'a Token) -> StoreFuture<'a, bool> {
+        (**self).discard(token)
     }
 
     fn unlock(&self, lease: Lease) -> StoreFuture<'_, ()> {

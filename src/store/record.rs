@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
 use super::error::StoreErrorKind;
+use super::{StoreError, StoredToken};
 use crate::{Secret, Token};
 
 /// Format version written in every record.
@@ -24,6 +24,9 @@ pub(super) struct Record {
     /// expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at_ms: Option<u64>,
+    /// What identifies the source that made the access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     /// Until when (milliseconds since the Unix epoch) the processes sharing
@@ -67,19 +70,35 @@ impl Record {
     }
 
     /// The access token, with its expiry converted from wall-clock time.
-    pub(super) fn token(&self) -> Option<Token> {
+    pub(super) fn token(&self) -> Option<StoredToken> {
         let token = Token::bearer(self.access_token.clone()?);
-        Some(match self.expires_at_ms {
+        let token = match self.expires_at_ms {
             Some(ms) => token.expires_at(UNIX_EPOCH + Duration::from_millis(ms)),
             None => token,
-        })
+        };
+        Some(StoredToken::new(token, self.source.clone()))
     }
 
-    pub(super) fn set_token(&mut self, token: &Token) {
+    pub(super) fn set_token(&mut self, stored: &StoredToken) {
         self.format = FORMAT;
-        self.access_token = Some(token.secret().to_owned());
-        self.expires_at_ms = expires_at_ms(token);
+        self.access_token = Some(stored.token().secret().to_owned());
+        self.expires_at_ms = expires_at_ms(stored.token());
+        self.source = stored.fingerprint().map(str::to_owned);
         self.retry_at_ms = None;
+    }
+
+    /// Removes the access token if it is `token`; returns whether it did.
+    pub(super) fn discard(&mut self, token: &Token) -> bool {
+        if self.access_token.as_deref() != Some(token.secret()) {
+            return false;
+        }
+        use zeroize::Zeroize;
+        if let Some(mut value) = self.access_token.take() {
+            value.zeroize();
+        }
+        self.expires_at_ms = None;
+        self.source = None;
+        true
     }
 
     pub(super) fn set_failure(&mut self, retry_after: Duration) {
@@ -143,10 +162,15 @@ mod tests {
     #[test]
     fn a_token_survives_the_round_trip() {
         let mut record = Record::default();
-        record.set_token(&Token::bearer("abc").expires_in(Duration::from_secs(600)));
+        record.set_token(&StoredToken::new(
+            Token::bearer("abc").expires_in(Duration::from_secs(600)),
+            Some("orders".into()),
+        ));
         record.set_refresh_token(&Secret::new("rt"));
         let read = Record::parse(&record.to_json()).unwrap();
-        let token = read.token().unwrap();
+        let stored = read.token().unwrap();
+        assert_eq!(stored.fingerprint(), Some("orders"));
+        let token = stored.token();
         assert_eq!(token.secret(), "abc");
         let left = token.time_left().unwrap();
         assert!(left > Duration::from_secs(598) && left <= Duration::from_secs(600));
@@ -160,7 +184,7 @@ mod tests {
         let read = Record::parse(&record.to_json()).unwrap();
         let left = read.failure().unwrap();
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
-        record.set_token(&Token::bearer("abc"));
+        record.set_token(&StoredToken::new(Token::bearer("abc"), None));
         assert_eq!(record.failure(), None);
         record.set_failure(Duration::ZERO);
         assert_eq!(record.failure(), None, "a failure that is over");
@@ -169,9 +193,29 @@ mod tests {
     #[test]
     fn a_token_without_expiry_stays_without() {
         let mut record = Record::default();
-        record.set_token(&Token::bearer("abc"));
+        record.set_token(&StoredToken::new(Token::bearer("abc"), None));
         let read = Record::parse(&record.to_json()).unwrap();
-        assert_eq!(read.token().unwrap().expiry(), None);
+        assert_eq!(read.token().unwrap().token().expiry(), None);
+    }
+
+    #[test]
+    fn only_the_same_token_is_discarded() {
+        let mut record = Record::default();
+        record.set_token(&StoredToken::new(Token::bearer("new"), Some("a".into())));
+        record.set_refresh_token(&Secret::new("rt"));
+        record.set_failure(Duration::from_secs(30));
+        assert!(!record.discard(&Token::bearer("old")));
+        assert_eq!(record.token().unwrap().token().secret(), "new");
+        assert!(record.discard(&Token::bearer("new")));
+        assert!(record.token().is_none());
+        assert!(record.failure().is_some(), "the fleet's backoff stays");
+        assert_eq!(record.refresh_token().unwrap().expose(), "rt");
+    }
+
+    #[test]
+    fn a_record_without_a_source_reads_as_one_of_unknown_source() {
+        let read = Record::parse(br#"{"format":1,"access_token":"abc"}"#).unwrap();
+        assert_eq!(read.token().unwrap().fingerprint(), None);
     }
 
     #[test]

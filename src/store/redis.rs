@@ -8,7 +8,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, FromRedisValue};
 
 use super::record::Record;
-use super::{Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, TokenStore};
+use super::{
+    Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, StoredToken, TokenStore,
+};
 use crate::{Secret, Token};
 
 /// Default [timeout](RedisStoreBuilder::timeout) of one Redis call.
@@ -38,6 +40,21 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 return 1
 ";
 
+/// Deletes the token only if it is still the rejected one (compared in the
+/// stored record, so a newer token saved meanwhile stays); a record that is
+/// not JSON is left alone.
+const DISCARD_IF_SAME: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if not stored then
+    return 0
+end
+local ok, record = pcall(cjson.decode, stored)
+if not ok or type(record) ~= 'table' or record['access_token'] ~= ARGV[1] then
+    return 0
+end
+return redis.call('DEL', KEYS[1])
+";
+
 /// Deletes the lock only if the caller's fence still holds it.
 const UNLOCK_IF_HOLDING: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -50,7 +67,9 @@ return 0
 /// whole fleet calls its identity provider once per token lifetime.
 ///
 /// Keys, from the key you choose (`K`):
-/// - `K`: the token and its expiry (JSON), expiring with the token;
+/// - `K`: the token, its expiry and its source's fingerprint (JSON),
+///   expiring with the token, and deleted (by a script that compares it
+///   first) when a server rejects that token;
 /// - `K:failure`: set (expiring) when the holder's fetch failed, so the
 ///   fleet backs off together;
 /// - `K:lock`: the refresh lock, `SET NX PX <lease>` with a random fencing
@@ -77,6 +96,14 @@ return 0
 ///
 /// Anyone who can read `K` can use the token: restrict it with Redis ACLs
 /// (`~K*` key patterns) and use TLS across untrusted networks.
+///
+/// Give each cache a key of its own (see
+/// [one store location per cache](super#one-store-location-per-cache)),
+/// and turn on [`retry_rejected`](crate::TokenRefreshLayer::retry_rejected)
+/// in processes that make few requests: a process that starts after a
+/// revocation but before the rejection has been seen loads the dead token,
+/// and only a rejection tells (see
+/// [a store and retries go together](super#a-store-and-retries-go-together)).
 ///
 /// # Example
 ///
@@ -268,7 +295,7 @@ impl RedisStoreBuilder {
 }
 
 impl TokenStore for RedisStore {
-    fn load(&self) -> StoreFuture<'_, Option<Token>> {
+    fn load(&self) -> StoreFuture<'_, Option<StoredToken>> {
         Box::pin(async move {
             let command = redis::cmd("GET").arg(&self.inner.token_key).clone();
             let value: Option<Vec<u8>> = self
@@ -296,12 +323,12 @@ impl TokenStore for RedisStore {
         })
     }
 
-    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
+    fn save<'a>(&'a self, token: &'a StoredToken, lease: &'a Lease) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut record = Record::default();
             record.set_token(token);
             // The key expires with the token; 0: the token does not expire.
-            let expire_ms = match token.time_left() {
+            let expire_ms = match token.token().time_left() {
                 Some(left) => expiry_ms(left),
                 None => 0,
             };
@@ -319,6 +346,21 @@ impl TokenStore for RedisStore {
                 .query(&command, "could not save the token to Redis")
                 .await?;
             Ok(saved == 1)
+        })
+    }
+
+    fn discard<'a>(&'a self, token: &'a Token) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let command = redis::cmd("EVAL")
+                .arg(DISCARD_IF_SAME)
+                .arg(1)
+                .arg(&self.inner.token_key)
+                .arg(token.secret())
+                .clone();
+            let deleted: i64 = self
+                .query(&command, "could not discard the rejected token in Redis")
+                .await?;
+            Ok(deleted == 1)
         })
     }
 

@@ -107,7 +107,10 @@ async fn all_waiters_share_one_error() {
     assert_eq!(first.to_string(), "identity provider unavailable");
     for error in &errors {
         assert_eq!(error.kind(), ErrorKind::Source);
-        assert_eq!(error.to_string(), "token source failed");
+        assert_eq!(
+            error.to_string(),
+            "token source failed: identity provider unavailable"
+        );
         assert!(
             std::ptr::addr_eq(error.source().unwrap(), first),
             "the same failure"

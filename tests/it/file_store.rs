@@ -28,7 +28,7 @@ fn write_private(path: &Path, bytes: &[u8]) {
 
 fn cache(source: &TestSource, path: &Path) -> TokenCache {
     TokenCache::builder(source.clone())
-        .store(FileStore::new(path))
+        .store(FileStore::new(path).unwrap())
         .build()
 }
 
@@ -103,17 +103,67 @@ async fn a_corrupted_file_is_reported_ignored_and_replaced() {
     assert_eq!(json["access_token"], "token-1", "replaced by a good one");
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn an_unusable_path_is_reported_and_requests_still_get_tokens() {
+#[test]
+fn a_path_that_cannot_work_is_refused_when_the_store_is_made() {
+    use tower_token_refresh::store::StoreErrorKind;
+
     let dir = TempDir::new("unusable");
-    // A directory where the file should be: it can be neither read nor
-    // replaced.
+    // A directory where the file should be.
     let path = dir.join("token.json");
     std::fs::create_dir_all(&path).unwrap();
+    let error = FileStore::new(&path).unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::InvalidConfig);
+    assert_eq!(error.to_string(), "the token file's path is a directory");
+
+    // No file name at all.
+    let error = FileStore::new(dir.path().join("..")).unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::InvalidConfig, "{error}");
+
+    // A missing directory is made, private.
+    let store = FileStore::new(dir.join("made/for/it/token.json")).unwrap();
+    assert!(store.path().parent().unwrap().is_dir());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_others_may_write_to_is_refused_when_the_store_is_made() {
+    use std::error::Error as _;
+    use std::os::unix::fs::PermissionsExt;
+    use tower_token_refresh::store::StoreErrorKind;
+
+    // `/tmp` itself, as the new user did.
+    let error = FileStore::new("/tmp/token.json").unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::InvalidConfig);
+    assert_eq!(
+        error.to_string(),
+        "the token file's directory is not private to this user"
+    );
+    let why = error.source().unwrap().to_string();
+    assert!(why.starts_with("/tmp: "), "{why}");
+
+    let dir = TempDir::new("open-for-all");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let error = FileStore::new(dir.join("token.json")).unwrap_err();
+    assert!(
+        error
+            .source()
+            .unwrap()
+            .to_string()
+            .contains("other users may write to it"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_path_spoiled_after_start_up_is_reported_and_requests_still_get_tokens() {
+    let dir = TempDir::new("unusable-later");
+    let path = dir.join("token.json");
     let source = TestSource::issuing(HOUR);
+    let cache = cache(&source, &path);
+    // A directory where the file should be, made after the store was.
+    std::fs::create_dir_all(&path).unwrap();
     let (events, _guard) = Events::capture();
 
-    let cache = cache(&source, &path);
     assert_eq!(cache.token().await.unwrap().secret(), "token-1");
     // (Unix opens a directory, and finds it is not a regular file.)
     let ignored = events
@@ -202,7 +252,7 @@ mod planted {
         write_private(&target, PLANTED);
         let path = dir.join("token.json");
         symlink(&target, &path).unwrap();
-        let store = FileStore::new(&path);
+        let store = FileStore::new(&path).unwrap();
         use tower_token_refresh::store::RefreshTokenStore;
         assert!(store.load_refresh_token().await.unwrap().is_none());
         let source = TestSource::issuing(HOUR);
@@ -227,7 +277,7 @@ mod planted {
             .unwrap();
         assert!(made.success());
         use tower_token_refresh::store::RefreshTokenStore;
-        let store = FileStore::new(&path);
+        let store = FileStore::new(&path).unwrap();
         let loaded = tokio::time::timeout(Duration::from_secs(10), store.load_refresh_token())
             .await
             .expect("reading a FIFO must not block");
@@ -248,12 +298,15 @@ mod planted {
         let base = TempDir::new("open-dir");
         let shared = base.join("shared");
         std::fs::create_dir(&shared).unwrap();
+        let store = FileStore::new(shared.join("token.json")).unwrap();
+        let source = TestSource::issuing(HOUR);
+        let cache = cache(&source, &shared.join("token.json"));
+        // Opened to others after the store was made.
         set_mode(&shared, 0o777);
         // Another user's link where the lock file goes: it must not be
         // followed (here it points at a file that would be created).
         let target = base.join("created-through-the-link");
         symlink(&target, shared.join("token.json.lock")).unwrap();
-        let store = FileStore::new(shared.join("token.json"));
         let error = store.try_lock(HOUR).await.unwrap_err();
         assert!(error.to_string().contains("not private"), "{error}");
         assert!(!target.exists());
@@ -262,6 +315,7 @@ mod planted {
         let private = TempDir::new("lock-link");
         symlink(&target, private.join("token.json.lock")).unwrap();
         let error = FileStore::new(private.join("token.json"))
+            .unwrap()
             .try_lock(HOUR)
             .await
             .unwrap_err();
@@ -272,11 +326,7 @@ mod planted {
         assert!(!target.exists());
 
         // The cache still gets tokens, without the store.
-        let source = TestSource::issuing(HOUR);
-        let token = cache(&source, &shared.join("token.json"))
-            .token()
-            .await
-            .unwrap();
+        let token = cache.token().await.unwrap();
         assert_eq!(token.secret(), "token-1");
         assert!(!shared.join("token.json").exists(), "nothing saved there");
     }
@@ -315,7 +365,7 @@ async fn a_rotated_refresh_token_is_saved_and_the_next_run_starts_from_it() {
     // Both runs are configured with the refresh token from sign-in, which
     // the first exchange rotates away.
     let run = || {
-        let store = std::sync::Arc::new(FileStore::new(&path));
+        let store = std::sync::Arc::new(FileStore::new(&path).unwrap());
         let grant = endpoint
             .refresh_token_grant("pw")
             .store(store.clone())

@@ -23,5 +23,7 @@ mod secrets;
 mod service;
 mod stacks;
 mod store;
+mod store_rejection;
 mod stress;
+mod token_rejected;
 mod tonic_channel;

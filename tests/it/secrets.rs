@@ -169,12 +169,12 @@ async fn token_stores_print_no_token_and_no_password() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let cache = TokenCache::builder(TestSource::issuing(Duration::from_secs(60)))
-        .store(FileStore::new(&path))
+        .store(FileStore::new(&path).unwrap())
         .build();
     secrets.push(cache.token().await.unwrap().secret().to_owned());
     printed.push(format!(
         "{cache:?} {:?} {:?}",
-        FileStore::new(&path),
+        FileStore::new(&path).unwrap(),
         cache.stats()
     ));
     assert!(!events.lines_with("token file corrupted").is_empty());

@@ -243,17 +243,20 @@ async fn when_the_store_is_down_requests_keep_flowing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hung_store_is_bounded_by_the_fetch_timeout() {
-    use tower_token_refresh::store::{Lease, StoreFuture, TokenStore};
+    use tower_token_refresh::store::{Lease, StoreFuture, StoredToken, TokenStore};
 
     struct Hangs;
     impl TokenStore for Hangs {
-        fn load(&self) -> StoreFuture<'_, Option<Token>> {
+        fn load(&self) -> StoreFuture<'_, Option<StoredToken>> {
             Box::pin(std::future::pending())
         }
         fn try_lock(&self, _: Duration) -> StoreFuture<'_, Option<Lease>> {
             Box::pin(std::future::pending())
         }
-        fn save<'a>(&'a self, _: &'a Token, _: &'a Lease) -> StoreFuture<'a, bool> {
+        fn save<'a>(&'a self, _: &'a StoredToken, _: &'a Lease) -> StoreFuture<'a, bool> {
+            Box::pin(std::future::pending())
+        }
+        fn discard<'a>(&'a self, _: &'a Token) -> StoreFuture<'a, bool> {
             Box::pin(std::future::pending())
         }
         fn unlock(&self, _: Lease) -> StoreFuture<'_, ()> {

@@ -198,7 +198,7 @@ async fn a_call_that_cannot_get_a_token_fails_with_a_retryable_status() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(
         status.message(),
-        "could not get an access token: token source failed"
+        "could not get an access token: token source failed: identity provider is down"
     );
     let error = status
         .source()
@@ -209,4 +209,66 @@ async fn a_call_that_cannot_get_a_token_fails_with_a_retryable_status() {
         revocations.seen.lock().unwrap().is_empty(),
         "nothing was sent"
     );
+}
+
+/// A wrong client secret can never succeed: the call fails with
+/// `UNAUTHENTICATED` (not `UNAVAILABLE`, which clients retry), and the
+/// message names the cache and the server's answer.
+#[tokio::test]
+async fn wrong_credentials_fail_with_a_status_that_is_not_retried() {
+    use support::token_endpoint::{ClientMethod, TokenEndpoint};
+    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+
+    let endpoint = TokenEndpoint::start().await;
+    endpoint.register("orders-client", ClientMethod::Basic("right-secret".into()));
+    let source = ClientCredentials::new(
+        endpoint.token_url(),
+        "orders-client",
+        ClientAuth::basic("wrong-secret"),
+    )
+    .unwrap();
+    let cache = TokenCache::builder(source).name("orders").build();
+    let revocations = Revocations::default();
+    let addr = start_server(revocations.clone()).await;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let service = ServiceBuilder::new()
+        .layer(TokenRefreshLayer::new(cache.clone()))
+        .service(channel);
+    let status = HealthClient::new(service)
+        .check(HealthCheckRequest {
+            service: "orders".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let message = status.message();
+    assert!(
+        message.starts_with(
+            "could not get an access token: token cache \"orders\": token source failed: "
+        ),
+        "{message}"
+    );
+    assert!(message.contains("invalid_client"), "{message}");
+    assert!(!message.contains("wrong-secret"), "{message}");
+
+    let error = cache.token().await.unwrap_err();
+    assert!(!error.is_retryable());
+    assert_eq!(error.cache(), Some("orders"));
+}
+
+/// The identity provider down: `UNAVAILABLE`, retryable.
+#[tokio::test]
+async fn an_identity_provider_that_is_down_fails_with_a_retryable_status() {
+    use support::token_endpoint::{Fault, TokenEndpoint};
+    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+
+    let endpoint = TokenEndpoint::start().await;
+    endpoint.set_fault(Some(Fault::Status(503, None, "")));
+    let source = ClientCredentials::new(endpoint.token_url(), "c", ClientAuth::basic("s")).unwrap();
+    let cache = TokenCache::new(source);
+    let error = cache.token().await.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(tonic::Status::from(error).code(), Code::Unavailable);
 }

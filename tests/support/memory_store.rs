@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_token_refresh::store::{
-    Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, TokenStore,
+    Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, StoredToken, TokenStore,
 };
 use tower_token_refresh::{Secret, Token};
 
@@ -28,7 +28,7 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    token: Option<Token>,
+    token: Option<StoredToken>,
     lock: Option<(String, Instant)>,
     next_fence: u64,
     refresh_token: Option<Secret>,
@@ -58,12 +58,28 @@ impl MemoryStore {
     /// The stored token's value.
     pub fn stored(&self) -> Option<String> {
         let state = self.inner.state.lock().unwrap();
-        state.token.as_ref().map(|token| token.secret().to_owned())
+        state
+            .token
+            .as_ref()
+            .map(|stored| stored.token().secret().to_owned())
     }
 
-    /// Puts a token in the store, as another process would.
+    /// The stored token's fingerprint.
+    pub fn stored_fingerprint(&self) -> Option<String> {
+        let state = self.inner.state.lock().unwrap();
+        state.token.as_ref()?.fingerprint().map(str::to_owned)
+    }
+
+    /// Puts a token of no known source in the store, as another process (of
+    /// an older version) would.
     pub fn put(&self, token: Token) {
-        self.inner.state.lock().unwrap().token = Some(token);
+        self.put_from(token, None);
+    }
+
+    /// Puts a token made by the source of `fingerprint` in the store.
+    pub fn put_from(&self, token: Token, fingerprint: Option<&str>) {
+        self.inner.state.lock().unwrap().token =
+            Some(StoredToken::new(token, fingerprint.map(str::to_owned)));
     }
 
     /// Takes the lock for `lease` as a process that then dies would.
@@ -101,7 +117,7 @@ impl MemoryStore {
 }
 
 impl TokenStore for MemoryStore {
-    fn load(&self) -> StoreFuture<'_, Option<Token>> {
+    fn load(&self) -> StoreFuture<'_, Option<StoredToken>> {
         Box::pin(async move {
             self.check()?;
             Ok(self.inner.state.lock().unwrap().token.clone())
@@ -123,7 +139,7 @@ impl TokenStore for MemoryStore {
         })
     }
 
-    fn save<'a>(&'a self, token: &'a Token, lease: &'a Lease) -> StoreFuture<'a, bool> {
+    fn save<'a>(&'a self, token: &'a StoredToken, lease: &'a Lease) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             self.check()?;
             let mut state = self.inner.state.lock().unwrap();
@@ -134,6 +150,21 @@ impl TokenStore for MemoryStore {
             state.retry_at = None;
             self.inner.saves.fetch_add(1, Ordering::SeqCst);
             Ok(true)
+        })
+    }
+
+    fn discard<'a>(&'a self, token: &'a Token) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.check()?;
+            let mut state = self.inner.state.lock().unwrap();
+            let same = state
+                .token
+                .as_ref()
+                .is_some_and(|stored| stored.token().secret() == token.secret());
+            if same {
+                state.token = None;
+            }
+            Ok(same)
         })
     }
 

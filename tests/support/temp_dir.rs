@@ -23,6 +23,11 @@ impl TempDir {
         Self(dir)
     }
 
+    /// The directory itself.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
     /// A path inside the directory.
     pub fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
