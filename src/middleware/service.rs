@@ -25,6 +25,17 @@ use crate::{BoxError, ClassifyRejection, NoToken, PrepareReplay, StandardRejecti
 /// a token the server rejects (see [`TokenRefreshLayer`] for how rejections
 /// are detected and retried).
 ///
+/// **The inner service must be [`Clone`].** tonic's `Channel` and
+/// hyper-util's `Client` are. Wrap one that is not in a
+/// [`tower::buffer::Buffer`](https://docs.rs/tower/latest/tower/buffer/struct.Buffer.html),
+/// which is `Clone` whatever it wraps (tower's `buffer` feature; built inside
+/// a Tokio runtime):
+/// `ServiceBuilder::new().layer(TokenRefreshLayer::new(cache)).buffer(1024).service(inner)`.
+/// Without `Clone`, `TokenRefresh<S>` does not implement `Service`, and the
+/// compiler says only that (error E0599 on `oneshot` or `ready`: "its trait
+/// bounds were not satisfied"), without naming `Clone`. [Clone](#clone) below
+/// says why it is needed.
+///
 /// While the token is fresh the header is added with no lock and no clock
 /// read, and the request goes straight to the inner service. When it is
 /// missing or expired, the request waits for the one refresh that all
