@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -145,7 +145,7 @@ where
 
     /// The inner service's answer, judged with `settings`. (The hot path,
     /// a request sent at once with a fresh token, is written out in
-    /// [`ResponseFuture`](super::ResponseFuture) with [`pass_on`]: returned
+    /// [`ResponseFuture`](super::ResponseFuture) with [`judge`]: returned
     /// through [`Answer`], the response is copied twice more.)
     pub(super) fn poll_answer<C, R>(
         mut self: Pin<&mut Self>,
@@ -163,12 +163,12 @@ where
                     let ticket = *ticket;
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     match judge(settings, ticket, &response) {
-                        Verdict::Rejected(Some(discarding)) => self.set(Attempt::discarding(
-                            DiscardWait::new(discarding, response, ticket.route),
-                        )),
-                        Verdict::Rejected(None) => {
-                            return Poll::Ready(Ok(Answer::Rejected(response, ticket.route)));
-                        }
+                        Verdict::Rejected => match drop_rejected(settings, ticket, response) {
+                            Ok(rejection) => {
+                                return Poll::Ready(Ok(Answer::Rejected(rejection, ticket.route)));
+                            }
+                            Err(waiting) => self.set(Attempt::discarding(waiting)),
+                        },
                         verdict => {
                             return Poll::Ready(Ok(Answer::Pass(
                                 verdict.pass(response, settings, ticket),
@@ -218,31 +218,6 @@ where
     }
 }
 
-/// The response to a request sent with the token of `ticket`, judged, to
-/// pass on as it is (a rejection is not sent again), or, for a rejection
-/// whose token is being discarded from the store, what waits for that.
-#[inline]
-pub(super) fn pass_on<C: ClassifyRejection, R>(
-    settings: &Arc<Settings<C>>,
-    ticket: Ticket,
-    response: Response<R>,
-) -> Result<Response<ResponseBody<R>>, Box<DiscardWait<Response<R>>>> {
-    match judge(settings, ticket, &response) {
-        Verdict::Rejected(Some(discarding)) => {
-            Err(DiscardWait::new(discarding, response, ticket.route))
-        }
-        Verdict::Rejected(None) => Ok(not_retried(
-            settings,
-            ticket.route,
-            response,
-            NotRetried::Off,
-            None,
-            None,
-        )),
-        verdict => Ok(verdict.pass(response, settings, ticket)),
-    }
-}
-
 /// `rejection`, to go back to the caller of route `route` as it is, with a
 /// [`TokenRejected`] saying why it was not sent again (said in a `tracing`
 /// event too, with where it went and the replay limit, when the layer kept
@@ -267,21 +242,20 @@ pub(super) fn not_retried<C, R>(
 }
 
 /// What a response says about the token it was sent with.
-enum Verdict {
+pub(super) enum Verdict {
     /// Not a rejection (and, if it confirms the token, noted as such).
     Pass,
     /// A gRPC response whose status comes in the trailers: its body watches
     /// them.
     WatchTrailers,
-    /// The token was rejected (and dropped, if it was still the current
-    /// one), and is being discarded from the store if this says so.
-    Rejected(Option<Discarding>),
+    /// The token was rejected: [`drop_rejected`] drops it.
+    Rejected,
 }
 
 impl Verdict {
     /// `response`, to pass on to the caller.
     #[inline]
-    fn pass<C: ClassifyRejection, R>(
+    pub(super) fn pass<C: ClassifyRejection, R>(
         self,
         response: Response<R>,
         settings: &Arc<Settings<C>>,
@@ -292,19 +266,19 @@ impl Verdict {
                 let settings = Arc::clone(settings);
                 response.map(|body| ResponseBody::watching(body, settings, ticket))
             }
-            Verdict::Pass | Verdict::Rejected(_) => response.map(ResponseBody::new),
+            Verdict::Pass | Verdict::Rejected => response.map(ResponseBody::new),
         }
     }
 }
 
 /// Judges the response to a request sent with the token of `ticket`, and
-/// records what it says: a rejection drops the token (if it is still the
-/// current one), a success confirms it. One `content-type` lookup decides
+/// records a success as confirming the token (a rejection is for
+/// [`drop_rejected`], off the hot path). One `content-type` lookup decides
 /// for every response that is not gRPC; a gRPC one is judged by its status
 /// (in the headers of a trailers-only response, else in the trailers, which
 /// are then watched).
 #[inline]
-fn judge<C: ClassifyRejection, R>(
+pub(super) fn judge<C: ClassifyRejection, R>(
     settings: &Settings<C>,
     ticket: Ticket,
     response: &Response<R>,
@@ -320,7 +294,7 @@ fn judge<C: ClassifyRejection, R>(
         headers,
         grpc,
     }) {
-        return Verdict::Rejected(drop_rejected(cache, ticket, status));
+        return Verdict::Rejected;
     }
     let confirmed = if grpc {
         match grpc_status(headers) {
@@ -337,19 +311,31 @@ fn judge<C: ClassifyRejection, R>(
 }
 
 /// Drops the token of `ticket` (if it is still the current one) after the
-/// server rejected it, and from the store. Off the hot path.
+/// server rejected it with `rejection`: the rejection to answer with now,
+/// or, while the token is discarded from the store, what waits for that.
+/// Off the hot path.
 #[cold]
 #[inline(never)]
-fn drop_rejected(cache: &TokenCache, ticket: Ticket, status: StatusCode) -> Option<Discarding> {
+pub(super) fn drop_rejected<C, R>(
+    settings: &Settings<C>,
+    ticket: Ticket,
+    rejection: Response<R>,
+) -> Result<Response<R>, Box<DiscardWait<Response<R>>>> {
+    let Some(cache) = settings.routes.cache(ticket.route) else {
+        return Ok(rejection);
+    };
     let rejected = cache.reject(ticket.generation);
     tracing::info!(
         cache = cache.name(),
-        %status,
+        status = %rejection.status(),
         generation = ticket.generation,
         dropped = rejected.dropped,
         "token rejected by the server"
     );
-    rejected.discarding
+    match rejected.discarding {
+        Some(discarding) => Err(DiscardWait::new(discarding, rejection, ticket.route)),
+        None => Ok(rejection),
+    }
 }
 
 /// The error of a response future polled again after it finished.

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::attempt::{Answer, Attempt, AttemptProj, not_retried, pass_on};
+use super::attempt::{Answer, Attempt, AttemptProj, Verdict, drop_rejected, judge, not_retried};
 use super::response_body::ResponseBody;
 use super::settings::Settings;
 use super::token_rejected::NotRetried;
@@ -55,10 +55,23 @@ where
         if let AttemptProj::Sent { future, ticket } = this.attempt.as_mut().project() {
             let ticket = *ticket;
             let response = ready!(future.poll(cx)).map_err(Into::into)?;
-            match pass_on(this.settings, ticket, response) {
-                Ok(response) => return Poll::Ready(Ok(response)),
-                // Rejected: waits for the store to forget the token.
-                Err(waiting) => this.attempt.set(Attempt::discarding(waiting)),
+            let settings: &Arc<Settings<C>> = this.settings;
+            match judge(settings, ticket, &response) {
+                Verdict::Rejected => match drop_rejected(settings, ticket, response) {
+                    Ok(rejection) => {
+                        return Poll::Ready(Ok(not_retried(
+                            settings,
+                            ticket.route,
+                            rejection,
+                            NotRetried::Off,
+                            None,
+                            None,
+                        )));
+                    }
+                    // Waits for the store to forget the token.
+                    Err(waiting) => this.attempt.set(Attempt::discarding(waiting)),
+                },
+                verdict => return Poll::Ready(Ok(verdict.pass(response, settings, ticket))),
             }
         }
         Poll::Ready(Ok(
