@@ -148,8 +148,8 @@ impl Error {
     /// source said its failure is [`Permanent`](crate::Permanent) (wrong
     /// credentials, a revoked grant: the crate's OAuth 2.0 sources say so
     /// for `invalid_client`, `invalid_grant`, `unauthorized_client`, …),
-    /// when fresh tokens keep being rejected, when the token itself is
-    /// unusable, and without a runtime.
+    /// when fresh tokens keep being rejected, when the token cannot be sent
+    /// in a header or is not a JWT, and without a runtime.
     ///
     /// ```
     /// use tower_token_refresh::{BoxError, Permanent, Token, TokenCache};
@@ -171,12 +171,12 @@ impl Error {
                 .source
                 .as_deref()
                 .is_some_and(|source| crate::Permanent::is_in(source)),
-            Kind::Timeout(_) | Kind::RefreshAborted { .. } => true,
-            Kind::NoRuntime
-            | Kind::InvalidToken
-            | Kind::ExpiredToken
-            | Kind::InvalidJwt(_)
-            | Kind::RejectedAgain => false,
+            // An expired token may come of a clock step on either side:
+            // the next one may be good.
+            Kind::Timeout(_) | Kind::RefreshAborted { .. } | Kind::ExpiredToken => true,
+            Kind::NoRuntime | Kind::InvalidToken | Kind::InvalidJwt(_) | Kind::RejectedAgain => {
+                false
+            }
         }
     }
 

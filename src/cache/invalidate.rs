@@ -36,13 +36,27 @@ pub(crate) struct Rejected {
 pub(crate) struct Discarding {
     generation: u64,
     done: watch::Receiver<()>,
+    /// How long the task may take: the fetch timeout.
+    limit: Duration,
 }
 
+/// How much longer than the task's own bound a waiter waits: the task may
+/// run on a runtime that stops driving it (a script's idle runtime), and
+/// waiters on other runtimes must not wait for it forever.
+const STALE_AFTER_LIMIT: Duration = Duration::from_secs(1);
+
 impl Discarding {
-    /// Resolves when the store write is over (whatever its outcome).
+    /// Resolves when the store write is over (whatever its outcome), or
+    /// shortly after it should have been.
     pub(crate) async fn finished(mut self) {
         // The task drops its sender when it ends.
-        while self.done.changed().await.is_ok() {}
+        let ended = async { while self.done.changed().await.is_ok() {} };
+        if tokio::time::timeout(self.limit + STALE_AFTER_LIMIT, ended)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the rejected token's removal from the store did not end in time");
+        }
     }
 }
 
@@ -144,6 +158,7 @@ impl Shared {
         Some(Discarding {
             generation,
             done: receiver,
+            limit: self.config.fetch_timeout,
         })
     }
 

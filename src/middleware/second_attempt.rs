@@ -63,7 +63,14 @@ impl<S, B> SecondAttempt<S, B> {
         let second = match replay.never_reason() {
             Some(why) => Err(NoSecond {
                 why,
-                origin: Origin::of(&parts.uri),
+                // Known up front for a body over the limit, which is worth
+                // naming where it went; not for a body type that is never
+                // replayed (`Incoming`, say), whose every request would pay
+                // for a copy of its origin.
+                origin: match why {
+                    NotReplayable::OverLimit => Origin::of(&parts.uri),
+                    _ => None,
+                },
                 limit: retry.limit,
             }),
             None => {

@@ -180,11 +180,27 @@ impl TokenSource for JwtBearerGrant {
 
     fn fingerprint(&self) -> Option<String> {
         let config = &self.inner.config;
-        let mut identity = vec![("iss", config.issuer.as_str())];
+        let mut identity = vec![("iss", config.issuer.clone())];
         if let Some(subject) = &config.subject {
-            identity.push(("sub", subject.as_str()));
+            identity.push(("sub", subject.clone()));
         }
-        let fingerprint = self.inner.client.fingerprint("jwt_bearer", &identity);
-        Some(fingerprint)
+        if let Some(audience) = &config.audience {
+            identity.push(("aud", audience.clone()));
+        }
+        // The claims that shape the token (`scope`, say), sorted; not the
+        // ones that change with every assertion.
+        let claims: std::collections::BTreeMap<&String, &Value> = config
+            .claims
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "iat" | "exp" | "nbf" | "jti"))
+            .collect();
+        if !claims.is_empty() {
+            identity.push(("claims", serde_json::to_string(&claims).unwrap_or_default()));
+        }
+        let identity: Vec<(&str, &str)> = identity
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        Some(self.inner.client.fingerprint("jwt_bearer", &identity))
     }
 }

@@ -56,11 +56,15 @@ impl TokenClient {
     /// shape the token (`scope`, `audience`, `resource`), never a secret.
     pub(crate) fn fingerprint(&self, grant: &str, identity: &[(&str, &str)]) -> String {
         let mut fingerprint = format!("oauth2 {grant} {}", self.url);
-        let shaping = self
+        // Sorted: the same settings given in another order are the same
+        // credential.
+        let mut shaping: Vec<(&str, &str)> = self
             .params
             .iter()
             .filter(|(name, _)| matches!(name.as_str(), "scope" | "audience" | "resource"))
-            .map(|(name, value)| (name.as_str(), value.as_str()));
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        shaping.sort_unstable();
         let client = self.client_id.as_deref().map(|id| ("client_id", id));
         for (name, value) in client
             .into_iter()

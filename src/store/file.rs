@@ -15,11 +15,11 @@ use super::{
 };
 use crate::{Secret, Token};
 
-/// The first pause between two attempts at the lock file while another
-/// holder has it (to discard a rejected token); it doubles up to
-/// [`LOCK_POLL_MAX`].
-const LOCK_POLL_FIRST: Duration = Duration::from_millis(5);
-const LOCK_POLL_MAX: Duration = Duration::from_millis(50);
+/// The first pause between two attempts at the write lock while another
+/// writer has it; it doubles up to [`LOCK_POLL_MAX`]. (A writer holds it for
+/// one read and one write of a small file.)
+const LOCK_POLL_FIRST: Duration = Duration::from_millis(1);
+const LOCK_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// Keeps the token in a file, so that the next run of a program reuses a
 /// still-valid token instead of calling the identity provider, and
@@ -44,8 +44,11 @@ const LOCK_POLL_MAX: Duration = Duration::from_millis(50);
 ///   own, which is created `0700` if missing). [`FileStore::new`] checks
 ///   this and refuses such a path; should it change later, saving and
 ///   locking fail, and the cache fetches without the store.
-/// - A token a server rejected is [discarded](TokenStore::discard) from the
-///   file under the lock, if the file still holds it.
+/// - Every change of the file (a new token, a rejected token
+///   [discarded](TokenStore::discard) if the file still holds it, a rotated
+///   refresh token) reads, changes and replaces it under a short-lived
+///   exclusive lock on a second sibling file (`<file>.write-lock`), so no
+///   writer loses another's change.
 /// - With a [`RefreshTokenGrant`](crate::oauth2::RefreshTokenGrant) sharing
 ///   the store, its rotated refresh token is saved in the same file.
 ///
@@ -88,7 +91,12 @@ pub struct FileStore {
 #[derive(Debug)]
 struct Paths {
     file: PathBuf,
+    /// The refresh lock: held for a whole refresh.
     lock: PathBuf,
+    /// Held only while the record is read, changed and written back, by
+    /// every writer (a refresh's save, a rejection's discard, a rotated
+    /// refresh token), so that none loses another's change.
+    write_lock: PathBuf,
 }
 
 impl FileStore {
@@ -105,11 +113,15 @@ impl FileStore {
     /// a file.)
     pub fn new(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let file = path.into();
-        let mut lock = file.clone().into_os_string();
-        lock.push(".lock");
+        let sibling = |suffix: &str| {
+            let mut name = file.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
         let paths = Paths {
+            lock: sibling(".lock"),
+            write_lock: sibling(".write-lock"),
             file,
-            lock: lock.into(),
         };
         paths.check()?;
         Ok(Self {
@@ -173,9 +185,7 @@ impl FileStore {
             return Box::pin(async { Ok(false) });
         }
         self.blocking(move |paths, job| {
-            let mut record = paths.read(job);
-            change(&mut record);
-            paths.write(&record, job)?;
+            paths.update(job, change)?;
             Ok(true)
         })
     }
@@ -345,24 +355,45 @@ impl Paths {
         }
     }
 
-    /// Takes the lock, waiting while another holder has it, until the
-    /// caller gives up on the job.
-    fn lock(&self, job: &Job) -> Result<Lease, StoreError> {
+    /// Reads the record, changes it with `change` and writes it back,
+    /// holding the write lock (waiting for it while another writer has it,
+    /// until the caller gives up on the job). Returns what `change` said.
+    fn update<T>(
+        &self,
+        job: &mut Job,
+        change: impl FnOnce(&mut Record) -> T,
+    ) -> Result<T, StoreError> {
+        self.create_dir()?;
+        let file = private_file::open_lock(&self.write_lock)
+            .map_err(|error| StoreError::io("could not open the token write lock file", error))?;
         let mut pause = LOCK_POLL_FIRST;
         loop {
-            if let Some(lease) = self.try_lock()? {
-                return Ok(lease);
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(error)) => {
+                    return Err(StoreError::io(
+                        "could not lock the token write lock file",
+                        error,
+                    ));
+                }
             }
             if job.abandoned.load(Ordering::Acquire) {
                 return Err(StoreError::new(
                     StoreErrorKind::Unavailable,
-                    "the token lock file stayed locked",
+                    "the token write lock file stayed locked",
                     None,
                 ));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(LOCK_POLL_MAX);
         }
+        let mut record = self.read(job);
+        let said = change(&mut record);
+        self.write(&record, job)?;
+        // Closing the file releases the lock.
+        drop(file);
+        Ok(said)
     }
 }
 
@@ -385,15 +416,9 @@ impl TokenStore for FileStore {
     fn discard<'a>(&'a self, token: &'a Token) -> StoreFuture<'a, bool> {
         let token = token.clone();
         self.blocking(move |paths, job| {
-            // Under the lock: a holder saving a new token meanwhile would
-            // otherwise be overwritten with the old record.
-            let _held = paths.lock(job)?;
-            let mut record = paths.read(job);
-            if !record.discard(&token) {
-                return Ok(false);
-            }
-            paths.write(&record, job)?;
-            Ok(true)
+            // Under the write lock: a token saved meanwhile is either read
+            // here (and stays) or written after (over the discard).
+            paths.update(job, |record| record.discard(&token))
         })
     }
 
@@ -425,9 +450,7 @@ impl RefreshTokenStore for FileStore {
     fn save_refresh_token<'a>(&'a self, refresh_token: &'a Secret) -> StoreFuture<'a, ()> {
         let refresh_token = refresh_token.clone();
         self.blocking(move |paths, job| {
-            let mut record = paths.read(job);
-            record.set_refresh_token(&refresh_token);
-            paths.write(&record, job)
+            paths.update(job, |record| record.set_refresh_token(&refresh_token))
         })
     }
 }

@@ -139,3 +139,53 @@ fn the_hot_path_allocates_nothing() {
         "TokenRefresh cloned per request allocated {cloned_allocations} times in {N} requests, the bare service {bare_allocations}"
     );
 }
+
+/// With `retry_rejected`, a request whose body is never replayed (a gateway
+/// forwarding `hyper::body::Incoming`, say) allocates nothing more than the
+/// bare service: what a "not retried" event would name is not copied up
+/// front.
+#[test]
+fn a_retrying_layer_allocates_nothing_for_a_body_it_never_replays() {
+    use tower_token_refresh::Replay;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
+    let cache = TokenCache::new(|| async {
+        Ok::<_, BoxError>(Token::bearer("a-token").expires_in(Duration::from_secs(3600)))
+    });
+    runtime.block_on(cache.token()).unwrap();
+    let mut bare =
+        service_fn(|_: Request<Empty<Bytes>>| ready(Ok::<_, Infallible>(Response::new(()))));
+    let mut layered = TokenRefreshLayer::new(cache)
+        .retry_rejected()
+        .replay_with(|body: Empty<Bytes>, _limit| (body, Replay::never()))
+        .layer(bare);
+    let absolute = || {
+        let mut request = request();
+        *request.uri_mut() = "https://api.example.com/items".parse().unwrap();
+        request
+    };
+    send(&mut layered, absolute());
+    const N: usize = 100;
+    let requests: Vec<_> = (0..N).map(|_| absolute()).collect();
+    let mut responses = Vec::with_capacity(N);
+    let bare_allocations = allocations_in(|| {
+        for request in requests {
+            responses.push(send(&mut bare, request));
+        }
+    });
+    let requests: Vec<_> = (0..N).map(|_| absolute()).collect();
+    let mut layered_responses = Vec::with_capacity(N);
+    let layered_allocations = allocations_in(|| {
+        for request in requests {
+            layered_responses.push(send(&mut layered, request));
+        }
+    });
+    assert_eq!(
+        layered_allocations, bare_allocations,
+        "{layered_allocations} allocations in {N} requests through the layer, {bare_allocations} bare"
+    );
+}

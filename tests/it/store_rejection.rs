@@ -189,7 +189,10 @@ async fn the_file_store_discards_only_the_token_it_still_holds() {
 }
 
 #[tokio::test]
-async fn the_file_store_waits_for_the_lock_to_discard() {
+async fn the_file_store_discards_under_the_write_lock_and_keeps_the_rest() {
+    use tower_token_refresh::Secret;
+    use tower_token_refresh::store::RefreshTokenStore;
+
     let dir = TempDir::new("discard-locked");
     let path = dir.join("token.json");
     let (a, b) = (
@@ -199,15 +202,33 @@ async fn the_file_store_waits_for_the_lock_to_discard() {
     let stored = StoredToken::new(Token::bearer("rejected").expires_in(HOUR), None);
     let lease = a.try_lock(HOUR).await.unwrap().unwrap();
     assert!(a.save(&stored, &lease).await.unwrap());
-    // The holder saves a newer token while the discard waits for the lock.
+    a.save_refresh_token(&Secret::new("refresh-2"))
+        .await
+        .unwrap();
+
+    // Another writer is changing the file: the discard waits for it.
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("token.json.write-lock"))
+        .unwrap();
+    writer.lock().unwrap();
     let discard = tokio::spawn(async move { b.discard(&Token::bearer("rejected")).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!discard.is_finished(), "the discard waits for the lock");
-    let newer = StoredToken::new(Token::bearer("newer").expires_in(HOUR), None);
-    assert!(a.save(&newer, &lease).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !discard.is_finished(),
+        "the discard waits for the write lock"
+    );
+    drop(writer);
+    assert!(discard.await.unwrap().unwrap());
+
+    // The refresh lock (held by `a` all along) is not needed to discard;
+    // what else the file holds stays.
+    assert!(a.load().await.unwrap().is_none());
+    assert_eq!(
+        a.load_refresh_token().await.unwrap().unwrap().expose(),
+        "refresh-2"
+    );
     drop(lease);
-    assert!(!discard.await.unwrap().unwrap(), "the newer token stays");
-    assert_eq!(a.load().await.unwrap().unwrap().token().secret(), "newer");
 }
 
 #[cfg(feature = "oauth2")]
@@ -239,4 +260,95 @@ fn oauth_sources_are_told_apart_by_what_shapes_their_tokens_never_by_secrets() {
     assert_eq!(orders, source("svc", "orders:read", "rotated-secret"));
     assert_ne!(orders, source("svc", "billing:read", "s3cret-one"));
     assert_ne!(orders, source("other", "orders:read", "s3cret-one"));
+}
+
+/// A request rejected on one runtime waits for the store to drop the token,
+/// whose removal an earlier rejection started on another runtime; that
+/// runtime then sits idle (a script's `block_on` per job). The wait is
+/// bounded all the same.
+#[test]
+fn a_rejection_does_not_wait_forever_for_a_removal_on_an_idle_runtime() {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+    use tower::{Service, service_fn};
+
+    let store = MemoryStore::new();
+    let cache = TokenCache::builder(TestSource::issuing(HOUR))
+        .name("api")
+        .store(store.clone())
+        .fetch_timeout(Duration::from_millis(500))
+        .build();
+    let unauthorized = service_fn(|_: http::Request<()>| async {
+        Ok::<_, Infallible>(
+            http::Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .body(())
+                .unwrap(),
+        )
+    });
+    let client = TokenRefreshLayer::new(cache.clone()).layer(unauthorized);
+    let busy = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    busy.block_on(cache.token()).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+
+    // Sent with token-1; its answer is not polled yet.
+    let mut on_busy = client.clone();
+    assert!(on_busy.poll_ready(&mut cx).is_ready());
+    let on_busy = on_busy.call(http::Request::new(()));
+
+    // Rejected on an idle runtime: the removal's task is spawned there and
+    // never driven.
+    let idle = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    idle.block_on(async {
+        let mut service = client.clone();
+        assert!(service.poll_ready(&mut cx).is_ready());
+        let mut future = pin!(service.call(http::Request::new(())));
+        let _ = future.as_mut().poll(&mut cx);
+    });
+
+    let answered =
+        busy.block_on(async { tokio::time::timeout(Duration::from_secs(10), on_busy).await });
+    let response = answered
+        .expect("the rejection waited past the fetch timeout")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    drop(idle);
+}
+
+#[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
+#[test]
+fn jwt_bearer_sources_are_told_apart_by_their_claims_and_audience() {
+    use tower_token_refresh::TokenSource;
+    use tower_token_refresh::oauth2::{Algorithm, JwtBearerGrant, SigningKey};
+
+    const EC_PRIVATE: &[u8] = include_bytes!("../keys/ec_private.pem");
+    let source = |scope: &str, audience: Option<&str>| {
+        let key = SigningKey::from_pem(EC_PRIVATE, Algorithm::ES256).unwrap();
+        let mut builder =
+            JwtBearerGrant::builder("http://127.0.0.1:1/token", key, "sa@project.example")
+                .claim("scope", scope)
+                .claim("jti", "changes-every-time");
+        if let Some(audience) = audience {
+            builder = builder.assertion_audience(audience);
+        }
+        builder.build().unwrap().fingerprint().unwrap()
+    };
+    let read_only = source("cloud-platform.read-only", None);
+    assert!(read_only.contains("sa@project.example"), "{read_only}");
+    assert!(!read_only.contains("changes-every-time"), "{read_only}");
+    assert_eq!(read_only, source("cloud-platform.read-only", None));
+    assert_ne!(read_only, source("cloud-platform", None));
+    assert_ne!(
+        read_only,
+        source("cloud-platform.read-only", Some("https://other.example"))
+    );
 }
