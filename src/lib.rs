@@ -193,7 +193,7 @@ mod token;
 
 pub use cache::{
     CacheStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT,
-    LONGEST_SETTING, TokenCache, TokenCacheBuilder,
+    LONGEST_SETTING, TimeLeft, TokenCache, TokenCacheBuilder,
 };
 pub use error::{BoxError, Error, ErrorKind};
 pub use middleware::{

@@ -20,6 +20,7 @@ mod refresh_window;
 mod snapshot;
 mod stats;
 mod store_refresh;
+mod time_left;
 
 pub use builder::{
     DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, LONGEST_SETTING,
@@ -27,6 +28,7 @@ pub use builder::{
 };
 
 pub use stats::CacheStats;
+pub use time_left::TimeLeft;
 
 pub(crate) use invalidate::{Discarding, Rejected};
 
@@ -220,12 +222,8 @@ impl TokenCache {
     /// What the cache has done so far: fetches, failures, refreshes,
     /// rejections, retries, waits, and the current token's time left.
     pub fn stats(&self) -> CacheStats {
-        let time_left = self
-            .shared
-            .current
-            .load()
-            .as_ref()
-            .and_then(|entry| entry.token().time_left());
+        let current = self.shared.current.load();
+        let time_left = TimeLeft::of(current.as_ref().map(|entry| entry.token()));
         self.shared.counters.snapshot(time_left)
     }
 

@@ -1,7 +1,8 @@
 //! [`CacheStats`]: counters of what a cache did, for metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+
+use super::TimeLeft;
 
 /// A snapshot of a [`TokenCache`](crate::TokenCache)'s counters, from
 /// [`TokenCache::stats`](crate::TokenCache::stats). Counters only grow;
@@ -18,7 +19,7 @@ use std::time::Duration;
 /// let stats = cache.stats();
 /// assert_eq!(stats.fetches, 1);
 /// assert_eq!(stats.waited, 1);
-/// assert!(stats.time_left.is_some());
+/// assert!(stats.time_left.as_duration().is_some());
 /// # Ok(())
 /// # }
 /// ```
@@ -46,9 +47,8 @@ pub struct CacheStats {
     pub store_hits: u64,
     /// Calls to the store that failed (the cache then fetched on its own).
     pub store_failures: u64,
-    /// How long the current token has left (`None`: no token, or one that
-    /// never expires).
-    pub time_left: Option<Duration>,
+    /// How long the current token has left, or whether there is none.
+    pub time_left: TimeLeft,
 }
 
 /// The live counters behind [`CacheStats`].
@@ -70,7 +70,7 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, time_left: Option<Duration>) -> CacheStats {
+    pub(crate) fn snapshot(&self, time_left: TimeLeft) -> CacheStats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         CacheStats {
             fetches: read(&self.fetches),
