@@ -141,7 +141,8 @@ impl TokenCache {
     }
 
     pub(crate) fn from_parts(source: Arc<dyn TokenSource>, config: Config) -> Self {
-        let name = Arc::from(config.name.as_deref().unwrap_or_else(|| source.name()));
+        let name: Arc<str> = Arc::from(config.name.as_deref().unwrap_or_else(|| source.name()));
+        let counters = Counters::new(&name);
         Self {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
@@ -155,7 +156,7 @@ impl TokenCache {
                 unconfirmed: AtomicBool::new(false),
                 id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
                 version: Arc::new(AtomicU64::new(0)),
-                counters: Counters::default(),
+                counters,
             }),
         }
     }
@@ -205,8 +206,9 @@ impl TokenCache {
     }
 
     /// The cache's [name](TokenCacheBuilder::name), else its source's
-    /// [name](TokenSource::name): it names the cache in errors, events and
-    /// [`TokenRejected`](crate::TokenRejected).
+    /// [name](TokenSource::name): it names the cache in errors, events,
+    /// [`TokenRejected`](crate::TokenRejected) and, with the `metrics`
+    /// feature, the `cache` label of its metrics.
     ///
     /// ```
     /// # use tower_token_refresh::{BoxError, Token, TokenCache};
