@@ -202,6 +202,6 @@ fn report(stats: &CacheStats, authority: &Authority) {
         "         retries {}, callers that waited {}, current token valid for {:.1?}",
         stats.retries,
         stats.waited,
-        stats.time_left.unwrap_or_default(),
+        stats.time_left.as_duration().unwrap_or_default(),
     );
 }

@@ -105,7 +105,9 @@
 //! and the reason, with events when it starts, succeeds (with the new
 //! lifetime) or fails (with the error); rejections, retries and skipped
 //! retries (with the reason) are events too. No event carries a token or a
-//! secret. [`TokenCache::stats`] gives counters to export as metrics.
+//! secret. [`TokenCache::stats`] gives counters to export as metrics; with
+//! the `metrics` feature every cache reports them itself, with its token's
+//! expiry, through the `metrics` facade (see the `metrics` module).
 //!
 //! # Choosing settings
 //!
@@ -163,6 +165,7 @@
 //! | `tonic` | yes | [`ReplayableBody`] for `tonic::body::Body` (rejected gRPC calls are retried) and gRPC-aware errors |
 //! | `axum`  | yes | [`ReplayableBody`] for `axum::body::Body` |
 //! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis |
+//! | `metrics` | no | `metrics`: each cache's counters and token expiry through the `metrics` facade |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
@@ -176,6 +179,9 @@
 mod cache;
 mod error;
 mod jitter;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod middleware;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
@@ -193,7 +199,7 @@ mod token;
 
 pub use cache::{
     CacheStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT,
-    LONGEST_SETTING, TokenCache, TokenCacheBuilder,
+    LONGEST_SETTING, TimeLeft, TokenCache, TokenCacheBuilder,
 };
 pub use error::{BoxError, Error, ErrorKind};
 pub use middleware::{

@@ -71,7 +71,8 @@ pub trait TokenSource: Send + Sync + 'static {
     fn fetch(&self) -> TokenFuture;
 
     /// A short, non-secret name for this source, shown in `tracing` spans
-    /// (the cache's own [`name`](crate::TokenCacheBuilder::name) wins).
+    /// and, with the `metrics` feature, as the `cache` label of metrics (the
+    /// cache's own [`name`](crate::TokenCacheBuilder::name) wins).
     fn name(&self) -> &str {
         "token source"
     }

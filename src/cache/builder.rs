@@ -168,11 +168,15 @@ impl TokenCacheBuilder {
     }
 
     /// Names the cache, e.g. after the API its tokens are for: in errors,
-    /// in `tracing` spans and events (`token_refresh{source=…}`), and, for a
-    /// source without a [fingerprint](crate::TokenSource::fingerprint) (a
+    /// in `tracing` spans and events (`token_refresh{source=…}`), in the
+    /// `cache` label of its metrics (feature `metrics`), and, for a source
+    /// without a [fingerprint](crate::TokenSource::fingerprint) (a
     /// closure), in the [store](Self::store), to tell its tokens from
     /// another cache's. Defaults to the source's
     /// [`name`](crate::TokenSource::name).
+    ///
+    /// For metrics, give each cache a name of its own that stays the same
+    /// across restarts: caches with the same name share series.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.config.name = Some(name.into());
         self

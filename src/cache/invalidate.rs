@@ -99,6 +99,7 @@ impl Shared {
             return false;
         }
         self.current.store(None);
+        self.counters.set_expiry(None);
         self.bump();
         self.unconfirmed.store(false, Ordering::Relaxed);
         super::stats::Counters::add(&self.counters.rejections);

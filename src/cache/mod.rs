@@ -20,6 +20,7 @@ mod refresh_window;
 mod snapshot;
 mod stats;
 mod store_refresh;
+mod time_left;
 
 pub use builder::{
     DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT, LONGEST_SETTING,
@@ -27,6 +28,7 @@ pub use builder::{
 };
 
 pub use stats::CacheStats;
+pub use time_left::TimeLeft;
 
 pub(crate) use invalidate::{Discarding, Rejected};
 
@@ -139,7 +141,8 @@ impl TokenCache {
     }
 
     pub(crate) fn from_parts(source: Arc<dyn TokenSource>, config: Config) -> Self {
-        let name = Arc::from(config.name.as_deref().unwrap_or_else(|| source.name()));
+        let name: Arc<str> = Arc::from(config.name.as_deref().unwrap_or_else(|| source.name()));
+        let counters = Counters::new(&name);
         Self {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
@@ -153,7 +156,7 @@ impl TokenCache {
                 unconfirmed: AtomicBool::new(false),
                 id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
                 version: Arc::new(AtomicU64::new(0)),
-                counters: Counters::default(),
+                counters,
             }),
         }
     }
@@ -203,8 +206,9 @@ impl TokenCache {
     }
 
     /// The cache's [name](TokenCacheBuilder::name), else its source's
-    /// [name](TokenSource::name): it names the cache in errors, events and
-    /// [`TokenRejected`](crate::TokenRejected).
+    /// [name](TokenSource::name): it names the cache in errors, events,
+    /// [`TokenRejected`](crate::TokenRejected) and, with the `metrics`
+    /// feature, the `cache` label of its metrics.
     ///
     /// ```
     /// # use tower_token_refresh::{BoxError, Token, TokenCache};
@@ -220,12 +224,8 @@ impl TokenCache {
     /// What the cache has done so far: fetches, failures, refreshes,
     /// rejections, retries, waits, and the current token's time left.
     pub fn stats(&self) -> CacheStats {
-        let time_left = self
-            .shared
-            .current
-            .load()
-            .as_ref()
-            .and_then(|entry| entry.token().time_left());
+        let current = self.shared.current.load();
+        let time_left = TimeLeft::of(current.as_ref().map(|entry| entry.token()));
         self.shared.counters.snapshot(time_left)
     }
 

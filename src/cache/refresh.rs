@@ -305,6 +305,7 @@ impl Shared {
                 self.unconfirmed
                     .store(flight.current_replaced_rejected, Ordering::Relaxed);
                 self.current.store(Some(Arc::clone(entry)));
+                self.counters.set_expiry(Some(entry.token()));
                 self.bump();
             }
             Err(error) => {

@@ -517,7 +517,11 @@ async fn stats_count_what_the_cache_did() {
         stats.waited, 6,
         "five callers at the start, one after the rejection"
     );
-    assert_eq!(stats.time_left, None, "no token now");
+    assert_eq!(
+        stats.time_left,
+        tower_token_refresh::TimeLeft::NoToken,
+        "no token now"
+    );
     assert!(
         events
             .text()

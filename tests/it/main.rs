@@ -14,6 +14,8 @@ mod file_store;
 mod hot_path_allocations;
 mod hyper_client;
 mod idle_runtime;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod oauth2;
 mod oauth2_untrusted_answers;
 mod one_service;
