@@ -46,6 +46,8 @@ struct Inner {
     uri: Option<String>,
     timeout: Option<Duration>,
     detail: Option<&'static str>,
+    /// The endpoint asked (scheme, host, port and path: no query).
+    endpoint: Option<String>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -149,6 +151,7 @@ impl Error {
             uri: None,
             timeout: None,
             detail: None,
+            endpoint: None,
             source: None,
         }
     }
@@ -236,6 +239,21 @@ impl Error {
             detail: Some(detail),
             ..Self::base(ErrorKind::Signing)
         }))
+    }
+
+    /// Names the endpoint that was asked, `uri` without its query (which
+    /// could carry something secret) or user information.
+    pub(crate) fn with_endpoint(mut self, uri: &http::Uri) -> Self {
+        if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
+            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+            self.0.endpoint = Some(format!("{scheme}://{host}{}", uri.path()));
+        }
+        self
+    }
+
+    /// The endpoint the request went to (without its query), when known.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.0.endpoint.as_deref()
     }
 
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
@@ -342,6 +360,16 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.what(f)?;
+        match &self.0.endpoint {
+            Some(endpoint) => write!(f, " (from {endpoint})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Error {
+    fn what(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.kind {
             ErrorKind::Rejected => {
                 let code = self.0.code.as_ref().map_or("unknown", ErrorCode::as_str);
@@ -424,6 +452,9 @@ impl fmt::Debug for Error {
         }
         if let Some(detail) = self.0.detail {
             d.field("detail", &detail);
+        }
+        if let Some(endpoint) = &self.0.endpoint {
+            d.field("endpoint", endpoint);
         }
         if let Some(source) = &self.0.source {
             d.field("source", source);

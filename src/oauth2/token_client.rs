@@ -102,12 +102,17 @@ impl TokenClient {
             None => Applied::default(),
         };
         let post = endpoint::post_form(&self.http, &self.uri, form.finish(), applied.authorization);
+        let from_here = |error: Error| error.with_endpoint(&self.uri);
         let answer = tokio::time::timeout(self.timeout, post)
             .await
-            .map_err(|_| Error::timed_out(self.timeout))??;
+            .map_err(|_| from_here(Error::timed_out(self.timeout)))?
+            .map_err(from_here)?;
         let mut secrets = secrets.to_vec();
         secrets.extend(applied.secrets.iter().map(|secret| secret.as_str()));
-        token_response::read(&answer, &secrets)
+        token_response::read(&answer, &secrets).map_err(|mut failure| {
+            failure.error = from_here(failure.error);
+            failure
+        })
     }
 }
 

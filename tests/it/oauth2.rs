@@ -209,8 +209,13 @@ async fn refresh_tokens_rotate_and_the_old_one_stops_working() {
     assert!(error.is_invalid_grant());
     assert_eq!(
         error.to_string(),
-        "authorization server rejected the grant (invalid_grant) with status 400 Bad Request: refresh token is not valid"
+        format!(
+            "authorization server rejected the grant (invalid_grant) with status 400 Bad Request: \
+             refresh token is not valid (from {})",
+            endpoint.token_url()
+        )
     );
+    assert_eq!(error.endpoint(), Some(endpoint.token_url().as_str()));
     assert!(!format!("{error:?}").contains("refresh-0"));
 }
 

@@ -180,3 +180,21 @@ async fn with_token_routes_the_report_names_the_api_whose_token_was_rejected() {
         "billing"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_after_a_rejection_is_traced_as_rejected() {
+    let (events, _guard) = Events::capture();
+    let source = TestSource::issuing(HOUR);
+    let api = RevokingApi::new(RejectWith::Http401);
+    let client = TokenRefreshLayer::new(named(&source, "orders"))
+        .retry_rejected()
+        .layer(api.clone());
+    assert_eq!(send(&client, full("a")).await.0, StatusCode::OK);
+    api.revoke("token-1");
+    assert_eq!(send(&client, full("b")).await.0, StatusCode::OK);
+
+    let started = events.lines_with("token refresh started");
+    assert_eq!(started.len(), 2, "{}", events.text());
+    assert!(started[0].contains("reason=\"no token\""), "{}", started[0]);
+    assert!(started[1].contains("reason=\"rejected\""), "{}", started[1]);
+}

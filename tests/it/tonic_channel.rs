@@ -251,6 +251,10 @@ async fn wrong_credentials_fail_with_a_status_that_is_not_retried() {
         "{message}"
     );
     assert!(message.contains("invalid_client"), "{message}");
+    assert!(
+        message.contains(&format!("(from {})", endpoint.token_url())),
+        "{message}"
+    );
     assert!(!message.contains("wrong-secret"), "{message}");
 
     let error = cache.token().await.unwrap_err();
