@@ -15,6 +15,16 @@ pub struct Events {
 
 impl Events {
     pub fn capture() -> (Self, DefaultGuard) {
+        // tracing-core decides a callsite's interest once, when it is first
+        // hit. With a single live dispatcher (this capture), it asks only
+        // the dispatcher of the thread that hits it: a test on another
+        // thread, without a subscriber, then caches "never" for that
+        // callsite, and this capture misses its events (1 run in 5 when
+        // several capturing tests run at once). A second dispatcher kept
+        // alive for the whole run makes it ask every live dispatcher.
+        static KEEP_TWO: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        KEEP_TWO
+            .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let events = Self::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
