@@ -169,7 +169,14 @@ impl Shared {
     /// rejected one and has not been accepted yet.
     #[inline]
     pub(crate) fn accepted(&self, generation: u64) {
-        if self.unconfirmed.load(Ordering::Relaxed) {
+        self.accepted_if(generation, || true);
+    }
+
+    /// [`accepted`](Self::accepted), if `also` says so (asked only when
+    /// the note would change something).
+    #[inline]
+    pub(crate) fn accepted_if(&self, generation: u64, also: impl FnOnce() -> bool) {
+        if self.unconfirmed.load(Ordering::Relaxed) && also() {
             self.confirm(generation);
         }
     }

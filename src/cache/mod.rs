@@ -251,6 +251,13 @@ impl TokenCache {
         self.shared.accepted(generation);
     }
 
+    /// [`accepted`](Self::accepted), if `also` says so; asked only when the
+    /// note would change something.
+    #[inline]
+    pub(crate) fn accepted_if(&self, generation: u64, also: impl FnOnce() -> bool) {
+        self.shared.accepted_if(generation, also);
+    }
+
     /// The hot path: the current token's header if it is fresh; from this
     /// thread's snapshot when nothing changed since it was taken (the
     /// cache's version, one atomic load, says so).

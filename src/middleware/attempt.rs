@@ -242,7 +242,7 @@ pub(super) fn not_retried<C, R>(
 }
 
 /// What a response says about the token it was sent with.
-pub(super) enum Verdict {
+pub(crate) enum Verdict {
     /// Not a rejection (and, if it confirms the token, noted as such).
     Pass,
     /// A gRPC response whose status comes in the trailers: its body watches
@@ -283,18 +283,41 @@ pub(super) fn judge<C: ClassifyRejection, R>(
     ticket: Ticket,
     response: &Response<R>,
 ) -> Verdict {
+    judge_head(
+        settings,
+        ticket,
+        response.status(),
+        response.headers(),
+        || true,
+    )
+}
+
+/// [`judge`] for a response of which only the head is at hand (reqwest's),
+/// and which may not come from where the token went: `from_there` says
+/// whether it does, asked only when the answer matters (a rejection, or a
+/// success that would confirm a token not yet confirmed).
+#[inline]
+pub(crate) fn judge_head<C: ClassifyRejection>(
+    settings: &Settings<C>,
+    ticket: Ticket,
+    status: http::StatusCode,
+    headers: &HeaderMap,
+    from_there: impl FnOnce() -> bool,
+) -> Verdict {
     let Some(cache) = settings.routes.cache(ticket.route) else {
         return Verdict::Pass;
     };
-    let status = response.status();
-    let headers = response.headers();
     let grpc = is_grpc(headers);
     if settings.classifier.rejects_head(ResponseHead {
         status,
         headers,
         grpc,
     }) {
-        return Verdict::Rejected;
+        return if from_there() {
+            Verdict::Rejected
+        } else {
+            Verdict::Pass
+        };
     }
     let confirmed = if grpc {
         match grpc_status(headers) {
@@ -305,7 +328,7 @@ pub(super) fn judge<C: ClassifyRejection, R>(
         status.is_success()
     };
     if confirmed {
-        cache.accepted(ticket.generation);
+        cache.accepted_if(ticket.generation, from_there);
     }
     Verdict::Pass
 }
@@ -324,18 +347,29 @@ pub(super) fn drop_rejected<C, R>(
     let Some(cache) = settings.routes.cache(ticket.route) else {
         return Ok(rejection);
     };
+    match reject(cache, ticket, rejection.status()) {
+        Some(discarding) => Err(DiscardWait::new(discarding, rejection, ticket.route)),
+        None => Ok(rejection),
+    }
+}
+
+/// Drops the token of `ticket` from `cache` (if it is still the current
+/// one) after a server rejected it with `status`, and says so; returns the
+/// removal from the store to wait for, if any.
+pub(crate) fn reject(
+    cache: &TokenCache,
+    ticket: Ticket,
+    status: http::StatusCode,
+) -> Option<Discarding> {
     let rejected = cache.reject(ticket.generation);
     tracing::info!(
         cache = cache.name(),
-        status = %rejection.status(),
+        %status,
         generation = ticket.generation,
         dropped = rejected.dropped,
         "token rejected by the server"
     );
-    match rejected.discarding {
-        Some(discarding) => Err(DiscardWait::new(discarding, rejection, ticket.route)),
-        None => Ok(rejection),
-    }
+    rejected.discarding
 }
 
 /// The error of a response future polled again after it finished.

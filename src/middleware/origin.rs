@@ -23,6 +23,9 @@ pub struct Origin {
     scheme: String,
     host: String,
     port: u16,
+    /// The host's address, when it is an IP address (parsed once: a URL
+    /// writes addresses in their standard form, which `host` need not be).
+    address: Option<std::net::IpAddr>,
 }
 
 /// An origin that could not be parsed; see [`Origin::parse`].
@@ -67,8 +70,14 @@ impl Origin {
     pub(super) fn of(uri: &Uri) -> Option<Self> {
         let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
         let default = default_port(scheme)?;
+        let host = authority.host();
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|host| host.strip_suffix(']'))
+            .unwrap_or(host);
         Some(Self {
-            host: authority.host().to_ascii_lowercase(),
+            address: bare.parse().ok(),
+            host: host.to_ascii_lowercase(),
             port: authority.port_u16().unwrap_or(default),
             scheme: scheme.to_ascii_lowercase(),
         })
@@ -83,6 +92,39 @@ impl Origin {
         scheme.eq_ignore_ascii_case(&self.scheme)
             && authority.host().eq_ignore_ascii_case(&self.host)
             && authority.port_u16().or_else(|| default_port(scheme)) == Some(self.port)
+    }
+}
+
+impl Origin {
+    /// The origin of `url`.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn of_url(url: &reqwest::Url) -> Option<Self> {
+        Some(Self {
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default()?,
+            scheme: url.scheme().to_ascii_lowercase(),
+            address: match url.host()? {
+                url::Host::Domain(_) => None,
+                url::Host::Ipv4(address) => Some(address.into()),
+                url::Host::Ipv6(address) => Some(address.into()),
+            },
+        })
+    }
+
+    /// Whether `url` is on this origin (without allocating or parsing: the
+    /// URL's host is parsed already). A URL writes an IP address in its
+    /// standard form (`[::1]`), which an origin need not: addresses are
+    /// compared as addresses.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn matches_url(&self, url: &reqwest::Url) -> bool {
+        let host = match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case(&self.host),
+            Some(url::Host::Ipv4(address)) => self.address == Some(address.into()),
+            Some(url::Host::Ipv6(address)) => self.address == Some(address.into()),
+            None => false,
+        };
+        host && url.scheme().eq_ignore_ascii_case(&self.scheme)
+            && url.port_or_known_default() == Some(self.port)
     }
 }
 
@@ -139,5 +181,20 @@ mod tests {
         assert!(Origin::parse("ftp://example.com:21").is_err());
         assert!(Origin::parse("https://user:pw@example.com").is_err());
         assert!(Origin::parse("example.com").is_err());
+    }
+
+    #[cfg(feature = "reqwest-middleware")]
+    #[test]
+    fn urls_match_by_address_however_the_origin_writes_it() {
+        let url = |text: &str| reqwest::Url::parse(text).unwrap();
+        let origin: Origin = "http://[0:0:0:0:0:0:0:1]:8080".parse().unwrap();
+        assert!(origin.matches_url(&url("http://[::1]:8080/items")));
+        assert!(!origin.matches_url(&url("http://[::2]:8080/items")));
+        assert!(!origin.matches_url(&url("http://[::1]:8081/items")));
+        let named: Origin = "https://API.example.com".parse().unwrap();
+        assert!(named.matches_url(&url("https://api.example.com/items")));
+        assert!(named.matches_url(&url("https://api.example.com:443/")));
+        assert!(!named.matches_url(&url("http://api.example.com/")));
+        assert!(!named.matches_url(&url("https://api.example.com.evil.example/")));
     }
 }

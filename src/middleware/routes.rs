@@ -125,6 +125,22 @@ impl TokenRoutes {
             .map(|(index, (_, cache))| (index, cache))
     }
 
+    /// The route for an absolute `url` (reqwest's requests name theirs so):
+    /// its index and cache.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn select_url(&self, url: &reqwest::Url) -> Option<(usize, &TokenCache)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, (matcher, _))| match matcher {
+                Matcher::Any => true,
+                Matcher::Origin(origin) => origin.matches_url(url),
+                // A URL always names its destination.
+                Matcher::Relative => false,
+            })
+            .map(|(index, (_, cache))| (index, cache))
+    }
+
     /// The cache of route `index`.
     pub(crate) fn cache(&self, index: usize) -> Option<&TokenCache> {
         self.routes.get(index).map(|(_, cache)| cache)

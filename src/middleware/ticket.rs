@@ -1,7 +1,7 @@
 //! [`Ticket`]: which token a request was sent with.
 
-use http::Request;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, Request};
 
 use crate::cache::Credential;
 
@@ -22,9 +22,18 @@ impl Ticket {
         credential: Credential,
         route: usize,
     ) -> Self {
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, credential.header);
+        Self::authorize_headers(request.headers_mut(), credential, route)
+    }
+
+    /// [`authorize`](Self::authorize) for a request of which only the
+    /// headers are at hand (reqwest's).
+    #[inline]
+    pub(crate) fn authorize_headers(
+        headers: &mut HeaderMap,
+        credential: Credential,
+        route: usize,
+    ) -> Self {
+        headers.insert(AUTHORIZATION, credential.header);
         Self {
             route,
             generation: credential.generation,
