@@ -166,6 +166,7 @@
 //! | `axum`  | yes | [`ReplayableBody`] for `axum::body::Body` |
 //! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis |
 //! | `metrics` | no | `metrics`: each cache's counters and token expiry through the `metrics` facade |
+//! | `reqwest-middleware` | no | `TokenRefreshMiddleware`: the layer's behaviour for reqwest, as a `reqwest_middleware::Middleware` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
@@ -202,6 +203,8 @@ pub use cache::{
     LONGEST_SETTING, TimeLeft, TokenCache, TokenCacheBuilder,
 };
 pub use error::{BoxError, Error, ErrorKind};
+#[cfg(feature = "reqwest-middleware")]
+pub use middleware::TokenRefreshMiddleware;
 pub use middleware::{
     InvalidOrigin, NoRetry, NoToken, NotRetried, Origin, ResponseBody, ResponseFuture,
     RetryRejected, RetryResponseFuture, TokenRefresh, TokenRefreshLayer, TokenRejected,

@@ -92,6 +92,8 @@ mod second_attempt;
 mod service;
 mod settings;
 mod ticket;
+#[cfg(feature = "reqwest-middleware")]
+mod token_refresh_middleware;
 mod token_rejected;
 
 pub use future::ResponseFuture;
@@ -103,4 +105,7 @@ pub use retry::{NoRetry, RetryRejected};
 pub use retry_future::RetryResponseFuture;
 pub use routes::TokenRoutes;
 pub use service::TokenRefresh;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use token_refresh_middleware::TokenRefreshMiddleware;
 pub use token_rejected::{NotRetried, TokenRejected};

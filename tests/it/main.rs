@@ -21,6 +21,8 @@ mod oauth2_untrusted_answers;
 mod one_service;
 mod rejection;
 mod rejection_http;
+#[cfg(feature = "reqwest-middleware")]
+mod reqwest_middleware;
 mod secrets;
 mod service;
 mod stacks;
