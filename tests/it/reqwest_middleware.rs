@@ -393,3 +393,58 @@ async fn a_401_from_another_origin_after_a_redirect_drops_nothing() {
     assert_eq!(response.text().await.unwrap(), "token-1 ");
     assert_eq!(source.calls(), 1);
 }
+
+/// The header the middleware adds is marked sensitive (kept out of logs by
+/// the layers that honour it), as the layer's is.
+#[tokio::test]
+async fn the_header_is_marked_sensitive() {
+    use reqwest_middleware::{Middleware, Next};
+
+    /// Answers at once, saying whether the request's `Authorization` was
+    /// marked sensitive.
+    struct Inspect;
+    impl Middleware for Inspect {
+        fn handle<'a, 'b, 'c, 'd>(
+            &'a self,
+            request: reqwest::Request,
+            _: &'b mut http::Extensions,
+            _: Next<'c>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = reqwest_middleware::Result<reqwest::Response>>
+                    + Send
+                    + 'd,
+            >,
+        >
+        where
+            'a: 'd,
+            'b: 'd,
+            'c: 'd,
+            Self: 'd,
+        {
+            let sensitive = request
+                .headers()
+                .get("authorization")
+                .map(http::HeaderValue::is_sensitive);
+            Box::pin(async move {
+                let body = format!("{sensitive:?}");
+                Ok(reqwest::Response::from(http::Response::new(body)))
+            })
+        }
+    }
+
+    let cache = TokenCache::new(TestSource::issuing(HOUR));
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(TokenRefreshMiddleware::new(cache))
+        .with(Inspect)
+        .build();
+    let answer = client
+        .get("http://127.0.0.1:9/never-sent")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(answer, "Some(true)");
+}
