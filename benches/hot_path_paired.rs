@@ -69,11 +69,6 @@ where
     }
 }
 
-fn median(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 /// The command line: `--quick`, `--check LIMIT`, `--processes N`, and the
 /// `--bench` cargo adds. Anything else is refused, so a mistyped check is
 /// not skipped.
@@ -161,29 +156,7 @@ fn measure(rounds: usize) -> [f64; STACKS] {
             times[index].push(stack.send_batch(requests));
         }
     }
-    times.map(median)
-}
-
-/// Runs [`measure`] in a new process (a new address layout).
-fn measure_in_a_process(rounds: usize) -> [f64; STACKS] {
-    let program = std::env::current_exe().expect("the benchmark's own path");
-    let output = std::process::Command::new(program)
-        .env(ROUNDS_VARIABLE, rounds.to_string())
-        .output()
-        .expect("starting a measuring process");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let times: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|time| time.parse().ok())
-        .collect();
-    match <[f64; STACKS]>::try_from(times) {
-        Ok(times) if output.status.success() => times,
-        _ => panic!(
-            "a measuring process failed ({}): {text}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    }
+    times.map(support::median)
 }
 
 /// The ratios of one process's medians.
@@ -271,7 +244,7 @@ fn main() {
     );
     let mut all = Vec::with_capacity(processes);
     for process in 1..=processes {
-        let times = measure_in_a_process(rounds);
+        let times: [f64; STACKS] = support::measure_in_a_process(ROUNDS_VARIABLE, rounds);
         let ratios = Ratios::of(&times);
         let typical: String = times[..7]
             .iter()
@@ -293,7 +266,7 @@ fn main() {
         );
         all.push(ratios);
     }
-    let median_of = |ratio: fn(&Ratios) -> f64| median(all.iter().map(ratio).collect());
+    let median_of = |ratio: fn(&Ratios) -> f64| support::median(all.iter().map(ratio).collect());
     let overheads = median_of(|ratios| ratios.overheads);
     let minimal_overheads = median_of(|ratios| ratios.minimal_overheads);
     println!(

@@ -193,11 +193,6 @@ fn send_batch(client: &ClientWithMiddleware, requests: Vec<Request>) -> f64 {
     started.elapsed().as_nanos() as f64 / count as f64
 }
 
-fn median(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 /// The chains' names, in the order [`middlewares`] builds them.
 const NAMES: [&str; STACKS] = ["bare", "floor", "lean", "ours", "only_to", "retrying"];
 const STACKS: usize = 6;
@@ -261,7 +256,7 @@ fn measure(rounds: usize) -> [f64; STACKS] {
             times[index].push(send_batch(&clients[index], requests));
         }
     }
-    times.map(median)
+    times.map(support::median)
 }
 
 /// Requests a `--count` run sends, as `benches/instructions.rs` does.
@@ -338,28 +333,6 @@ fn sizes() {
 /// Set in a process this benchmark starts: run that many rounds and print
 /// the chains' medians on one line.
 const ROUNDS_VARIABLE: &str = "REQWEST_MIDDLEWARE_ROUNDS";
-
-/// Runs [`measure`] in a new process (a new address layout).
-fn measure_in_a_process(rounds: usize) -> [f64; STACKS] {
-    let program = std::env::current_exe().expect("the benchmark's own path");
-    let output = std::process::Command::new(program)
-        .env(ROUNDS_VARIABLE, rounds.to_string())
-        .output()
-        .expect("starting a measuring process");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let times: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|time| time.parse().ok())
-        .collect();
-    match <[f64; STACKS]>::try_from(times) {
-        Ok(times) if output.status.success() => times,
-        _ => panic!(
-            "a measuring process failed ({}): {text}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    }
-}
 
 /// The ratios of one process's medians.
 struct Ratios {
@@ -454,7 +427,7 @@ fn main() {
     );
     let mut all = Vec::with_capacity(processes);
     for process in 1..=processes {
-        let times = measure_in_a_process(rounds);
+        let times: [f64; STACKS] = support::measure_in_a_process(ROUNDS_VARIABLE, rounds);
         let ratios = Ratios::of(&times);
         let times: String = times.iter().map(|time| format!(" {time:8.1}")).collect();
         println!(
@@ -468,7 +441,7 @@ fn main() {
         );
         all.push(ratios);
     }
-    let median_of = |ratio: fn(&Ratios) -> f64| median(all.iter().map(ratio).collect());
+    let median_of = |ratio: fn(&Ratios) -> f64| support::median(all.iter().map(ratio).collect());
     println!("medians over the processes (overhead: a chain's time minus bare's):");
     for (name, ratio) in [
         ("ours / floor", median_of(|r| r.ours_to_floor)),

@@ -40,11 +40,6 @@ where
     started.elapsed().as_nanos() as f64 / count as f64
 }
 
-fn median(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 fn main() {
     let runtime = support::runtime();
     let _context = runtime.enter();
@@ -79,7 +74,7 @@ fn main() {
             });
         }
     }
-    let [bare, floor, ours, retrying] = times.map(median);
+    let [bare, floor, ours, retrying] = times.map(support::median);
     println!(
         "retrying: {ROUNDS} rounds x {BATCH} requests; ns per request (median): \
          bare {bare:.1}, floor {floor:.1}, ours {ours:.1}, ours retrying {retrying:.1}"

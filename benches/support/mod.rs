@@ -261,3 +261,33 @@ pub fn stacks(runtime: &tokio::runtime::Runtime) -> Stacks<impl Inner + use<>> {
         cache,
     }
 }
+
+/// The median of `times`.
+pub fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Runs this benchmark again in a new process (a new address layout), with
+/// `variable` set to `rounds`: that process measures and prints its `N`
+/// medians on one line, which are returned.
+pub fn measure_in_a_process<const N: usize>(variable: &str, rounds: usize) -> [f64; N] {
+    let program = std::env::current_exe().expect("the benchmark's own path");
+    let output = std::process::Command::new(program)
+        .env(variable, rounds.to_string())
+        .output()
+        .expect("starting a measuring process");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let times: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|time| time.parse().ok())
+        .collect();
+    match <[f64; N]>::try_from(times) {
+        Ok(times) if output.status.success() => times,
+        _ => panic!(
+            "a measuring process failed ({}): {text}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
