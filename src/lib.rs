@@ -90,8 +90,9 @@
 //! - **kube-rs**: `ClientBuilder::with_layer(&TokenRefreshLayer::new(cache))`
 //!   over a `tower::buffer::BufferLayer` (kube's innermost service is not
 //!   `Clone`).
-//! - **reqwest**: through tower-reqwest's `HttpClientLayer`, below the token
-//!   layer.
+//! - **reqwest**: with reqwest-middleware, `TokenRefreshMiddleware` (feature
+//!   `reqwest-middleware`) does what the layer does; or as a tower service,
+//!   through tower-reqwest's `HttpClientLayer`, below the token layer.
 //! - **Several APIs, several tokens**: [`TokenRefreshLayer::routes`] picks a
 //!   cache per origin ([`TokenRoutes`]).
 //! - **Retrying a body type of another crate**:
