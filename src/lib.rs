@@ -168,6 +168,7 @@
 //! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis |
 //! | `metrics` | no | `metrics`: each cache's counters and token expiry through the `metrics` facade |
 //! | `reqwest-middleware` | no | `TokenRefreshMiddleware`: the layer's behaviour for reqwest, as a `reqwest_middleware::Middleware` |
+//! | `workload` | no | `workload`: a token file a platform rotates (Kubernetes service-account tokens, …) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
@@ -198,6 +199,9 @@ pub mod store;
 #[cfg(any(feature = "rustls", feature = "redis"))]
 mod tls;
 mod token;
+#[cfg(feature = "workload")]
+#[cfg_attr(docsrs, doc(cfg(feature = "workload")))]
+pub mod workload;
 
 pub use cache::{
     CacheStats, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_FETCH_TIMEOUT,

@@ -29,5 +29,7 @@ mod stacks;
 mod store;
 mod store_rejection;
 mod stress;
+#[cfg(feature = "workload")]
+mod token_file;
 mod token_rejected;
 mod tonic_channel;
