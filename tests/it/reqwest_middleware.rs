@@ -46,6 +46,7 @@ impl Api {
         let app = Router::new()
             .route("/items", any(items))
             .route("/elsewhere", get(elsewhere))
+            .route("/forbidden", get(|| async { StatusCode::FORBIDDEN }))
             .with_state(self.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
@@ -93,7 +94,10 @@ async fn elsewhere(State(api): State<Api>, headers: HeaderMap) -> Response {
     }
 }
 
-fn client(middleware: TokenRefreshMiddleware) -> ClientWithMiddleware {
+fn client<C>(middleware: TokenRefreshMiddleware<C>) -> ClientWithMiddleware
+where
+    C: tower_token_refresh::ClassifyRejection + Clone,
+{
     let http = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -447,4 +451,35 @@ async fn the_header_is_marked_sensitive() {
         .await
         .unwrap();
     assert_eq!(answer, "Some(true)");
+}
+
+/// A request that brings its own `Authorization` keeps it when told to, and
+/// a rejection classifier of the user's own is used.
+#[tokio::test]
+async fn keep_existing_authorization_and_a_classifier_of_ones_own() {
+    use tower_token_refresh::StandardRejection;
+
+    let api = Api::default();
+    let addr = api.start().await;
+    let source = TestSource::issuing(HOUR);
+    let cache = TokenCache::new(source.clone());
+    let keeping = client(TokenRefreshMiddleware::new(cache.clone()).keep_existing_authorization());
+    let url = format!("http://{addr}/items");
+    keeping.get(&url).bearer_auth("own").send().await.unwrap();
+    keeping.get(&url).send().await.unwrap();
+    assert_eq!(api.seen(), [Some("own".into()), Some("token-1".into())]);
+
+    // 403 counts as a rejection with this classifier: the token is dropped.
+    let forbidding = client(
+        TokenRefreshMiddleware::new(cache.clone())
+            .rejection(StandardRejection::new().or_status(http::StatusCode::FORBIDDEN)),
+    );
+    api.revoke("token-1");
+    let response = forbidding
+        .get(format!("http://{addr}/forbidden"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(cache.stats().rejections, 1);
 }
