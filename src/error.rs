@@ -266,6 +266,20 @@ impl StdError for Error {
     }
 }
 
+/// The first `T` in `error`'s [`source`](StdError::source) chain (`error`
+/// included): how the cache finds what a source's error says of itself
+/// ([`RetryAfter`](crate::RetryAfter), [`Permanent`](crate::Permanent)).
+pub(crate) fn find_in_chain<'a, T: StdError + 'static>(
+    mut error: &'a (dyn StdError + 'static),
+) -> Option<&'a T> {
+    loop {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        error = error.source()?;
+    }
+}
+
 /// A gRPC status for a call that could not get a token: `UNAVAILABLE`
 /// (retryable: the identity provider may be back soon) when the error
 /// [is retryable](Error::is_retryable), else `UNAUTHENTICATED` (wrong

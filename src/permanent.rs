@@ -69,16 +69,8 @@ impl Permanent {
     }
 
     /// Whether `error`'s chain (`error` included) holds a `Permanent`.
-    pub(crate) fn is_in(mut error: &(dyn StdError + 'static)) -> bool {
-        loop {
-            if error.is::<Self>() {
-                return true;
-            }
-            match error.source() {
-                Some(source) => error = source,
-                None => return false,
-            }
-        }
+    pub(crate) fn is_in(error: &(dyn StdError + 'static)) -> bool {
+        crate::error::find_in_chain::<Self>(error).is_some()
     }
 }
 

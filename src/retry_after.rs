@@ -65,13 +65,8 @@ impl RetryAfter {
     }
 
     /// The first `RetryAfter` in `error`'s chain (`error` included).
-    pub(crate) fn find<'a>(mut error: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
-        loop {
-            if let Some(found) = error.downcast_ref::<Self>() {
-                return Some(found);
-            }
-            error = error.source()?;
-        }
+    pub(crate) fn find<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a Self> {
+        crate::error::find_in_chain(error)
     }
 }
 
