@@ -322,6 +322,42 @@ impl TokenCache {
     }
 }
 
+/// A cache is a [`TokenSource`] too: its [`fetch`](TokenSource::fetch) is
+/// [`token`](TokenCache::token), the cached token while it is good. So one
+/// cache's tokens can feed another source, as the subject token of a
+/// [`TokenExchange`](crate::oauth2::TokenExchange) or a
+/// [client assertion](crate::oauth2::ClientAuth::assertion_from), and be
+/// fetched once however many sources use them.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_token_refresh::{BoxError, Token, TokenCache, TokenSource};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// let upstream = TokenCache::new(|| async {
+///     Ok::<_, BoxError>(Token::bearer("id-token").expires_in(Duration::from_secs(600)))
+/// });
+/// let token = upstream.fetch().await?;
+/// assert_eq!(token.secret(), "id-token");
+/// # Ok(())
+/// # }
+/// ```
+impl TokenSource for TokenCache {
+    fn fetch(&self) -> crate::TokenFuture {
+        let cache = self.clone();
+        Box::pin(async move { cache.token().await.map_err(crate::BoxError::from) })
+    }
+
+    fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    fn fingerprint(&self) -> Option<String> {
+        self.shared.config.fingerprint.clone()
+    }
+}
+
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let current = self.shared.current.load();

@@ -67,12 +67,14 @@ impl<S: sealed::Grant> SourceBuilder<S> {
         }
     }
 
-    #[cfg_attr(
-        not(any(feature = "rust-crypto", feature = "aws-lc-rs")),
-        allow(dead_code)
-    )]
-    pub(crate) fn set_client(&mut self, client_id: String, auth: ClientAuth) {
-        self.client = Some((client_id, auth));
+    /// Authenticates the client as `client_id` with `auth`. The grants
+    /// whose credential is not a client ([`JwtBearerGrant`](super::JwtBearerGrant),
+    /// [`TokenExchange`](super::TokenExchange)) send no client
+    /// authentication unless this is called; for the others it replaces the
+    /// client given when the builder was made.
+    pub fn client_auth(mut self, client_id: impl Into<String>, auth: ClientAuth) -> Self {
+        self.client = Some((client_id.into(), auth));
+        self
     }
 
     /// Requests these scopes (`scope`, space-separated).

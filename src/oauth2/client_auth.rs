@@ -9,8 +9,10 @@ use zeroize::Zeroizing;
 
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 use super::SigningKey;
+use super::credential_source::CredentialSource;
 use super::form::Form;
 use super::{Error, Secret};
+use crate::TokenSource;
 
 /// How long a client assertion (`private_key_jwt`) is valid.
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
@@ -37,6 +39,7 @@ enum Kind {
     Post(Secret),
     #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
     PrivateKeyJwt(SigningKey),
+    Assertion(CredentialSource),
     None,
 }
 
@@ -69,6 +72,45 @@ impl ClientAuth {
         }
     }
 
+    /// A client assertion another source provides (RFC 7521 §4.2, RFC 7523
+    /// §2.2): `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`
+    /// and `client_assertion` = the source's token, taken afresh for each
+    /// token request.
+    ///
+    /// This is how a workload authenticates with a token its platform gives
+    /// it instead of a secret: Microsoft Entra workload identity (AKS, or any
+    /// federated credential) sends the Kubernetes service-account token from
+    /// [`TokenFile`](crate::workload::TokenFile) (see
+    /// [`AzureWorkloadIdentity`](crate::workload::AzureWorkloadIdentity)).
+    /// A source that fails fails the token request with
+    /// [`ErrorKind::Credential`](super::ErrorKind::Credential).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+    /// use tower_token_refresh::{BoxError, Token};
+    ///
+    /// # fn main() -> Result<(), tower_token_refresh::oauth2::Error> {
+    /// // Any source: here a closure, often a `workload::TokenFile`.
+    /// let assertion = || async {
+    ///     Ok::<_, BoxError>(Token::bearer("eyJ…").expires_in(Duration::from_secs(600)))
+    /// };
+    /// let source = ClientCredentials::builder(
+    ///     "https://login.microsoftonline.com/my-tenant/oauth2/v2.0/token",
+    ///     "00000000-0000-0000-0000-000000000000",
+    ///     ClientAuth::assertion_from(assertion),
+    /// )
+    /// .scope("https://graph.microsoft.com/.default")
+    /// .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn assertion_from(source: impl TokenSource) -> Self {
+        Self {
+            kind: Kind::Assertion(CredentialSource::new(source, "the client assertion")),
+        }
+    }
+
     /// A public client: only `client_id` in the request body.
     pub fn none() -> Self {
         Self { kind: Kind::None }
@@ -76,12 +118,14 @@ impl ClientAuth {
 
     /// Adds the client's credentials to a token request; returns the
     /// `Authorization` header to send, if any, and every credential the
-    /// request now carries, as sent, for redaction.
-    pub(crate) fn apply(
+    /// request now carries, as sent, for redaction. A credential from
+    /// another source is awaited for at most `timeout`.
+    pub(crate) async fn apply(
         &self,
         client_id: &str,
         token_url: &str,
         form: &mut Form,
+        timeout: std::time::Duration,
     ) -> Result<Applied, Error> {
         match &self.kind {
             Kind::Basic(secret) => {
@@ -133,23 +177,39 @@ impl ClientAuth {
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 );
                 form.push("client_assertion", &assertion);
-                // The signed assertion authenticates the client until it
-                // expires: a server message must not quote it, nor a part.
-                let secrets = super::signing::redactable(&assertion)
-                    .map(|part| Zeroizing::new(part.to_owned()))
-                    .collect();
                 Ok(Applied {
                     authorization: None,
-                    secrets,
+                    secrets: redactable(&assertion),
+                })
+            }
+            Kind::Assertion(source) => {
+                let assertion = source.get(timeout).await?;
+                form.push("client_id", client_id);
+                form.push(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                );
+                form.push("client_assertion", assertion.secret());
+                Ok(Applied {
+                    authorization: None,
+                    secrets: redactable(assertion.secret()),
                 })
             }
             Kind::None => {
-                let _ = token_url;
+                let _ = (token_url, timeout);
                 form.push("client_id", client_id);
                 Ok(Applied::default())
             }
         }
     }
+}
+
+/// An assertion authenticates the client until it expires: a server
+/// message must not quote it, nor a part of it.
+fn redactable(assertion: &str) -> Vec<Zeroizing<String>> {
+    super::token_response::redactable(assertion)
+        .map(|part| Zeroizing::new(part.to_owned()))
+        .collect()
 }
 
 /// What [`ClientAuth::apply`] added to a token request.
@@ -169,6 +229,9 @@ impl fmt::Debug for ClientAuth {
             Kind::Post(_) => "client_secret_post",
             #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
             Kind::PrivateKeyJwt(_) => "private_key_jwt",
+            Kind::Assertion(source) => {
+                return f.debug_tuple("ClientAuth").field(source).finish();
+            }
             Kind::None => "none",
         };
         f.debug_tuple("ClientAuth").field(&method).finish()

@@ -48,6 +48,8 @@ struct Inner {
     detail: Option<&'static str>,
     /// The endpoint asked (scheme, host, port and path: no query).
     endpoint: Option<String>,
+    /// For [`ErrorKind::Credential`]: the name of the source that failed.
+    from: Option<String>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -81,6 +83,13 @@ pub enum ErrorKind {
     Discovery,
     /// A signing key could not be read, or an assertion not signed.
     Signing,
+    /// A credential another [`TokenSource`](crate::TokenSource) provides
+    /// (the subject or actor token of a
+    /// [`TokenExchange`](super::TokenExchange), a
+    /// [client assertion](super::ClientAuth::assertion_from)) could not be
+    /// had: that source's error is this error's
+    /// [`source`](StdError::source).
+    Credential,
 }
 
 /// An OAuth 2.0 error code (RFC 6749 §5.2, RFC 8693, RFC 7523).
@@ -152,6 +161,7 @@ impl Error {
             timeout: None,
             detail: None,
             endpoint: None,
+            from: None,
             source: None,
         }
     }
@@ -238,6 +248,17 @@ impl Error {
         Self(Box::new(Inner {
             detail: Some(detail),
             ..Self::base(ErrorKind::Signing)
+        }))
+    }
+
+    /// `role` ("the subject token", …) could not be had from the source
+    /// named `from`, which failed with `source`.
+    pub(crate) fn credential(role: &'static str, from: &str, source: crate::BoxError) -> Self {
+        Self(Box::new(Inner {
+            detail: Some(role),
+            from: Some(from.to_owned()),
+            source: Some(Arc::from(source)),
+            ..Self::base(ErrorKind::Credential)
         }))
     }
 
@@ -341,6 +362,13 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self.0.kind {
             ErrorKind::Transport | ErrorKind::Timeout => true,
+            // As retryable as the other source's failure: not when it says
+            // trying again will not help.
+            ErrorKind::Credential => self
+                .0
+                .source
+                .as_deref()
+                .is_none_or(|source| !Permanent::is_in(source)),
             ErrorKind::Rejected | ErrorKind::Status | ErrorKind::InvalidResponse => {
                 self.0.status.is_some_and(|status| {
                     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
@@ -433,6 +461,13 @@ impl Error {
                     self.0.detail.unwrap_or("signing failed")
                 )
             }
+            ErrorKind::Credential => {
+                let role = self.0.detail.unwrap_or("a credential");
+                match &self.0.from {
+                    Some(from) => write!(f, "could not get {role} from its source ({from})"),
+                    None => write!(f, "could not get {role} from its source"),
+                }
+            }
         }
     }
 }
@@ -455,6 +490,9 @@ impl fmt::Debug for Error {
         }
         if let Some(endpoint) = &self.0.endpoint {
             d.field("endpoint", endpoint);
+        }
+        if let Some(from) = &self.0.from {
+            d.field("from", from);
         }
         if let Some(source) = &self.0.source {
             d.field("source", source);

@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::builder::sealed::Grant;
-use super::signing::{assertion_claims, redactable};
+use super::signing::assertion_claims;
 use super::token_client::TokenClient;
-use super::{ClientAuth, Error, SigningKey, SourceBuilder};
+use super::token_response::redactable;
+use super::{Error, SigningKey, SourceBuilder};
 use crate::{BoxError, Token, TokenFuture, TokenSource};
 
 /// Default lifetime of a JWT-bearer assertion.
@@ -147,13 +148,6 @@ impl SourceBuilder<JwtBearerGrant> {
     /// [`LONGEST_SETTING`](crate::LONGEST_SETTING) (a year).
     pub fn assertion_lifetime(mut self, lifetime: Duration) -> Self {
         self.config_mut().lifetime = lifetime;
-        self
-    }
-
-    /// Also authenticates the client (most service-account flows need no
-    /// client authentication: the assertion is the credential).
-    pub fn client_auth(mut self, client_id: impl Into<String>, auth: ClientAuth) -> Self {
-        self.set_client(client_id.into(), auth);
         self
     }
 }

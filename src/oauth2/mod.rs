@@ -10,6 +10,11 @@
 //!   rotated refresh tokens and handing them to a persistence hook.
 //! - `JwtBearerGrant` (features `rust-crypto` / `aws-lc-rs`): signs a JWT
 //!   assertion and exchanges it (RFC 7523 §2.1), as service accounts do.
+//! - [`TokenExchange`]: exchanges a token from another source (a Kubernetes
+//!   service-account token, a CI job's OIDC token, another cache's token)
+//!   for the API's token (RFC 8693): workload identity federation.
+//! - [`ClientAuth::assertion_from`]: any grant's client authenticated by an
+//!   assertion another source provides (Microsoft Entra workload identity).
 //! - [`Discovery`] finds the token endpoint from an issuer URL.
 //!
 //! Token responses (RFC 6749 §5.1) are read strictly but leniently where
@@ -60,6 +65,7 @@
 mod builder;
 mod client_auth;
 mod client_credentials;
+mod credential_source;
 mod discovery;
 mod endpoint;
 mod error;
@@ -71,6 +77,7 @@ mod refresh_token;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 mod signing;
 mod token_client;
+mod token_exchange;
 mod token_response;
 
 pub use crate::Secret;
@@ -79,6 +86,8 @@ pub use client_auth::ClientAuth;
 pub use client_credentials::ClientCredentials;
 pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::MAX_RESPONSE_BYTES;
+#[cfg(feature = "workload")]
+pub(crate) use endpoint::validate as validate_endpoint;
 pub use error::{Error, ErrorCode, ErrorKind};
 pub use http_client::HttpClient;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
@@ -91,3 +100,4 @@ pub use refresh_token::{RefreshTokenConfig, RefreshTokenGrant};
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))))]
 pub use signing::SigningKey;
+pub use token_exchange::{TokenExchange, TokenExchangeConfig, token_type};

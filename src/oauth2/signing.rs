@@ -134,13 +134,6 @@ fn provider() -> &'static CryptoProvider {
     }
 }
 
-/// An assertion and each of its parts (header, claims, signature), for
-/// redaction: a server message that quotes only the start of an assertion
-/// still quotes its header or claims.
-pub(crate) fn redactable(assertion: &str) -> impl Iterator<Item = &str> {
-    std::iter::once(assertion).chain(assertion.split('.').filter(|part| !part.is_empty()))
-}
-
 /// The standard claims of an assertion: `iss`, `sub`, `aud`, `iat`, `exp`
 /// and a unique `jti`.
 pub(crate) fn assertion_claims(

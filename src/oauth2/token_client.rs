@@ -98,7 +98,11 @@ impl TokenClient {
             form.push(name, value);
         }
         let applied = match &self.client_id {
-            Some(client_id) => self.auth.apply(client_id, &self.url, &mut form)?,
+            Some(client_id) => {
+                self.auth
+                    .apply(client_id, &self.url, &mut form, self.timeout)
+                    .await?
+            }
             None => Applied::default(),
         };
         let post = endpoint::post_form(&self.http, &self.uri, form.finish(), applied.authorization);

@@ -16,6 +16,9 @@ use crate::Token;
 pub(crate) struct TokenResponse {
     pub(crate) token: Token,
     pub(crate) refresh_token: Option<Secret>,
+    /// What kind of token a token exchange issued (RFC 8693 §2.2.1), as
+    /// sent.
+    pub(crate) issued_token_type: Option<String>,
 }
 
 /// A token request that gave no token.
@@ -113,10 +116,23 @@ fn success(object: &Map<String, Value>) -> Result<TokenResponse, Error> {
         Some(_) => return Err(Error::invalid_response("`access_token` is not a string")),
         None => return Err(Error::invalid_response("`access_token` is missing")),
     };
+    let issued_token_type = match object.get("issued_token_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(kind)) => Some(kind.clone()),
+        Some(_) => {
+            return Err(Error::invalid_response(
+                "`issued_token_type` is not a string",
+            ));
+        }
+    };
     match object.get("token_type") {
         // Some servers leave it out; a bearer token is what we asked for.
         None => {}
         Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
+        // A token exchange that issued something other than an access token
+        // (an ID token, a JWT for the next exchange; RFC 8693 §2.2.1): it
+        // is presented as the caller chooses, here as a bearer credential.
+        Some(Value::String(kind)) if kind == "N_A" && issued_token_type.is_some() => {}
         Some(Value::String(_)) => {
             return Err(Error::invalid_response(
                 "`token_type` is not `Bearer` (only bearer tokens are supported)",
@@ -143,6 +159,7 @@ fn success(object: &Map<String, Value>) -> Result<TokenResponse, Error> {
     Ok(TokenResponse {
         token,
         refresh_token,
+        issued_token_type,
     })
 }
 
@@ -185,6 +202,12 @@ fn error_response(answer: &Answer, object: Option<&Map<String, Value>>, secrets:
     )
     .marked_permanent()
     .with_retry_after(retry_after)
+}
+
+/// A credential and each of its dot-separated parts (a JWT's header,
+/// claims and signature): a server message must quote none of them.
+pub(crate) fn redactable(credential: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(credential).chain(credential.split('.').filter(|part| !part.is_empty()))
 }
 
 /// `text`, unless it contains one of `secrets`.

@@ -7,6 +7,8 @@ mod support;
 
 mod any_body;
 mod axum_gateway;
+#[cfg(feature = "workload")]
+mod azure_workload_identity;
 mod cache;
 mod clock;
 mod faults;
@@ -29,6 +31,7 @@ mod stacks;
 mod store;
 mod store_rejection;
 mod stress;
+mod token_exchange;
 #[cfg(feature = "workload")]
 mod token_file;
 mod token_rejected;

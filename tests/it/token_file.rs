@@ -8,30 +8,13 @@ use crate::support;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use support::events::Events;
+use support::jwt::expiring_in as jwt;
 use support::temp_dir::TempDir;
 use tower_token_refresh::workload::TokenFile;
 use tower_token_refresh::{BoxError, TokenCache, TokenSource};
-
-/// A JWT (unsigned: only its claims are read) that expires in `lifetime`.
-fn jwt(subject: &str, lifetime: Duration) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    format!(
-        "{}.{}.c2ln",
-        B64.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
-        B64.encode(format!(
-            r#"{{"sub":"{subject}","iat":{now},"exp":{}}}"#,
-            now + lifetime.as_secs()
-        ))
-    )
-}
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();

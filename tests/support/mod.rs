@@ -5,6 +5,7 @@
 pub mod auth_server;
 pub mod channel_body;
 pub mod events;
+pub mod jwt;
 pub mod memory_store;
 pub mod revoking_api;
 pub mod temp_dir;

@@ -28,6 +28,10 @@ pub enum ClientMethod {
     Post(String),
     /// `private_key_jwt`, verified with this public key (PEM).
     PrivateKeyJwt(Vec<u8>),
+    /// A federated credential (Microsoft Entra workload identity): a
+    /// `jwt-bearer` client assertion that is one of the
+    /// [trusted subject tokens](TokenEndpoint::trust_subject_token).
+    FederatedAssertion,
 }
 
 /// What the endpoint answers instead of a token, when a test says so.
@@ -63,6 +67,13 @@ struct State {
     /// Public keys for the JWT bearer grant, by issuer.
     assertion_keys: HashMap<String, Vec<u8>>,
     seen_jti: HashSet<String>,
+    /// Tokens a token exchange (RFC 8693) accepts as `subject_token` (or
+    /// `actor_token`), and federated clients as their assertion: the ones
+    /// a trusted issuer (a Kubernetes cluster, a CI) issued and that have
+    /// not expired.
+    subject_tokens: HashSet<String>,
+    /// If set, the only audiences a token exchange issues tokens for.
+    exchange_audiences: Option<HashSet<String>>,
     faults: Vec<Fault>,
     /// Problems the endpoint found in requests (the test asserts none).
     problems: Vec<String>,
@@ -184,6 +195,32 @@ impl TokenEndpoint {
             .insert(issuer.to_owned(), public_key_pem.to_vec());
     }
 
+    /// Accepts `token` as a subject (or actor) token of a token exchange,
+    /// and as a federated client's assertion.
+    pub fn trust_subject_token(&self, token: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .subject_tokens
+            .insert(token.to_owned());
+    }
+
+    /// No longer accepts `token` (it expired, or was revoked).
+    pub fn distrust_subject_token(&self, token: &str) {
+        self.state.lock().unwrap().subject_tokens.remove(token);
+    }
+
+    /// Token exchanges issue tokens for these audiences only
+    /// (`invalid_target` for others).
+    pub fn exchange_only_for(&self, audiences: &[&str]) {
+        self.state.lock().unwrap().exchange_audiences = Some(
+            audiences
+                .iter()
+                .map(|audience| (*audience).to_owned())
+                .collect(),
+        );
+    }
+
     /// The next requests get these faults, in order, then tokens again.
     pub fn fail_with(&self, faults: impl IntoIterator<Item = Fault>) {
         self.state.lock().unwrap().faults.extend(faults);
@@ -276,7 +313,9 @@ async fn handle(
             json!({"issuer": base, "token_endpoint": format!("{base}/token"),
                    "grant_types_supported": ["client_credentials", "refresh_token"]}),
         )),
-        (_, "/token") => {
+        // `/token`, or a tenant's, as Microsoft Entra ID has them
+        // (`/{tenant}/oauth2/v2.0/token`).
+        (_, path) if path == "/token" || path.ends_with("/oauth2/v2.0/token") => {
             requests.fetch_add(1, Ordering::SeqCst);
             let fault = {
                 let mut state = state.lock().unwrap();
@@ -460,6 +499,9 @@ async fn token(
                 ),
             }
         }
+        Some("urn:ietf:params:oauth:grant-type:token-exchange") => {
+            exchange(state, &form, n, lifetime)
+        }
         Some(other) => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -467,6 +509,61 @@ async fn token(
         ),
         None => problem(state, "grant_type missing".into()),
     }
+}
+
+/// A token exchange (RFC 8693 §2.1, §2.2): the subject token (and actor
+/// token, if any) must be trusted and typed; the answer's
+/// `issued_token_type` is the requested one (an access token by default),
+/// and a token that is not an access token has `token_type` `N_A`.
+fn exchange(
+    state: &Mutex<State>,
+    form: &HashMap<String, String>,
+    n: usize,
+    lifetime: u64,
+) -> Response<Full<Bytes>> {
+    // §2.2.2: an invalid or unacceptable subject or actor token is
+    // `invalid_request`.
+    let invalid = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", why);
+    let state = state.lock().unwrap();
+    let trusted = |field: &str| {
+        form.get(field)
+            .is_some_and(|token| state.subject_tokens.contains(token))
+    };
+    if !form.contains_key("subject_token") || !form.contains_key("subject_token_type") {
+        return invalid("subject_token and subject_token_type are required");
+    }
+    if !trusted("subject_token") {
+        return invalid("the subject token is not valid");
+    }
+    if form.contains_key("actor_token") != form.contains_key("actor_token_type") {
+        return invalid("actor_token and actor_token_type go together");
+    }
+    if form.contains_key("actor_token") && !trusted("actor_token") {
+        return invalid("the actor token is not valid");
+    }
+    if let (Some(allowed), Some(audience)) = (&state.exchange_audiences, form.get("audience"))
+        && !allowed.contains(audience)
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            "no tokens for that audience",
+        );
+    }
+    const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+    let issued = form
+        .get("requested_token_type")
+        .map_or(ACCESS_TOKEN, String::as_str);
+    let token_type = if issued == ACCESS_TOKEN {
+        "Bearer"
+    } else {
+        "N_A"
+    };
+    json_response(
+        StatusCode::OK,
+        json!({"access_token": format!("tx-{n}"), "issued_token_type": issued,
+               "token_type": token_type, "expires_in": lifetime}),
+    )
 }
 
 /// `Ok(Some(id))` for an authenticated client, `Ok(None)` for no client
@@ -533,6 +630,21 @@ fn authenticate(
             match check_claims(state, &claims, &format!("{base}/token")) {
                 Ok(()) => Ok(Some(client_id)),
                 Err(why) => invalid(&why),
+            }
+        }
+        Some(ClientMethod::FederatedAssertion) => {
+            if form.get("client_assertion_type").map(String::as_str)
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            {
+                return invalid("client_assertion_type missing or wrong");
+            }
+            let trusted = form
+                .get("client_assertion")
+                .is_some_and(|assertion| state.lock().unwrap().subject_tokens.contains(assertion));
+            if trusted {
+                Ok(Some(client_id))
+            } else {
+                invalid("the client assertion is not a trusted federated token")
             }
         }
     }
