@@ -69,6 +69,11 @@ pub enum ErrorKind {
     /// the credentials are likely wrong. The source is not called again
     /// before the [backoff](crate::TokenCacheBuilder::backoff) delay.
     RejectedAgain,
+    /// The token is [bound to a key](crate::SenderConstraint) and no proof
+    /// could be made for the request (its URI is not absolute, or signing
+    /// failed); the request was not sent. The cause is the error's
+    /// [`source`](std::error::Error::source).
+    Proof,
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +86,7 @@ enum Kind {
     ExpiredToken,
     InvalidJwt(&'static str),
     RejectedAgain,
+    Proof,
 }
 
 impl Error {
@@ -135,6 +141,15 @@ impl Error {
         Self::new(Kind::RejectedAgain)
     }
 
+    pub(crate) fn proof(source: impl Into<crate::BoxError>) -> Self {
+        let source: crate::BoxError = source.into();
+        Self {
+            kind: Kind::Proof,
+            source: Some(Arc::from(source)),
+            cache: None,
+        }
+    }
+
     /// The [name](crate::TokenCacheBuilder::name) of the cache that could
     /// not get a token (with [`TokenRoutes`](crate::TokenRoutes): which
     /// API), when a cache given a name returned this error. The message
@@ -174,9 +189,11 @@ impl Error {
             // An expired token may come of a clock step on either side:
             // the next one may be good.
             Kind::Timeout(_) | Kind::RefreshAborted { .. } | Kind::ExpiredToken => true,
-            Kind::NoRuntime | Kind::InvalidToken | Kind::InvalidJwt(_) | Kind::RejectedAgain => {
-                false
-            }
+            Kind::NoRuntime
+            | Kind::InvalidToken
+            | Kind::InvalidJwt(_)
+            | Kind::RejectedAgain
+            | Kind::Proof => false,
         }
     }
 
@@ -191,6 +208,7 @@ impl Error {
             Kind::ExpiredToken => ErrorKind::ExpiredToken,
             Kind::InvalidJwt(_) => ErrorKind::InvalidJwt,
             Kind::RejectedAgain => ErrorKind::RejectedAgain,
+            Kind::Proof => ErrorKind::Proof,
         }
     }
 }
@@ -240,6 +258,13 @@ impl fmt::Display for Error {
             Kind::RejectedAgain => f.write_str(
                 "the server rejected a freshly fetched token too; backing off before fetching another",
             ),
+            Kind::Proof => {
+                f.write_str("no proof could be made for the request's key-bound token")?;
+                if let Some(source) = &self.source {
+                    write!(f, ": {source}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -194,6 +194,7 @@ mod rejection;
 mod replay;
 mod retry_after;
 mod secret;
+mod sender_constraint;
 mod source;
 pub mod store;
 #[cfg(any(feature = "rustls", feature = "redis"))]
@@ -223,6 +224,7 @@ pub use replay::{
 };
 pub use retry_after::RetryAfter;
 pub use secret::Secret;
+pub use sender_constraint::{Challenge, OriginId, SenderConstraint};
 pub use source::{TokenFuture, TokenSource};
 pub use store::TokenStore;
 pub use token::Token;

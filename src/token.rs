@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::Error;
+use crate::{Error, SenderConstraint};
 
 mod jwt;
 
@@ -40,6 +40,9 @@ pub struct Token {
     /// Set by the cache that published this token; 0 for tokens that did not
     /// come from a cache.
     generation: u64,
+    /// What each request sent with this token needs (a DPoP proof), if the
+    /// token is bound to a key.
+    constraint: Option<Arc<dyn SenderConstraint>>,
 }
 
 impl Token {
@@ -55,7 +58,24 @@ impl Token {
             secret: Arc::from(value),
             expiry: None,
             generation: 0,
+            constraint: None,
         }
+    }
+
+    /// Binds the token to a key: it is sent as
+    /// `Authorization: <scheme> <token>` (the constraint's
+    /// [scheme](SenderConstraint::scheme)) with a proof made for each request
+    /// (see [`SenderConstraint`]). The `dpop` feature's sources bind the
+    /// DPoP tokens they get.
+    pub fn with_sender_constraint(mut self, constraint: Arc<dyn SenderConstraint>) -> Self {
+        self.constraint = Some(constraint);
+        self
+    }
+
+    /// What each request sent with this token needs, if it is bound to a
+    /// key.
+    pub fn sender_constraint(&self) -> Option<&Arc<dyn SenderConstraint>> {
+        self.constraint.as_ref()
     }
 
     /// Sets the token to expire `lifetime` from now (the `expires_in` of an
@@ -156,10 +176,14 @@ impl Token {
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
+        let mut debug = f.debug_struct("Token");
+        debug
             .field("secret", &"[redacted]")
-            .field("time_left", &self.time_left())
-            .finish()
+            .field("time_left", &self.time_left());
+        if let Some(constraint) = &self.constraint {
+            debug.field("scheme", &constraint.scheme());
+        }
+        debug.finish()
     }
 }
 

@@ -66,7 +66,10 @@ impl Entry {
                 refresh_before,
             )),
         };
-        let mut header = HeaderValue::try_from(format!("Bearer {}", token.secret()))
+        let scheme = token
+            .sender_constraint()
+            .map_or("Bearer", |constraint| constraint.scheme());
+        let mut header = HeaderValue::try_from(format!("{scheme} {}", token.secret()))
             .map_err(|_| Error::invalid_token())?;
         header.set_sensitive(true);
         // The first clone of a freshly built value moves its bytes to shared

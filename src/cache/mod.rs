@@ -8,7 +8,7 @@ use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use tokio::time::Instant;
 
-use crate::{Error, Token, TokenSource};
+use crate::{Error, SenderConstraint, Token, TokenSource};
 
 mod backoff;
 mod backstop;
@@ -112,11 +112,13 @@ pub(crate) struct Shared {
     counters: Counters,
 }
 
-/// A token ready to be sent: its header and its generation.
+/// A token ready to be sent: its header, its generation, and what each
+/// request needs if it is bound to a key.
 #[derive(Debug, Clone)]
 pub(crate) struct Credential {
     pub(crate) header: HeaderValue,
     pub(crate) generation: u64,
+    pub(crate) constraint: Option<Arc<dyn SenderConstraint>>,
 }
 
 impl Credential {
@@ -124,6 +126,7 @@ impl Credential {
         Self {
             header: entry.header().clone(),
             generation: entry.generation(),
+            constraint: entry.token().sender_constraint().cloned(),
         }
     }
 }
@@ -280,6 +283,14 @@ impl TokenCache {
             }
             _ => None,
         }
+    }
+
+    /// The sender constraint of the current token, if it has one.
+    pub(crate) fn current_constraint(&self) -> Option<Arc<dyn SenderConstraint>> {
+        let current = self.shared.current.load();
+        current
+            .as_ref()
+            .and_then(|entry| entry.token().sender_constraint().cloned())
     }
 
     /// The slow path: a usable token, refreshing if needed.

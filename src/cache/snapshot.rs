@@ -9,7 +9,11 @@
 
 use std::cell::RefCell;
 
+use std::sync::Arc;
+
 use http::HeaderValue;
+
+use crate::SenderConstraint;
 
 use super::Credential;
 
@@ -23,6 +27,18 @@ struct Snapshot {
     /// requests sent from this thread).
     header: HeaderValue,
     generation: u64,
+    constraint: Option<Arc<dyn SenderConstraint>>,
+}
+
+impl Snapshot {
+    #[inline]
+    fn credential(&self) -> Credential {
+        Credential {
+            header: self.header.clone(),
+            generation: self.generation,
+            constraint: self.constraint.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -42,10 +58,8 @@ pub(super) fn get(cache: u64, version: u64) -> Option<Credential> {
         .try_with(|snapshots| {
             let snapshots = snapshots.try_borrow().ok()?;
             snapshots.slots.iter().flatten().find_map(|snapshot| {
-                (snapshot.cache == cache && snapshot.version == version).then(|| Credential {
-                    header: snapshot.header.clone(),
-                    generation: snapshot.generation,
-                })
+                (snapshot.cache == cache && snapshot.version == version)
+                    .then(|| snapshot.credential())
             })
         })
         .ok()
@@ -87,13 +101,11 @@ pub(super) fn put(cache: u64, version: u64, credential: Credential) -> Credentia
                         version,
                         header: own_copy(&credential.header),
                         generation: credential.generation,
+                        constraint: credential.constraint.clone(),
                     });
                 }
             }
-            slot.as_ref().map(|snapshot| Credential {
-                header: snapshot.header.clone(),
-                generation: snapshot.generation,
-            })
+            slot.as_ref().map(Snapshot::credential)
         })
         .ok()
         .flatten()
@@ -122,7 +134,11 @@ mod tests {
     fn credential(value: &'static str, generation: u64) -> Credential {
         let mut header = HeaderValue::from_static(value);
         header.set_sensitive(true);
-        Credential { header, generation }
+        Credential {
+            header,
+            generation,
+            constraint: None,
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::ticket::Ticket;
 use super::token_rejected::{NotRetried, TokenRejected};
 use crate::cache::{Credential, Discarding};
 use crate::rejection::{ResponseHead, grpc_status, is_grpc};
-use crate::{BoxError, ClassifyRejection, Error, TokenCache};
+use crate::{BoxError, Challenge, ClassifyRejection, Error, TokenCache};
 
 /// Waiting for a token: boxed, as it only happens off the hot path.
 pub(super) type CredentialFuture = Pin<Box<dyn Future<Output = Result<Credential, Error>> + Send>>;
@@ -89,26 +89,15 @@ pub(super) enum Answer<R> {
     /// It rejected the token of route `route` (dropped from the cache
     /// already, if it was still the current one).
     Rejected(Response<R>, usize),
+    /// It challenged the proof sent with the key-bound token of route
+    /// `route` (a DPoP nonce): the token stands; a new proof may do.
+    ProveAgain(Response<R>, usize),
 }
 
 impl<S, B> Attempt<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// Sends `request` with `credential` of `route` on the ready `service`.
-    pub(super) fn send(
-        service: &mut S,
-        mut request: Request<B>,
-        credential: Credential,
-        route: usize,
-    ) -> Self {
-        let ticket = Ticket::authorize(&mut request, credential, route);
-        Attempt::Sent {
-            future: service.call(request),
-            ticket,
-        }
-    }
-
     /// Waits for `credential` of `route`, then sends `request` on `service`,
     /// which was made ready for it.
     pub(super) fn wait(
@@ -169,6 +158,9 @@ where
                             }
                             Err(waiting) => self.set(Attempt::discarding(waiting)),
                         },
+                        Verdict::ProveAgain => {
+                            return Poll::Ready(Ok(Answer::ProveAgain(response, ticket.route)));
+                        }
                         verdict => {
                             return Poll::Ready(Ok(Answer::Pass(
                                 verdict.pass(response, settings, ticket),
@@ -200,13 +192,16 @@ where
                     let Waiting {
                         route,
                         mut service,
-                        request,
+                        mut request,
                         ..
                     } = *waiting;
-                    match outcome {
-                        Ok(credential) => {
-                            self.set(Attempt::send(&mut service, request, credential, route))
-                        }
+                    let ticket = outcome
+                        .and_then(|credential| Ticket::authorize(&mut request, credential, route));
+                    match ticket {
+                        Ok(ticket) => self.set(Attempt::Sent {
+                            future: service.call(request),
+                            ticket,
+                        }),
                         Err(error) => {
                             return Poll::Ready(Err(token_failure(error, request.headers())));
                         }
@@ -250,6 +245,9 @@ pub(crate) enum Verdict {
     WatchTrailers,
     /// The token was rejected: [`drop_rejected`] drops it.
     Rejected,
+    /// The proof sent with a key-bound token was challenged (a DPoP
+    /// nonce): not a rejection of the token.
+    ProveAgain,
 }
 
 impl Verdict {
@@ -266,7 +264,9 @@ impl Verdict {
                 let settings = Arc::clone(settings);
                 response.map(|body| ResponseBody::watching(body, settings, ticket))
             }
-            Verdict::Pass | Verdict::Rejected => response.map(ResponseBody::new),
+            Verdict::Pass | Verdict::Rejected | Verdict::ProveAgain => {
+                response.map(ResponseBody::new)
+            }
         }
     }
 }
@@ -302,11 +302,17 @@ pub(crate) fn judge_head<C: ClassifyRejection>(
     ticket: Ticket,
     status: http::StatusCode,
     headers: &HeaderMap,
-    from_there: impl FnOnce() -> bool,
+    from_there: impl Fn() -> bool,
 ) -> Verdict {
     let Some(cache) = settings.routes.cache(ticket.route) else {
         return Verdict::Pass;
     };
+    if let Some(origin) = ticket.proven_for
+        && read_proven(cache, origin, status, headers) == Challenge::ProveAgain
+        && from_there()
+    {
+        return Verdict::ProveAgain;
+    }
     let grpc = is_grpc(headers);
     if settings.classifier.rejects_head(ResponseHead {
         status,
@@ -331,6 +337,24 @@ pub(crate) fn judge_head<C: ClassifyRejection>(
         cache.accepted_if(ticket.generation, from_there);
     }
     Verdict::Pass
+}
+
+/// Lets the constraint of `cache`'s key-bound token read the response to a
+/// request proven for `origin` (a new nonce), and says whether it
+/// challenges the proof. Off the bearer path.
+#[cold]
+#[inline(never)]
+fn read_proven(
+    cache: &TokenCache,
+    origin: crate::OriginId,
+    status: http::StatusCode,
+    headers: &HeaderMap,
+) -> Challenge {
+    cache
+        .current_constraint()
+        .map_or(Challenge::None, |constraint| {
+            constraint.answered(origin, status, headers)
+        })
 }
 
 /// Drops the token of `ticket` (if it is still the current one) after the
@@ -380,7 +404,7 @@ pub(super) fn polled_after_completion() -> BoxError {
 /// The error a request fails with when no token can be had: our [`Error`],
 /// or for a gRPC request (with the `tonic` feature) a `tonic::Status` that
 /// carries it as its source, so tonic clients see a meaningful code.
-fn token_failure(error: Error, request_headers: &HeaderMap) -> BoxError {
+pub(super) fn token_failure(error: Error, request_headers: &HeaderMap) -> BoxError {
     #[cfg(feature = "tonic")]
     if is_grpc(request_headers) {
         return Box::new(tonic::Status::from(error));

@@ -77,6 +77,9 @@ where
         Poll::Ready(Ok(
             match ready!(this.attempt.poll_answer(this.settings, cx))? {
                 Answer::Pass(response) => response,
+                // Without retries, the caller gets the challenge; the next
+                // request carries the new proof.
+                Answer::ProveAgain(response, _) => response.map(ResponseBody::new),
                 Answer::Rejected(rejection, route) => {
                     not_retried(this.settings, route, rejection, NotRetried::Off, None, None)
                 }

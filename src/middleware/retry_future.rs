@@ -12,7 +12,9 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::Origin;
-use super::attempt::{Answer, Attempt, CredentialFuture, not_retried, polled_after_completion};
+use super::attempt::{
+    Answer, Attempt, CredentialFuture, not_retried, polled_after_completion, token_failure,
+};
 use super::response_body::ResponseBody;
 use super::second_attempt::{NoSecond, SecondAttempt, UntilSent};
 use super::settings::Settings;
@@ -75,6 +77,7 @@ struct BodyInFlight<S: Service<Request<B>>, B> {
     second: SecondAttempt<S, B>,
     rejection: S::Response,
     route: usize,
+    cause: Cause,
 }
 
 /// What [`State::WaitingForToken`] holds.
@@ -84,6 +87,7 @@ struct WaitingForToken<S: Service<Request<B>>, B> {
     request: Request<B>,
     rejection: S::Response,
     route: usize,
+    cause: Cause,
 }
 
 /// What [`State::PollingReady`] holds.
@@ -92,13 +96,45 @@ struct PollingReady<S, B> {
     request: Request<B>,
     ticket: Ticket,
     origin: Option<Origin>,
+    cause: Cause,
 }
 
 /// What a second attempt was sent for: the rejection of route `route`'s
-/// token, on `origin`.
+/// token, or a challenge of its proof, on `origin`.
 struct Retried {
     route: usize,
     origin: Option<Origin>,
+    cause: Cause,
+}
+
+/// Why a request is sent a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// Its token was rejected: with a new token.
+    Rejected,
+    /// The proof of its key-bound token was challenged (a DPoP nonce):
+    /// with the same token and a new proof.
+    ProveAgain,
+}
+
+impl Cause {
+    /// The first answer, to go back to the caller as it is: a rejection
+    /// says why it was not sent again ([`not_retried`]); a challenge is
+    /// passed on (it is no rejection).
+    fn not_retried<C, R>(
+        self,
+        settings: &Settings<C>,
+        route: usize,
+        answer: Response<R>,
+        why: NotRetried,
+        origin: Option<&Origin>,
+        limit: Option<usize>,
+    ) -> Response<ResponseBody<R>> {
+        match self {
+            Cause::Rejected => not_retried(settings, route, answer, why, origin, limit),
+            Cause::ProveAgain => answer.map(ResponseBody::new),
+        }
+    }
 }
 
 impl<S, B, C> RetryResponseFuture<S, B, C>
@@ -146,9 +182,13 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::First { attempt, .. } => {
-                    let (rejection, route) = match ready!(attempt.poll_answer(settings, cx))? {
+                    let (rejection, route, cause) = match ready!(attempt.poll_answer(settings, cx))?
+                    {
                         Answer::Pass(response) => return Poll::Ready(Ok(response)),
-                        Answer::Rejected(rejection, route) => (rejection, route),
+                        Answer::Rejected(rejection, route) => (rejection, route, Cause::Rejected),
+                        Answer::ProveAgain(challenge, route) => {
+                            (challenge, route, Cause::ProveAgain)
+                        }
                     };
                     let StateTaken::First { second, .. } =
                         state.as_mut().project_replace(State::Done)
@@ -164,16 +204,17 @@ where
                                         second: *second,
                                         rejection,
                                         route,
+                                        cause,
                                     }),
                                 });
                             }
-                            None => match retry(*second, rejection, route, settings) {
+                            None => match retry(*second, rejection, route, cause, settings) {
                                 Ok(next) => state.set(next),
                                 Err(rejection) => return Poll::Ready(Ok(rejection)),
                             },
                         },
                         Err(no) => {
-                            return Poll::Ready(Ok(not_retried(
+                            return Poll::Ready(Ok(cause.not_retried(
                                 settings,
                                 route,
                                 rejection,
@@ -195,9 +236,10 @@ where
                         second,
                         rejection,
                         route,
+                        cause,
                         ..
                     } = *waiting;
-                    match retry(second, rejection, route, settings) {
+                    match retry(second, rejection, route, cause, settings) {
                         Ok(next) => state.set(next),
                         Err(rejection) => return Poll::Ready(Ok(rejection)),
                     }
@@ -214,6 +256,7 @@ where
                         mut request,
                         rejection,
                         route,
+                        cause,
                         ..
                     } = *waiting;
                     let origin = Origin::of(request.uri());
@@ -224,7 +267,7 @@ where
                                 error = &error as &dyn std::error::Error,
                                 "no new token for the rejected request"
                             );
-                            return Poll::Ready(Ok(not_retried(
+                            return Poll::Ready(Ok(cause.not_retried(
                                 settings,
                                 route,
                                 rejection,
@@ -234,16 +277,22 @@ where
                             )));
                         }
                     };
-                    if let Some(cache) = settings.routes.cache(route) {
+                    if let (Some(cache), Cause::Rejected) = (settings.routes.cache(route), cause) {
                         cache.note_retry();
                     }
-                    let ticket = Ticket::authorize(&mut request, credential, route);
+                    let ticket = match Ticket::authorize(&mut request, credential, route) {
+                        Ok(ticket) => ticket,
+                        Err(error) => {
+                            return Poll::Ready(Err(token_failure(error, request.headers())));
+                        }
+                    };
                     state.set(State::PollingReady {
                         waiting: Box::new(PollingReady {
                             service,
                             request,
                             ticket,
                             origin,
+                            cause,
                         }),
                     });
                 }
@@ -259,6 +308,7 @@ where
                         request,
                         ticket,
                         origin,
+                        cause,
                     } = *waiting;
                     state.set(State::Last {
                         attempt: Attempt::Sent {
@@ -268,6 +318,7 @@ where
                         retried: Some(Retried {
                             route: ticket.route,
                             origin,
+                            cause,
                         }),
                     });
                 }
@@ -275,6 +326,18 @@ where
                     let answer = ready!(attempt.poll_answer(settings, cx))?;
                     return Poll::Ready(Ok(match (answer, retried.take()) {
                         (Answer::Pass(response), None) => response,
+                        // Sent again for a new proof, not a new token: it
+                        // is no rejection's retry.
+                        (
+                            Answer::Pass(response),
+                            Some(Retried {
+                                cause: Cause::ProveAgain,
+                                ..
+                            }),
+                        ) => response,
+                        // Challenged again: the caller gets it (the next
+                        // request carries the newest proof).
+                        (Answer::ProveAgain(response, _), _) => response.map(ResponseBody::new),
                         (Answer::Pass(mut response), Some(retried)) => {
                             let cache = settings.routes.cache(retried.route);
                             response.extensions_mut().insert(TokenRejected::new(
@@ -309,6 +372,7 @@ fn retry<S, B, C, R>(
     second: SecondAttempt<S, B>,
     rejection: Response<R>,
     route: usize,
+    cause: Cause,
     settings: &Settings<C>,
 ) -> Result<State<S, B>, Response<ResponseBody<R>>>
 where
@@ -318,7 +382,7 @@ where
         return Err(rejection.map(ResponseBody::new));
     };
     match second.into_request() {
-        Err(no) => Err(not_retried(
+        Err(no) => Err(cause.not_retried(
             settings,
             route,
             rejection,
@@ -327,10 +391,16 @@ where
             Some(no.limit),
         )),
         Ok((service, request)) => {
-            tracing::debug!(
-                cache = cache.name(),
-                "retrying rejected request with a new token"
-            );
+            match cause {
+                Cause::Rejected => tracing::debug!(
+                    cache = cache.name(),
+                    "retrying rejected request with a new token"
+                ),
+                Cause::ProveAgain => tracing::debug!(
+                    cache = cache.name(),
+                    "sending the request again with a new proof, as the server asked"
+                ),
+            }
             Ok(State::WaitingForToken {
                 waiting: Box::new(WaitingForToken {
                     credential: Box::pin(cache.clone().credential()),
@@ -338,6 +408,7 @@ where
                     request,
                     rejection,
                     route,
+                    cause,
                 }),
             })
         }

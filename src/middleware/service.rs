@@ -157,9 +157,12 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         let decision = match route {
             None => Decision::Pass,
             Some((route, cache)) => match cache.fresh_credential() {
-                Some(credential) => {
-                    Decision::Authorized(Ticket::authorize(request, credential, route))
-                }
+                Some(credential) => match Ticket::authorize(request, credential, route) {
+                    Ok(ticket) => Decision::Authorized(ticket),
+                    // No proof for a key-bound token: the request fails as
+                    // one that could get no token does.
+                    Err(error) => Decision::Wait(Box::pin(std::future::ready(Err(error))), route),
+                },
                 None => Decision::Wait(Box::pin(cache.clone().credential()), route),
             },
         };

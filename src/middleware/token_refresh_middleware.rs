@@ -168,9 +168,9 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
         cache: &'a TokenCache,
         route: usize,
         credential: Credential,
-    ) -> Sending<'a> {
-        let ticket = Ticket::authorize_headers(request.headers_mut(), credential, route);
-        Sending {
+    ) -> Result<Sending<'a>, reqwest_middleware::Error> {
+        let ticket = ticket_for(request, credential, route)?;
+        Ok(Sending {
             cache,
             ticket,
             sent_to: Destination::of(request.url()),
@@ -182,7 +182,7 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             } else {
                 None
             },
-        }
+        })
     }
 
     /// Waits for a token for `request` (there was no fresh one), then sends
@@ -199,7 +199,7 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             .credential()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        let sending = self.authorize(&mut request, cache, route, credential);
+        let sending = self.authorize(&mut request, cache, route, credential)?;
         self.send(sending, request, extensions, next).await
     }
 
@@ -261,7 +261,7 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             cache = cache.name(),
             "retrying rejected request with a new token"
         );
-        let ticket = Ticket::authorize_headers(second.headers_mut(), credential, ticket.route);
+        let ticket = ticket_for(&mut second, credential, ticket.route)?;
         let mut response = next.run(second, extensions).await?;
         if is_rejection(&self.settings, ticket, sent_to, &response) {
             forget(cache, ticket, &response).await;
@@ -272,6 +272,27 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             .insert(TokenRejected::new(cache.name(), true, None));
         Ok(response)
     }
+}
+
+/// Puts `credential` into `request`, with a proof for it if the token is
+/// bound to a key.
+#[inline]
+fn ticket_for(
+    request: &mut Request,
+    credential: Credential,
+    route: usize,
+) -> Result<Ticket, reqwest_middleware::Error> {
+    let target = credential.constraint.as_ref().map(|_| {
+        (
+            request.method().clone(),
+            request.url().as_str().parse::<http::Uri>().ok(),
+        )
+    });
+    let target = target
+        .as_ref()
+        .and_then(|(method, uri)| Some((method, uri.as_ref()?)));
+    Ticket::authorize_headers(request.headers_mut(), credential, route, target)
+        .map_err(reqwest_middleware::Error::middleware)
 }
 
 /// What sending one authorized request needs after it went: its cache and
@@ -405,10 +426,10 @@ impl<C: ClassifyRejection + Clone> Middleware for TokenRefreshMiddleware<C> {
         };
         let mut request = request;
         match cache.fresh_credential() {
-            Some(credential) => {
-                let sending = self.authorize(&mut request, cache, route, credential);
-                Box::pin(self.send(sending, request, extensions, next))
-            }
+            Some(credential) => match self.authorize(&mut request, cache, route, credential) {
+                Ok(sending) => Box::pin(self.send(sending, request, extensions, next)),
+                Err(error) => Box::pin(std::future::ready(Err(error))),
+            },
             None => Box::pin(self.wait_then_send(request, (route, cache), extensions, next)),
         }
     }
