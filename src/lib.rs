@@ -180,6 +180,9 @@
 )]
 
 mod cache;
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+pub mod dpop;
 mod error;
 mod jitter;
 #[cfg(feature = "metrics")]

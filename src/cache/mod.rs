@@ -104,6 +104,9 @@ pub(crate) struct Shared {
     generation: AtomicU64,
     /// The current token replaced a rejected one and was not accepted yet.
     unconfirmed: AtomicBool,
+    /// The source's tokens are bound to a key (DPoP): useless to other
+    /// processes, so the store is no longer used.
+    key_bound: AtomicBool,
     /// Identifies this cache in per-thread snapshots.
     id: u64,
     /// Changes whenever what the hot path may use changes (a token is
@@ -157,6 +160,7 @@ impl TokenCache {
                 backoff: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
                 unconfirmed: AtomicBool::new(false),
+                key_bound: AtomicBool::new(false),
                 id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
                 version: Arc::new(AtomicU64::new(0)),
                 counters,

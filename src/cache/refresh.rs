@@ -378,7 +378,13 @@ impl RefreshTask {
         async move {
             tracing::debug!("token refresh started");
             let started = Instant::now();
-            let fetched = match &self.shared.config.store {
+            let store = self
+                .shared
+                .config
+                .store
+                .as_ref()
+                .filter(|_| !self.shared.key_bound.load(Ordering::Relaxed));
+            let fetched = match store {
                 None => self
                     .shared
                     .fetch_from_source()

@@ -201,7 +201,20 @@ impl<'a> StoreRefresh<'a> {
                 );
             }
         }
-        if let Ok(token) = &fetched {
+        if let Ok(token) = &fetched
+            && token.sender_constraint().is_some()
+        {
+            // Useless without the key, which never goes into a store: this
+            // cache fetches on its own from now on.
+            shared
+                .key_bound
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                store = store.name(),
+                "the source's tokens are bound to a key: they are not saved, \
+                 and this cache no longer uses its store"
+            );
+        } else if let Ok(token) = &fetched {
             let stored = StoredToken::new(token.clone(), shared.config.fingerprint.clone());
             match self.call(store.save(&stored, &held)).await {
                 Ok(true) => tracing::debug!("token saved to the store"),

@@ -34,6 +34,8 @@ pub struct SourceBuilder<S: sealed::Grant> {
     http: Option<HttpClient>,
     allow_insecure_http: bool,
     timeout: Duration,
+    #[cfg(feature = "dpop")]
+    dpop: Option<crate::dpop::DpopKey>,
 }
 
 /// Default [request timeout](SourceBuilder::request_timeout).
@@ -53,6 +55,8 @@ impl<S: sealed::Grant> SourceBuilder<S> {
             http: None,
             allow_insecure_http: false,
             timeout: DEFAULT_REQUEST_TIMEOUT,
+            #[cfg(feature = "dpop")]
+            dpop: None,
         }
     }
 
@@ -131,6 +135,17 @@ impl<S: sealed::Grant> SourceBuilder<S> {
         self
     }
 
+    /// Binds the tokens to `key` (DPoP, RFC 9449): each token request
+    /// carries a proof signed with it, and a `DPoP` token the server issues
+    /// is sent by [`TokenRefresh`](crate::TokenRefresh) with a proof per
+    /// request. See [`dpop`](crate::dpop).
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+    pub fn dpop(mut self, key: crate::dpop::DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
     /// Builds the source.
     ///
     /// # Errors
@@ -147,6 +162,8 @@ impl<S: sealed::Grant> SourceBuilder<S> {
             self.http.unwrap_or_default(),
             self.timeout,
         );
+        #[cfg(feature = "dpop")]
+        let client = client.with_dpop(self.dpop);
         S::build(self.config, client)
     }
 }

@@ -70,6 +70,7 @@ pub(crate) async fn post_form(
     uri: &Uri,
     form: String,
     authorization: Option<HeaderValue>,
+    dpop: Option<HeaderValue>,
 ) -> Result<Answer, Error> {
     let mut request = Request::new(Full::new(Bytes::from(form)));
     *request.method_mut() = Method::POST;
@@ -82,6 +83,9 @@ pub(crate) async fn post_form(
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     if let Some(authorization) = authorization {
         headers.insert(AUTHORIZATION, authorization);
+    }
+    if let Some(proof) = dpop {
+        headers.insert(http::HeaderName::from_static("dpop"), proof);
     }
     send(client, request).await
 }

@@ -25,6 +25,17 @@ pub struct TokenClient {
     params: Vec<(String, String)>,
     http: HttpClient,
     timeout: Duration,
+    /// Proves possession of this key with each token request (DPoP).
+    #[cfg(feature = "dpop")]
+    dpop: Option<Dpop>,
+}
+
+/// A token client's DPoP key, and whether it said that the server answers
+/// with bearer tokens.
+#[cfg(feature = "dpop")]
+struct Dpop {
+    key: crate::dpop::DpopKey,
+    warned_bearer: std::sync::atomic::AtomicBool,
 }
 
 impl TokenClient {
@@ -48,7 +59,19 @@ impl TokenClient {
             params,
             http,
             timeout,
+            #[cfg(feature = "dpop")]
+            dpop: None,
         }
+    }
+
+    /// Proves possession of `key` with each token request.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn with_dpop(mut self, key: Option<crate::dpop::DpopKey>) -> Self {
+        self.dpop = key.map(|key| Dpop {
+            key,
+            warned_bearer: std::sync::atomic::AtomicBool::new(false),
+        });
+        self
     }
 
     /// What identifies the credential for `grant` (a store keeps it with
@@ -73,6 +96,11 @@ impl TokenClient {
         {
             fingerprint.push_str(&format!(" {name}={value:?}"));
         }
+        // A DPoP-bound token is another key's credential.
+        #[cfg(feature = "dpop")]
+        if let Some(dpop) = &self.dpop {
+            fingerprint.push_str(&format!(" dpop_jkt={:?}", dpop.key.thumbprint()));
+        }
         fingerprint
     }
 
@@ -90,33 +118,134 @@ impl TokenClient {
         grant: &[(&str, &str)],
         secrets: &[&str],
     ) -> Result<TokenResponse, Failure> {
-        let mut form = Form::default();
-        for (name, value) in grant {
-            form.push(name, value);
-        }
-        for (name, value) in &self.params {
-            form.push(name, value);
-        }
-        let applied = match &self.client_id {
-            Some(client_id) => {
-                self.auth
-                    .apply(client_id, &self.url, &mut form, self.timeout)
-                    .await?
-            }
-            None => Applied::default(),
-        };
-        let post = endpoint::post_form(&self.http, &self.uri, form.finish(), applied.authorization);
         let from_here = |error: Error| error.with_endpoint(&self.uri);
-        let answer = tokio::time::timeout(self.timeout, post)
-            .await
-            .map_err(|_| from_here(Error::timed_out(self.timeout)))?
-            .map_err(from_here)?;
-        let mut secrets = secrets.to_vec();
-        secrets.extend(applied.secrets.iter().map(|secret| secret.as_str()));
-        token_response::read(&answer, &secrets).map_err(|mut failure| {
-            failure.error = from_here(failure.error);
-            failure
-        })
+        // A DPoP server may ask for a nonce first: one more request, with
+        // it, within this one.
+        let mut nonce_asked = false;
+        loop {
+            let mut form = Form::default();
+            for (name, value) in grant {
+                form.push(name, value);
+            }
+            for (name, value) in &self.params {
+                form.push(name, value);
+            }
+            let applied = match &self.client_id {
+                Some(client_id) => {
+                    self.auth
+                        .apply(client_id, &self.url, &mut form, self.timeout)
+                        .await?
+                }
+                None => Applied::default(),
+            };
+            let proof = self.dpop_proof().map_err(from_here)?;
+            let post = endpoint::post_form(
+                &self.http,
+                &self.uri,
+                form.finish(),
+                applied.authorization,
+                proof,
+            );
+            let answer = tokio::time::timeout(self.timeout, post)
+                .await
+                .map_err(|_| from_here(Error::timed_out(self.timeout)))?
+                .map_err(from_here)?;
+            if self.dpop_nonce_given(&answer) && !nonce_asked {
+                nonce_asked = true;
+                continue;
+            }
+            let mut secrets = secrets.to_vec();
+            secrets.extend(applied.secrets.iter().map(|secret| secret.as_str()));
+            let response = token_response::read(&answer, &secrets).map_err(|mut failure| {
+                failure.error = from_here(failure.error);
+                failure
+            })?;
+            return self.bind(response).map_err(|error| from_here(error).into());
+        }
+    }
+
+    /// The `DPoP` header for a token request, if the client has a key.
+    #[cfg(feature = "dpop")]
+    fn dpop_proof(&self) -> Result<Option<http::HeaderValue>, Error> {
+        let Some(dpop) = &self.dpop else {
+            return Ok(None);
+        };
+        let origin = crate::OriginId::of(&self.uri);
+        let nonce = origin.and_then(|origin| dpop.key.nonces().get(origin));
+        let htu = crate::dpop::htu(&self.uri).ok_or(Error::invalid_url(
+            "the token endpoint is not an absolute URL",
+        ))?;
+        let proof = dpop
+            .key
+            .proof("POST", &htu, None, nonce.as_deref())
+            .map_err(|_| Error::signing("the DPoP proof could not be signed"))?;
+        let mut value = http::HeaderValue::try_from(proof)
+            .map_err(|_| Error::signing("the DPoP proof is not a header value"))?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+
+    #[cfg(not(feature = "dpop"))]
+    fn dpop_proof(&self) -> Result<Option<http::HeaderValue>, Error> {
+        Ok(None)
+    }
+
+    /// Keeps the nonce `answer` gives, and says whether it is a nonce
+    /// challenge (RFC 9449 §8) to answer with one more request.
+    #[cfg(feature = "dpop")]
+    fn dpop_nonce_given(&self, answer: &endpoint::Answer) -> bool {
+        let Some(dpop) = &self.dpop else {
+            return false;
+        };
+        let kept = crate::OriginId::of(&self.uri)
+            .is_some_and(|origin| crate::dpop::keep_nonce(&dpop.key, origin, &answer.headers));
+        kept && token_response::asks_for_dpop_nonce(answer)
+    }
+
+    #[cfg(not(feature = "dpop"))]
+    fn dpop_nonce_given(&self, _answer: &endpoint::Answer) -> bool {
+        false
+    }
+
+    /// Binds a `DPoP` token to the client's key; a bearer token answered to
+    /// a DPoP client is used as a bearer token, which a warning says once.
+    #[cfg(feature = "dpop")]
+    fn bind(&self, mut response: TokenResponse) -> Result<TokenResponse, Error> {
+        match (&self.dpop, response.dpop_bound) {
+            (Some(dpop), true) => {
+                let binding =
+                    crate::dpop::DpopBinding::new(dpop.key.clone(), response.token.secret());
+                response.token = response.token.with_sender_constraint(binding);
+                Ok(response)
+            }
+            (None, true) => Err(Error::invalid_response(
+                "`token_type` is `DPoP`, but this source has no DPoP key (see `SourceBuilder::dpop`)",
+            )),
+            (Some(dpop), false) => {
+                if !dpop
+                    .warned_bearer
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        endpoint = %self.uri.path(),
+                        "the authorization server issued a bearer token to a DPoP client: \
+                         it is sent as a bearer token, not bound to the key"
+                    );
+                }
+                Ok(response)
+            }
+            (None, false) => Ok(response),
+        }
+    }
+
+    #[cfg(not(feature = "dpop"))]
+    fn bind(&self, response: TokenResponse) -> Result<TokenResponse, Error> {
+        if response.dpop_bound {
+            return Err(Error::invalid_response(
+                "`token_type` is `DPoP`: DPoP needs the `dpop` feature and a key",
+            ));
+        }
+        Ok(response)
     }
 }
 

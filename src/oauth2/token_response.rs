@@ -19,6 +19,9 @@ pub(crate) struct TokenResponse {
     /// What kind of token a token exchange issued (RFC 8693 §2.2.1), as
     /// sent.
     pub(crate) issued_token_type: Option<String>,
+    /// The `token_type` was `DPoP` (RFC 9449 §5): the token is bound to the
+    /// key of the request's proof.
+    pub(crate) dpop_bound: bool,
 }
 
 /// A token request that gave no token.
@@ -125,17 +128,21 @@ fn success(object: &Map<String, Value>) -> Result<TokenResponse, Error> {
             ));
         }
     };
+    let mut dpop_bound = false;
     match object.get("token_type") {
         // Some servers leave it out; a bearer token is what we asked for.
         None => {}
         Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
+        // Bound to the key of the request's proof: the source checks it
+        // sent one.
+        Some(Value::String(kind)) if kind.eq_ignore_ascii_case("dpop") => dpop_bound = true,
         // A token exchange that issued something other than an access token
         // (an ID token, a JWT for the next exchange; RFC 8693 §2.2.1): it
         // is presented as the caller chooses, here as a bearer credential.
         Some(Value::String(kind)) if kind == "N_A" && issued_token_type.is_some() => {}
         Some(Value::String(_)) => {
             return Err(Error::invalid_response(
-                "`token_type` is not `Bearer` (only bearer tokens are supported)",
+                "`token_type` is not `Bearer` or `DPoP` (the token types supported)",
             ));
         }
         Some(_) => return Err(Error::invalid_response("`token_type` is not a string")),
@@ -160,6 +167,7 @@ fn success(object: &Map<String, Value>) -> Result<TokenResponse, Error> {
         token,
         refresh_token,
         issued_token_type,
+        dpop_bound,
     })
 }
 
@@ -208,6 +216,16 @@ fn error_response(answer: &Answer, object: Option<&Map<String, Value>>, secrets:
 /// claims and signature): a server message must quote none of them.
 pub(crate) fn redactable(credential: &str) -> impl Iterator<Item = &str> {
     std::iter::once(credential).chain(credential.split('.').filter(|part| !part.is_empty()))
+}
+
+/// Whether `answer` is an authorization server's DPoP nonce challenge
+/// (RFC 9449 §8): `400` with `{"error":"use_dpop_nonce"}`.
+#[cfg(feature = "dpop")]
+pub(crate) fn asks_for_dpop_nonce(answer: &Answer) -> bool {
+    answer.status == http::StatusCode::BAD_REQUEST
+        && parse_object(&answer.body).is_ok_and(|object| {
+            object.get("error").and_then(Value::as_str) == Some("use_dpop_nonce")
+        })
 }
 
 /// `text`, unless it contains one of `secrets`.

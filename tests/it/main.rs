@@ -11,6 +11,8 @@ mod axum_gateway;
 mod azure_workload_identity;
 mod cache;
 mod clock;
+#[cfg(all(feature = "dpop", any(feature = "rust-crypto", feature = "aws-lc-rs")))]
+mod dpop;
 mod faults;
 mod file_store;
 mod hot_path_allocations;

@@ -4,6 +4,7 @@
 
 pub mod auth_server;
 pub mod channel_body;
+pub mod dpop_server;
 pub mod events;
 pub mod jwt;
 pub mod memory_store;
