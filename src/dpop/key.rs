@@ -237,6 +237,25 @@ impl DpopKey {
         &self.inner.thumbprint
     }
 
+    /// Binds `token`, which a server issued as a DPoP token (`token_type`
+    /// `DPoP`) for proofs of this key, to the key: for token sources of
+    /// your own. The OAuth 2.0 sources given [`dpop`](crate::oauth2::SourceBuilder::dpop)
+    /// bind their tokens themselves.
+    ///
+    /// ```
+    /// use tower_token_refresh::Token;
+    /// use tower_token_refresh::dpop::{DpopAlgorithm, DpopKey};
+    ///
+    /// let key = DpopKey::generate(DpopAlgorithm::EdDSA)?;
+    /// let token = key.bind(Token::bearer("issued-as-dpop"));
+    /// assert_eq!(token.sender_constraint().unwrap().scheme(), "DPoP");
+    /// # Ok::<(), tower_token_refresh::dpop::DpopKeyError>(())
+    /// ```
+    pub fn bind(&self, token: crate::Token) -> crate::Token {
+        let binding = super::DpopBinding::new(self.clone(), token.secret());
+        token.with_sender_constraint(binding)
+    }
+
     pub(crate) fn nonces(&self) -> &Nonces {
         &self.inner.nonces
     }

@@ -63,7 +63,8 @@ mod htu;
 mod key;
 mod nonces;
 
-pub(crate) use binding::{DpopBinding, keep_nonce};
+use binding::DpopBinding;
+pub(crate) use binding::keep_nonce;
 pub(crate) use htu::htu;
 pub use key::{DpopAlgorithm, DpopKey, DpopKeyError};
 pub use nonces::{MAX_NONCE_BYTES, MAX_ORIGINS};

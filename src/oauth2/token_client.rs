@@ -213,9 +213,7 @@ impl TokenClient {
     fn bind(&self, mut response: TokenResponse) -> Result<TokenResponse, Error> {
         match (&self.dpop, response.dpop_bound) {
             (Some(dpop), true) => {
-                let binding =
-                    crate::dpop::DpopBinding::new(dpop.key.clone(), response.token.secret());
-                response.token = response.token.with_sender_constraint(binding);
+                response.token = dpop.key.bind(response.token);
                 Ok(response)
             }
             (None, true) => Err(Error::invalid_response(

@@ -353,3 +353,83 @@ async fn a_request_without_an_absolute_uri_gets_no_proof_and_a_clear_error() {
     assert_eq!(error.kind(), ErrorKind::Proof);
     assert!(error.to_string().contains("with_origin"), "{error}");
 }
+
+/// gRPC through a tonic `Channel`: the client is made `with_origin`, so the
+/// layer knows each call's URI; a tonic server checks every call's proof
+/// (`htm` POST, `htu` the method's URL) before its handler runs.
+#[cfg(feature = "tonic")]
+#[tokio::test]
+async fn grpc_calls_carry_a_proof_each() {
+    use tokio_stream::wrappers::TcpListenerStream;
+    use tonic::service::interceptor::InterceptedService;
+    use tonic::transport::{Channel, Server};
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    /// What the server's proof check said, for the interceptor.
+    #[derive(Clone)]
+    struct Checked(Result<(), String>);
+
+    // The token endpoint, and a tonic server of its own that checks proofs
+    // with the same resource server's rules.
+    let server = DpopServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = listener.local_addr().unwrap();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let checker = server.clone();
+    let check =
+        tower::util::MapRequestLayer::new(move |mut request: http::Request<tonic::body::Body>| {
+            // The proof names the URL the client called: this server's.
+            let origin = format!("http://{grpc_addr}");
+            let path = request.uri().path().to_owned();
+            let verdict = checker.check_grpc(request.method(), &origin, &path, request.headers());
+            request.extensions_mut().insert(Checked(verdict));
+            request
+        });
+    let guarded = InterceptedService::new(health, |request: tonic::Request<()>| {
+        match request.extensions().get::<Checked>() {
+            Some(Checked(Ok(()))) => Ok(request),
+            Some(Checked(Err(why))) => Err(tonic::Status::unauthenticated(why.clone())),
+            None => Err(tonic::Status::unauthenticated("not checked")),
+        }
+    });
+    tokio::spawn(async move {
+        let _keep_reporting = reporter;
+        Server::builder()
+            .layer(check)
+            .add_service(guarded)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+
+    let key = es256();
+    let cache = TokenCache::new(source(&server, &key));
+    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect_lazy();
+    let service = ServiceBuilder::new()
+        .layer(TokenRefreshLayer::new(cache.clone()).retry_rejected())
+        .service(channel);
+    let origin: http::Uri = format!("http://{grpc_addr}").parse().unwrap();
+    let mut client = HealthClient::with_origin(service, origin);
+    for _ in 0..3 {
+        let status = client
+            .check(HealthCheckRequest {
+                service: "orders".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+    assert_eq!(server.refusals(), Vec::<String>::new());
+    assert_eq!((server.api_ok(), server.token_requests()), (3, 1));
+}

@@ -144,6 +144,38 @@ impl DpopServer {
         self.inner.lock().unwrap().last_proof.clone()
     }
 
+    /// Checks a request to another server of this resource owner (a gRPC
+    /// method at `origin` + `path`): `Authorization: DPoP` with a token the
+    /// authorization server issued, and a valid proof for it.
+    pub fn check_grpc(
+        &self,
+        method: &Method,
+        origin: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), String> {
+        let mut inner = self.inner.lock().unwrap();
+        inner.api_requests += 1;
+        let token = headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("DPoP "))
+            .ok_or("no DPoP authorization")?
+            .to_owned();
+        let htu = format!("{origin}{path}");
+        let checked = check_proof(&mut inner, headers, method, &htu, Some(&token));
+        match checked {
+            Ok(_) => {
+                inner.api_ok += 1;
+                Ok(())
+            }
+            Err(Refused(why)) => {
+                inner.refusals.push(format!("grpc: {why}"));
+                Err(why)
+            }
+        }
+    }
+
     /// The thumbprint the token was bound to, if the server issued it.
     pub fn bound_to(&self, token: &str) -> Option<String> {
         self.inner.lock().unwrap().tokens.get(token).cloned()
