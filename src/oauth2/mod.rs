@@ -61,7 +61,7 @@ mod builder;
 mod client_auth;
 mod client_credentials;
 mod discovery;
-mod endpoint;
+pub(crate) mod endpoint;
 mod error;
 mod form;
 mod http_client;
@@ -71,7 +71,7 @@ mod refresh_token;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]
 mod signing;
 mod token_client;
-mod token_response;
+pub(crate) mod token_response;
 
 pub use crate::Secret;
 pub use builder::{DEFAULT_REQUEST_TIMEOUT, SourceBuilder};

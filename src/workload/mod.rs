@@ -6,10 +6,52 @@
 //! - [`TokenFile`]: a token a platform keeps in a file and rotates:
 //!   Kubernetes projected service-account tokens, Vault Agent sinks,
 //!   `AZURE_FEDERATED_TOKEN_FILE`, any file a sidecar rewrites.
+//! - [`GcpMetadata`]: access or identity tokens of the service account a
+//!   Google Cloud workload runs as, from the metadata server (Compute
+//!   Engine, GKE, Cloud Run, Cloud Functions, App Engine).
+//! - [`GithubActionsOidc`]: the OIDC token of a GitHub Actions job.
 //!
-//! Nothing here is used by the rest of the crate: the module builds on
-//! [`TokenSource`](crate::TokenSource) and [`Token`](crate::Token) alone.
+//! Each has a `from_env()` constructor that reads the variables the
+//! platform (and its SDKs) use, failing with a [`ConfigError`] that names
+//! a missing variable. The endpoints are asked with short per-attempt
+//! timeouts ([`ATTEMPT_TIMEOUT`]) and a few retries with
+//! jittered backoff for transient failures ([`ATTEMPTS`], within
+//! [`RETRY_BUDGET`]), honouring `Retry-After`; their failures are
+//! [`IdentityEndpointError`]s. Requests are sent only when the cache needs
+//! a token: a request through the layer costs what it always does.
+//!
+//! Metadata endpoints speak plain HTTP on the machine itself: plain HTTP
+//! is sent only to loopback and link-local addresses (and
+//! `metadata.google.internal`); any other endpoint must be `https`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tower_token_refresh::workload::GcpMetadata;
+//! use tower_token_refresh::{TokenCache, TokenRefreshLayer};
+//!
+//! # fn main() -> Result<(), tower_token_refresh::BoxError> {
+//! let on_google_cloud = TokenCache::new(GcpMetadata::from_env()?);
+//! let layer = TokenRefreshLayer::new(on_google_cloud);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The module builds on [`TokenSource`](crate::TokenSource),
+//! [`Token`](crate::Token) and the [`oauth2`](crate::oauth2) module's HTTP
+//! client; nothing else in the crate depends on it.
 
+mod env;
+mod error;
+mod gcp_metadata;
+mod github_actions_oidc;
+mod retrying_get;
 mod token_file;
 
+pub use error::{ConfigError, IdentityEndpointError};
+pub use gcp_metadata::{GCE_METADATA_HOST, GCP_METADATA_HOST, GcpMetadata};
+pub use github_actions_oidc::{
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, GithubActionsOidc,
+};
+pub use retrying_get::{ATTEMPT_TIMEOUT, ATTEMPTS, RETRY_BUDGET};
 pub use token_file::{DEFAULT_REREAD, MAX_TOKEN_FILE_BYTES, TokenFile, TokenFileError};

@@ -11,6 +11,10 @@ mod cache;
 mod clock;
 mod faults;
 mod file_store;
+#[cfg(feature = "workload")]
+mod gcp_metadata;
+#[cfg(feature = "workload")]
+mod github_actions_oidc;
 mod hot_path_allocations;
 mod hyper_client;
 mod idle_runtime;

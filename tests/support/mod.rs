@@ -4,7 +4,11 @@
 
 pub mod auth_server;
 pub mod channel_body;
+pub mod child;
 pub mod events;
+pub mod fake;
+pub mod gcp_metadata_server;
+pub mod github_oidc_server;
 pub mod memory_store;
 pub mod revoking_api;
 pub mod temp_dir;
