@@ -122,8 +122,10 @@ fn success(object: &Map<String, Value>) -> Result<TokenResponse, Error> {
         Some(value) => Some(seconds(value)?),
     };
     let refresh_token = match object.get("refresh_token") {
+        // Azure's managed identity endpoint (IMDS) sends `""`.
         None | Some(Value::Null) => None,
-        Some(Value::String(token)) if !token.is_empty() => Some(Secret::new(token.as_str())),
+        Some(Value::String(token)) if token.is_empty() => None,
+        Some(Value::String(token)) => Some(Secret::new(token.as_str())),
         Some(_) => return Err(Error::invalid_response("`refresh_token` is not a string")),
     };
     let token = match expires_in {
@@ -274,6 +276,10 @@ mod tests {
         );
         let response = ok(r#"{"access_token":"opaque","token_type":"BEARER"}"#).unwrap();
         assert_eq!(response.token.expiry(), None);
+        // Azure IMDS: strings, and an empty refresh token for none.
+        let response = ok(r#"{"access_token":"at","refresh_token":"","expires_in":"3599","expires_on":"1506484173","not_before":"1506480273","resource":"https://management.azure.com/","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(response.token.time_left(), Some(Duration::from_secs(3599)));
+        assert!(response.refresh_token.is_none());
     }
 
     #[tokio::test(start_paused = true)]
