@@ -12,6 +12,7 @@ use crate::Permanent;
 use crate::oauth2;
 
 /// Why a platform's identity endpoint ([`GcpMetadata`](super::GcpMetadata),
+/// [`AzureManagedIdentity`](super::AzureManagedIdentity),
 /// [`GithubActionsOidc`](super::GithubActionsOidc)) gave no token.
 ///
 /// The message names the source (`GCP metadata server gave no token`); its
@@ -60,8 +61,8 @@ impl IdentityEndpointError {
         self
     }
 
-    /// The source that failed: `"GCP metadata server"` or
-    /// `"GitHub Actions OIDC"`.
+    /// The source that failed: `"GCP metadata server"`,
+    /// `"Azure managed identity"` or `"GitHub Actions OIDC"`.
     pub fn provider(&self) -> &str {
         self.provider
     }
@@ -180,8 +181,8 @@ impl ConfigError {
         self.setting
     }
 
-    /// The source being set up: `"GCP metadata server"` or
-    /// `"GitHub Actions OIDC"`.
+    /// The source being set up: `"GCP metadata server"`,
+    /// `"Azure managed identity"` or `"GitHub Actions OIDC"`.
     pub fn provider(&self) -> &str {
         self.provider
     }

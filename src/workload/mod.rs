@@ -9,9 +9,13 @@
 //! - [`GcpMetadata`]: access or identity tokens of the service account a
 //!   Google Cloud workload runs as, from the metadata server (Compute
 //!   Engine, GKE, Cloud Run, Cloud Functions, App Engine).
+//! - [`AzureManagedIdentity`]: tokens of an Azure resource's managed
+//!   identity, from IMDS (virtual machines, scale sets, AKS nodes,
+//!   Container Instances) or the App Service and Functions identity
+//!   endpoint.
 //! - [`GithubActionsOidc`]: the OIDC token of a GitHub Actions job.
 //!
-//! Each has a `from_env()` constructor that reads the variables the
+//! The last three each have a `from_env()` constructor that reads the variables the
 //! platform (and its SDKs) use, failing with a [`ConfigError`] that names
 //! a missing variable. The endpoints are asked with short per-attempt
 //! timeouts ([`ATTEMPT_TIMEOUT`]) and a few retries with
@@ -20,18 +24,19 @@
 //! [`IdentityEndpointError`]s. Requests are sent only when the cache needs
 //! a token: a request through the layer costs what it always does.
 //!
-//! Metadata endpoints speak plain HTTP on the machine itself: plain HTTP
+//! Metadata and managed identity endpoints speak plain HTTP on the machine itself: plain HTTP
 //! is sent only to loopback and link-local addresses (and
 //! `metadata.google.internal`); any other endpoint must be `https`.
 //!
 //! # Example
 //!
 //! ```no_run
-//! use tower_token_refresh::workload::GcpMetadata;
+//! use tower_token_refresh::workload::{AzureManagedIdentity, GcpMetadata};
 //! use tower_token_refresh::{TokenCache, TokenRefreshLayer};
 //!
 //! # fn main() -> Result<(), tower_token_refresh::BoxError> {
 //! let on_google_cloud = TokenCache::new(GcpMetadata::from_env()?);
+//! let on_azure = TokenCache::new(AzureManagedIdentity::from_env("https://vault.azure.net")?);
 //! let layer = TokenRefreshLayer::new(on_google_cloud);
 //! # Ok(())
 //! # }
@@ -41,6 +46,7 @@
 //! [`Token`](crate::Token) and the [`oauth2`](crate::oauth2) module's HTTP
 //! client; nothing else in the crate depends on it.
 
+mod azure_managed_identity;
 mod env;
 mod error;
 mod gcp_metadata;
@@ -48,6 +54,10 @@ mod github_actions_oidc;
 mod retrying_get;
 mod token_file;
 
+pub use azure_managed_identity::{
+    AZURE_CLIENT_ID, AZURE_IMDS_ENDPOINT, AZURE_POD_IDENTITY_AUTHORITY_HOST, AzureManagedIdentity,
+    IDENTITY_ENDPOINT, IDENTITY_HEADER, UserAssignedId,
+};
 pub use error::{ConfigError, IdentityEndpointError};
 pub use gcp_metadata::{GCE_METADATA_HOST, GCP_METADATA_HOST, GcpMetadata};
 pub use github_actions_oidc::{

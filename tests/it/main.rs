@@ -7,6 +7,8 @@ mod support;
 
 mod any_body;
 mod axum_gateway;
+#[cfg(feature = "workload")]
+mod azure_managed_identity;
 mod cache;
 mod clock;
 mod faults;

@@ -244,6 +244,26 @@ pub async fn raw_get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// A burst of a thousand callers through `cache` (on paused time), then
+/// another once its first token has expired (`lifetime` later): each burst
+/// makes exactly one call to `fake`, and every caller gets the token that
+/// call issued (`issued(token)` says which call issued `token`: 1, 2, …).
+pub async fn bursts_at_expiry(
+    cache: &tower_token_refresh::TokenCache,
+    fake: &Script,
+    lifetime: Duration,
+    issued: impl Fn(&str) -> usize,
+) {
+    for call in 1..=2 {
+        if call > 1 {
+            tokio::time::advance(lifetime + Duration::from_secs(1)).await;
+        }
+        let tokens = burst(cache).await;
+        assert_eq!(fake.calls(), call, "one call per burst");
+        assert!(tokens.iter().all(|token| issued(token) == call));
+    }
+}
+
 /// A thousand callers at once: the tokens they got.
 pub async fn burst(cache: &tower_token_refresh::TokenCache) -> Vec<String> {
     let callers: Vec<_> = (0..1000)

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod auth_server;
+pub mod azure_identity_server;
 pub mod channel_body;
 pub mod child;
 pub mod events;
