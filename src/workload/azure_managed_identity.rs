@@ -16,7 +16,8 @@ use crate::{BoxError, Secret, Token, TokenFuture, TokenSource};
 
 /// The instance metadata service's token endpoint on Azure virtual
 /// machines, scale sets, AKS nodes and Container Instances.
-pub const AZURE_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+pub const DEFAULT_AZURE_IMDS_ENDPOINT: &str =
+    "http://169.254.169.254/metadata/identity/oauth2/token";
 
 const IMDS_PATH: &str = "/metadata/identity/oauth2/token";
 const IMDS_API_VERSION: &str = "2018-02-01";
@@ -120,12 +121,12 @@ pub enum UserAssignedId {
 impl AzureManagedIdentity {
     /// Tokens for `resource` (an App ID URI such as
     /// `https://vault.azure.net`; a scope ending in `/.default` is taken as
-    /// its resource) from IMDS at [`AZURE_IMDS_ENDPOINT`], for the
+    /// its resource) from IMDS at [`DEFAULT_AZURE_IMDS_ENDPOINT`], for the
     /// system-assigned identity. Nothing is requested before the cache asks.
     pub fn imds(resource: impl Into<String>) -> Self {
         Self::new(
             Endpoint::Imds {
-                url: AZURE_IMDS_ENDPOINT.to_owned(),
+                url: DEFAULT_AZURE_IMDS_ENDPOINT.to_owned(),
             },
             resource.into(),
         )

@@ -12,7 +12,7 @@ use crate::{BoxError, Token, TokenFuture, TokenSource};
 
 /// The metadata server's host name on Google Cloud (Compute Engine, GKE,
 /// Cloud Run, Cloud Functions, App Engine), as Google's libraries use it.
-pub const GCP_METADATA_HOST: &str = "metadata.google.internal";
+pub const DEFAULT_GCP_METADATA_HOST: &str = "metadata.google.internal";
 
 /// The environment variable that moves the metadata server (an emulator,
 /// a proxy), as Google's libraries read it: a host, with a port if needed.
@@ -35,7 +35,7 @@ const REFUSED: &str = "the metadata server refused the request: is the service a
 /// - **Identity tokens** ([`id_token`](Self::id_token)): `…/identity?audience=…`,
 ///   a JWT for that audience (with [`full_format`](Self::full_format),
 ///   `format=full`), which expires at its `exp`.
-/// - **Where**: [`GCP_METADATA_HOST`], or the host in `GCE_METADATA_HOST`
+/// - **Where**: [`DEFAULT_GCP_METADATA_HOST`], or the host in `GCE_METADATA_HOST`
 ///   ([`from_env`](Self::from_env)), or [`host`](Self::host). The metadata
 ///   server speaks plain HTTP on the machine itself, so plain HTTP goes only
 ///   to `metadata.google.internal`, a link-local address (such as
@@ -98,11 +98,11 @@ enum Kind {
 
 impl GcpMetadata {
     /// Access tokens of the `default` service account, from the metadata
-    /// server at [`GCP_METADATA_HOST`]. Nothing is requested before the
+    /// server at [`DEFAULT_GCP_METADATA_HOST`]. Nothing is requested before the
     /// cache asks.
     pub fn new() -> Self {
         Self {
-            base: format!("http://{GCP_METADATA_HOST}"),
+            base: format!("http://{DEFAULT_GCP_METADATA_HOST}"),
             account: "default".to_owned(),
             scopes: Vec::new(),
             kind: Kind::Access,
@@ -141,7 +141,7 @@ impl GcpMetadata {
         } else {
             format!("http://{host}")
         };
-        let uri = endpoint::validate_on_instance(&format!("{base}/"), &[GCP_METADATA_HOST])
+        let uri = endpoint::validate_on_instance(&format!("{base}/"), &[DEFAULT_GCP_METADATA_HOST])
             .map_err(|error| ConfigError::invalid(PROVIDER, "host", error.to_string()))?;
         if uri.path() != "/" || uri.query().is_some() {
             return Err(ConfigError::invalid(

@@ -55,11 +55,11 @@ mod retrying_get;
 mod token_file;
 
 pub use azure_managed_identity::{
-    AZURE_CLIENT_ID, AZURE_IMDS_ENDPOINT, AZURE_POD_IDENTITY_AUTHORITY_HOST, AzureManagedIdentity,
-    IDENTITY_ENDPOINT, IDENTITY_HEADER, UserAssignedId,
+    AZURE_CLIENT_ID, AZURE_POD_IDENTITY_AUTHORITY_HOST, AzureManagedIdentity,
+    DEFAULT_AZURE_IMDS_ENDPOINT, IDENTITY_ENDPOINT, IDENTITY_HEADER, UserAssignedId,
 };
 pub use error::{ConfigError, IdentityEndpointError};
-pub use gcp_metadata::{GCE_METADATA_HOST, GCP_METADATA_HOST, GcpMetadata};
+pub use gcp_metadata::{DEFAULT_GCP_METADATA_HOST, GCE_METADATA_HOST, GcpMetadata};
 pub use github_actions_oidc::{
     ACTIONS_ID_TOKEN_REQUEST_TOKEN, ACTIONS_ID_TOKEN_REQUEST_URL, GithubActionsOidc,
 };
