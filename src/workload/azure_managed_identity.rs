@@ -139,6 +139,16 @@ impl AzureManagedIdentity {
     ///
     /// When `authority` is not a URL that may be used (plain HTTP only to
     /// loopback and link-local addresses).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_token_refresh::workload::AzureManagedIdentity;
+    ///
+    /// let source = AzureManagedIdentity::imds_at("http://127.0.0.1:8080", "https://vault.azure.net")?;
+    /// assert!(AzureManagedIdentity::imds_at("http://imds.example.com", "https://vault.azure.net").is_err());
+    /// # Ok::<(), tower_token_refresh::workload::ConfigError>(())
+    /// ```
     pub fn imds_at(authority: &str, resource: impl Into<String>) -> Result<Self, ConfigError> {
         let authority = authority.trim().trim_end_matches('/');
         let authority = if authority.contains("://") {
@@ -159,6 +169,21 @@ impl AzureManagedIdentity {
     /// When `endpoint` is not a URL that may be used (plain HTTP only to
     /// loopback and link-local addresses), or `identity_header` cannot be
     /// sent in a header.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_token_refresh::workload::{AzureManagedIdentity, UserAssignedId};
+    ///
+    /// let source = AzureManagedIdentity::app_service(
+    ///     "http://127.0.0.1:41741/msi/token",
+    ///     "identity-header-from-the-platform",
+    ///     "https://storage.azure.com",
+    /// )?
+    /// .user_assigned(UserAssignedId::ObjectId("d8ab1f7e-3c47-4a2b-a6cb-2f6f6c5b0d9e".into()));
+    /// assert!(!format!("{source:?}").contains("identity-header-from-the-platform"));
+    /// # Ok::<(), tower_token_refresh::workload::ConfigError>(())
+    /// ```
     pub fn app_service(
         endpoint: &str,
         identity_header: impl Into<Secret>,
@@ -185,6 +210,17 @@ impl AzureManagedIdentity {
     /// Naming the variable: when only one of `IDENTITY_ENDPOINT` and
     /// `IDENTITY_HEADER` is set (Azure Arc, which sets `IDENTITY_ENDPOINT`
     /// alone, is not supported), or one holds an unusable value.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_token_refresh::workload::AzureManagedIdentity;
+    ///
+    /// match AzureManagedIdentity::from_env("https://vault.azure.net") {
+    ///     Ok(source) => println!("asking {source:?}"),
+    ///     Err(error) => eprintln!("{error}"), // names the variable
+    /// }
+    /// ```
     pub fn from_env(resource: impl Into<String>) -> Result<Self, ConfigError> {
         let resource = resource.into();
         let endpoint = env::optional(IDENTITY_ENDPOINT);
@@ -304,6 +340,17 @@ impl AzureManagedIdentity {
     /// # Errors
     ///
     /// See the type's docs.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_token_refresh::workload::AzureManagedIdentity;
+    ///
+    /// # async fn run() -> Result<(), tower_token_refresh::BoxError> {
+    /// let token = AzureManagedIdentity::imds("https://vault.azure.net").fetch_token().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn fetch_token(&self) -> Result<Token, IdentityEndpointError> {
         let (uri, headers) = self.request()?;
         let secret = match &self.endpoint {

@@ -118,6 +118,16 @@ impl GcpMetadata {
     ///
     /// When `GCE_METADATA_HOST` holds a host that may not be reached in plain
     /// HTTP (see the type's docs) or is not a host.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_token_refresh::workload::GcpMetadata;
+    ///
+    /// // With GCE_METADATA_HOST=127.0.0.1:8080, an emulator there.
+    /// let source = GcpMetadata::from_env()?.scopes(["https://www.googleapis.com/auth/cloud-platform"]);
+    /// # Ok::<(), tower_token_refresh::workload::ConfigError>(())
+    /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
         match env::optional(GCE_METADATA_HOST) {
             Some(host) => Self::new()
@@ -134,6 +144,19 @@ impl GcpMetadata {
     ///
     /// When `host` is not a host, or may not be reached in plain HTTP (see
     /// the type's docs).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_token_refresh::workload::GcpMetadata;
+    ///
+    /// // The server's address, without a DNS lookup; an emulator on this machine.
+    /// let by_address = GcpMetadata::new().host("169.254.169.254")?;
+    /// let emulator = GcpMetadata::new().host("localhost:8080")?;
+    /// // Not in plain HTTP to another machine.
+    /// assert!(GcpMetadata::new().host("metadata.example.com").is_err());
+    /// # Ok::<(), tower_token_refresh::workload::ConfigError>(())
+    /// ```
     pub fn host(mut self, host: &str) -> Result<Self, ConfigError> {
         let host = host.trim().trim_end_matches('/');
         let base = if host.starts_with("http://") || host.starts_with("https://") {
@@ -246,6 +269,18 @@ impl GcpMetadata {
     /// # Errors
     ///
     /// See the type's docs.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_token_refresh::workload::GcpMetadata;
+    ///
+    /// # async fn run() -> Result<(), tower_token_refresh::BoxError> {
+    /// let token = GcpMetadata::new().fetch_token().await?;
+    /// println!("expires in {:?}", token.time_left());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn fetch_token(&self) -> Result<Token, super::IdentityEndpointError> {
         let uri = self
             .uri()

@@ -110,6 +110,15 @@ impl GithubActionsOidc {
     /// # Errors
     ///
     /// Naming the variable that is missing or unusable.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_token_refresh::workload::GithubActionsOidc;
+    ///
+    /// let source = GithubActionsOidc::from_env()?.audience("sts.amazonaws.com");
+    /// # Ok::<(), tower_token_refresh::workload::ConfigError>(())
+    /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
         let url = env::required(PROVIDER, ACTIONS_ID_TOKEN_REQUEST_URL, PERMISSION)?;
         let token = env::required(PROVIDER, ACTIONS_ID_TOKEN_REQUEST_TOKEN, PERMISSION)?;
@@ -166,6 +175,17 @@ impl GithubActionsOidc {
     /// # Errors
     ///
     /// See the type's docs.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use tower_token_refresh::workload::GithubActionsOidc;
+    ///
+    /// # async fn run() -> Result<(), tower_token_refresh::BoxError> {
+    /// let jwt = GithubActionsOidc::from_env()?.audience("my-api").fetch_token().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn fetch_token(&self) -> Result<Token, IdentityEndpointError> {
         let uri = self
             .uri()
