@@ -12,7 +12,7 @@ use super::retrying_get::{Requester, busy_or_failing, without_query};
 use super::{ConfigError, IdentityEndpointError, env};
 use crate::oauth2::endpoint::Answer;
 use crate::oauth2::{Error, HttpClient, endpoint, token_response};
-use crate::{BoxError, Secret, Token, TokenFuture, TokenSource};
+use crate::{Secret, Token, TokenSource};
 
 /// The instance metadata service's token endpoint on Azure virtual
 /// machines, scale sets, AKS nodes and Container Instances.
@@ -409,14 +409,7 @@ fn read_token(answer: &Answer, secret: &str) -> Result<Token, Error> {
 }
 
 impl TokenSource for AzureManagedIdentity {
-    fn fetch(&self) -> TokenFuture {
-        let source = self.clone();
-        Box::pin(async move { source.fetch_token().await.map_err(BoxError::from) })
-    }
-
-    fn name(&self) -> &str {
-        PROVIDER
-    }
+    super::retrying_get::fetch_with_fetch_token!();
 
     fn fingerprint(&self) -> Option<String> {
         let (kind, url) = match &self.endpoint {

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use super::retrying_get::Requester;
 use super::{ConfigError, env};
 use crate::oauth2::{Error, HttpClient, endpoint, token_response};
-use crate::{BoxError, Token, TokenFuture, TokenSource};
+use crate::{Token, TokenSource};
 
 /// The metadata server's host name on Google Cloud (Compute Engine, GKE,
 /// Cloud Run, Cloud Functions, App Engine), as Google's libraries use it.
@@ -313,14 +313,7 @@ impl Default for GcpMetadata {
 }
 
 impl TokenSource for GcpMetadata {
-    fn fetch(&self) -> TokenFuture {
-        let source = self.clone();
-        Box::pin(async move { source.fetch_token().await.map_err(BoxError::from) })
-    }
-
-    fn name(&self) -> &str {
-        PROVIDER
-    }
+    super::retrying_get::fetch_with_fetch_token!();
 
     fn fingerprint(&self) -> Option<String> {
         let mut fingerprint = format!("gcp-metadata {} account={:?}", self.base, self.account);

@@ -11,7 +11,7 @@ use super::retrying_get::{Requester, without_query};
 use super::{ConfigError, IdentityEndpointError, env};
 use crate::oauth2::endpoint::Answer;
 use crate::oauth2::{Error, HttpClient, endpoint, token_response};
-use crate::{BoxError, Secret, Token, TokenFuture, TokenSource};
+use crate::{Secret, Token, TokenSource};
 
 /// The URL a job asks for its OIDC token (set by the runner when the job
 /// has `permissions: id-token: write`).
@@ -219,14 +219,7 @@ fn read_token(answer: &Answer) -> Result<Token, Error> {
 }
 
 impl TokenSource for GithubActionsOidc {
-    fn fetch(&self) -> TokenFuture {
-        let source = self.clone();
-        Box::pin(async move { source.fetch_token().await.map_err(BoxError::from) })
-    }
-
-    fn name(&self) -> &str {
-        PROVIDER
-    }
+    super::retrying_get::fetch_with_fetch_token!();
 
     fn fingerprint(&self) -> Option<String> {
         let mut fingerprint = format!("github-actions-oidc {}", without_query(&self.url));

@@ -121,6 +121,23 @@ impl Requester {
     }
 }
 
+/// `TokenSource::fetch` and `name` of a source that has
+/// `async fn fetch_token(&self) -> Result<Token, IdentityEndpointError>`,
+/// is `Clone`, and names itself in a `PROVIDER` constant.
+macro_rules! fetch_with_fetch_token {
+    () => {
+        fn fetch(&self) -> $crate::TokenFuture {
+            let source = self.clone();
+            Box::pin(async move { source.fetch_token().await.map_err($crate::BoxError::from) })
+        }
+
+        fn name(&self) -> &str {
+            PROVIDER
+        }
+    };
+}
+pub(crate) use fetch_with_fetch_token;
+
 /// The wait before attempt `attempt + 1`: doubling from [`FIRST_BACKOFF`],
 /// the upper half random so that a fleet does not retry in lockstep.
 fn backoff(attempt: u32) -> Duration {
