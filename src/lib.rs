@@ -168,7 +168,7 @@
 //! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis |
 //! | `metrics` | no | `metrics`: each cache's counters and token expiry through the `metrics` facade |
 //! | `reqwest-middleware` | no | `TokenRefreshMiddleware`: the layer's behaviour for reqwest, as a `reqwest_middleware::Middleware` |
-//! | `workload` | no | `workload`: a token file a platform rotates (Kubernetes service-account tokens, …) |
+//! | `workload` | no | `workload`: a token file a platform rotates (Kubernetes service-account tokens, …), the GCP metadata server, Azure managed identity, GitHub Actions OIDC (enables `oauth2`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(

@@ -39,22 +39,54 @@ impl Answer {
 /// Checks that `url` may receive credentials: `https`, or `http` to a
 /// loopback address (or anywhere, if `allow_insecure_http`).
 pub(crate) fn validate(url: &str, allow_insecure_http: bool) -> Result<Uri, Error> {
+    validate_with(url, |host| allow_insecure_http || is_loopback(host)).map_err(|refused| {
+        refused.unwrap_or(Error::invalid_url(
+            "plain http is refused except to loopback addresses; use https (or opt in with `allow_insecure_http`)",
+        ))
+    })
+}
+
+/// Checks the URL of an endpoint a platform serves on the machine itself
+/// (a cloud's metadata server, a managed identity endpoint), which speaks
+/// plain HTTP by design: `https`, or `http` to a loopback or link-local
+/// address (`127.0.0.0/8`, `::1`, `169.254.0.0/16`, `fe80::/10`) or to one
+/// of `hosts` (names the platform resolves to such an address, such as
+/// `metadata.google.internal`). Nothing else is reached in plain HTTP.
+#[cfg_attr(not(feature = "workload"), allow(dead_code))]
+pub(crate) fn validate_on_instance(url: &str, hosts: &[&str]) -> Result<Uri, Error> {
+    let allowed = |host: &str| {
+        is_loopback(host)
+            || is_link_local(host)
+            || hosts
+                .iter()
+                .any(|allowed| host.trim_end_matches('.').eq_ignore_ascii_case(allowed))
+    };
+    validate_with(url, allowed).map_err(|refused| {
+        refused.unwrap_or(Error::invalid_url(
+            "plain http is refused except to loopback, link-local and metadata server addresses; use https",
+        ))
+    })
+}
+
+/// `url` parsed, if it is `https`, or `http` to a host `http_allowed`
+/// accepts. `Err(None)`: plain http to another host.
+fn validate_with(url: &str, http_allowed: impl Fn(&str) -> bool) -> Result<Uri, Option<Error>> {
     let uri: Uri = url
         .parse()
-        .map_err(|_| Error::invalid_url("not a valid absolute URL"))?;
+        .map_err(|_| Some(Error::invalid_url("not a valid absolute URL")))?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(Error::invalid_url("not a valid absolute URL"));
+        return Err(Some(Error::invalid_url("not a valid absolute URL")));
     };
     if authority.as_str().contains('@') {
-        return Err(Error::invalid_url("credentials in the URL are not allowed"));
+        return Err(Some(Error::invalid_url(
+            "credentials in the URL are not allowed",
+        )));
     }
     match scheme {
         "https" => Ok(uri),
-        "http" if allow_insecure_http || is_loopback(authority.host()) => Ok(uri),
-        "http" => Err(Error::invalid_url(
-            "plain http is refused except to loopback addresses; use https (or opt in with `allow_insecure_http`)",
-        )),
-        _ => Err(Error::invalid_url("the scheme must be https")),
+        "http" if http_allowed(authority.host()) => Ok(uri),
+        "http" => Err(None),
+        _ => Err(Some(Error::invalid_url("the scheme must be https"))),
     }
 }
 
@@ -62,6 +94,15 @@ fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_link_local(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_link_local(),
+        Ok(IpAddr::V6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80,
+        Err(_) => false,
+    }
 }
 
 /// POSTs an `application/x-www-form-urlencoded` body.
@@ -92,11 +133,19 @@ pub(crate) async fn post_form(
 
 /// GETs a JSON document.
 pub(crate) async fn get_json(client: &HttpClient, uri: &Uri) -> Result<Answer, Error> {
+    let headers = HeaderMap::from_iter([(ACCEPT, HeaderValue::from_static("application/json"))]);
+    get(client, uri, headers).await
+}
+
+/// GETs `uri` with these headers (mark credentials in them sensitive).
+pub(crate) async fn get(
+    client: &HttpClient,
+    uri: &Uri,
+    headers: HeaderMap,
+) -> Result<Answer, Error> {
     let mut request = Request::new(Full::new(Bytes::new()));
     *request.uri_mut() = uri.clone();
-    request
-        .headers_mut()
-        .insert(ACCEPT, HeaderValue::from_static("application/json"));
+    *request.headers_mut() = headers;
     send(client, request).await
 }
 
@@ -148,6 +197,37 @@ mod tests {
         assert!(validate("not a url", false).is_err());
         let with_userinfo = validate("https://user:pass@idp.example.com/token", false).unwrap_err();
         assert!(!with_userinfo.to_string().contains("pass"));
+    }
+
+    #[test]
+    fn on_instance_plain_http_only_to_loopback_link_local_and_named_hosts() {
+        let hosts = ["metadata.google.internal"];
+        for url in [
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://Metadata.Google.Internal./computeMetadata/v1/",
+            "http://127.0.0.1:41234/msi/token",
+            "http://localhost:8081/msi/token",
+            "http://[fe80::1]/token",
+            "https://pipelines.actions.githubusercontent.com/idtoken?api-version=2.0",
+        ] {
+            assert!(validate_on_instance(url, &hosts).is_ok(), "{url}");
+        }
+        for url in [
+            "http://metadata.google.internal.evil.example/computeMetadata/v1/",
+            "http://10.0.0.4/msi/token",
+            "http://169.255.169.254/token",
+            "http://[fd00::254]/token",
+            "http://idp.example.com/token",
+        ] {
+            let refused = validate_on_instance(url, &hosts).unwrap_err();
+            assert_eq!(refused.kind(), ErrorKind::InvalidUrl, "{url}");
+            assert!(
+                refused.to_string().contains("link-local"),
+                "{url}: {refused}"
+            );
+        }
+        assert!(validate_on_instance("http://user:pw@127.0.0.1/", &hosts).is_err());
     }
 
     #[test]

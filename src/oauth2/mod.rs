@@ -67,7 +67,7 @@ mod client_auth;
 mod client_credentials;
 mod credential_source;
 mod discovery;
-mod endpoint;
+pub(crate) mod endpoint;
 mod error;
 mod form;
 mod http_client;
@@ -78,7 +78,7 @@ mod refresh_token;
 mod signing;
 mod token_client;
 mod token_exchange;
-mod token_response;
+pub(crate) mod token_response;
 
 pub use crate::Secret;
 pub use builder::{DEFAULT_REQUEST_TIMEOUT, SourceBuilder};
@@ -86,8 +86,6 @@ pub use client_auth::ClientAuth;
 pub use client_credentials::ClientCredentials;
 pub use discovery::{Discovery, ProviderMetadata};
 pub use endpoint::MAX_RESPONSE_BYTES;
-#[cfg(feature = "workload")]
-pub(crate) use endpoint::validate as validate_endpoint;
 pub use error::{Error, ErrorCode, ErrorKind};
 pub use http_client::HttpClient;
 #[cfg(any(feature = "rust-crypto", feature = "aws-lc-rs"))]

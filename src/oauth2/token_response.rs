@@ -54,14 +54,7 @@ impl From<Failure> for Error {
 /// the answer itself) is redacted.
 pub(crate) fn read(answer: &Answer, secrets: &[&str]) -> Result<TokenResponse, Failure> {
     let json = parse_object(&answer.body);
-    let mut secrets = secrets.to_vec();
-    if let Ok(object) = &json {
-        secrets.extend(
-            ["access_token", "refresh_token", "id_token"]
-                .iter()
-                .filter_map(|field| object.get(*field).and_then(Value::as_str)),
-        );
-    }
+    let secrets = with_answer_tokens(secrets, json.as_ref().ok());
     let object = match (&json, answer.status.is_success()) {
         (Ok(object), true) => object,
         (Err(why), true) => {
@@ -98,7 +91,7 @@ pub(crate) fn read(answer: &Answer, secrets: &[&str]) -> Result<TokenResponse, F
     })
 }
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, &'static str> {
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, &'static str> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("the response body is empty");
     }
@@ -152,8 +145,10 @@ fn success(object: &Map<String, Value>) -> Result<TokenResponse, Error> {
         Some(value) => Some(seconds(value)?),
     };
     let refresh_token = match object.get("refresh_token") {
+        // Azure's managed identity endpoint (IMDS) sends `""`.
         None | Some(Value::Null) => None,
-        Some(Value::String(token)) if !token.is_empty() => Some(Secret::new(token.as_str())),
+        Some(Value::String(token)) if token.is_empty() => None,
+        Some(Value::String(token)) => Some(Secret::new(token.as_str())),
         Some(_) => return Err(Error::invalid_response("`refresh_token` is not a string")),
     };
     let token = match expires_in {
@@ -186,15 +181,58 @@ fn seconds(value: &Value) -> Result<Duration, Error> {
         ))
 }
 
+/// `secrets` plus the tokens an answer carries, never to be shown.
+fn with_answer_tokens<'a>(
+    secrets: &[&'a str],
+    object: Option<&'a Map<String, Value>>,
+) -> Vec<&'a str> {
+    let mut secrets = secrets.to_vec();
+    if let Some(object) = object {
+        secrets.extend(
+            ["access_token", "refresh_token", "id_token"]
+                .iter()
+                .filter_map(|field| object.get(*field).and_then(Value::as_str)),
+        );
+    }
+    secrets
+}
+
+/// The error an answer with an error status carries: an OAuth error body
+/// (RFC 6749 §5.2) or the status alone, with the server's `Retry-After`,
+/// **not** judged permanent: for callers with rules of their own about
+/// which statuses are worth retrying.
+#[cfg_attr(not(feature = "workload"), allow(dead_code))]
+pub(crate) fn answer_error(answer: &Answer, secrets: &[&str]) -> Error {
+    let json = parse_object(&answer.body);
+    let object = json.as_ref().ok();
+    error_body(answer, object, &with_answer_tokens(secrets, object), false)
+}
+
 fn error_response(answer: &Answer, object: Option<&Map<String, Value>>, secrets: &[&str]) -> Error {
+    error_body(answer, object, secrets, true)
+}
+
+/// The error in `answer`, marked permanent when `judged` and the server
+/// refused the client or the grant.
+fn error_body(
+    answer: &Answer,
+    object: Option<&Map<String, Value>>,
+    secrets: &[&str],
+    judged: bool,
+) -> Error {
     let retry_after = answer.retry_after();
+    let judge = |error: Error| {
+        if judged {
+            error.marked_permanent()
+        } else {
+            error
+        }
+    };
     let code = object
         .and_then(|object| object.get("error"))
         .and_then(Value::as_str);
     let Some(code) = code else {
-        return Error::status_only(answer.status)
-            .marked_permanent()
-            .with_retry_after(retry_after);
+        return judge(Error::status_only(answer.status)).with_retry_after(retry_after);
     };
     let text = |field: &str| {
         object
@@ -202,13 +240,12 @@ fn error_response(answer: &Answer, object: Option<&Map<String, Value>>, secrets:
             .and_then(Value::as_str)
             .map(|text| redact(text, secrets))
     };
-    Error::rejected(
+    judge(Error::rejected(
         answer.status,
         ErrorCode::parse(&redact(code, secrets)),
         text("error_description"),
         text("error_uri"),
-    )
-    .marked_permanent()
+    ))
     .with_retry_after(retry_after)
 }
 
@@ -280,6 +317,10 @@ mod tests {
         );
         let response = ok(r#"{"access_token":"opaque","token_type":"BEARER"}"#).unwrap();
         assert_eq!(response.token.expiry(), None);
+        // Azure IMDS: strings, and an empty refresh token for none.
+        let response = ok(r#"{"access_token":"at","refresh_token":"","expires_in":"3599","expires_on":"1506484173","not_before":"1506480273","resource":"https://management.azure.com/","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(response.token.time_left(), Some(Duration::from_secs(3599)));
+        assert!(response.refresh_token.is_none());
     }
 
     #[tokio::test(start_paused = true)]

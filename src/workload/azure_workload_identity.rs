@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::TokenFile;
-use super::env_var::{self, EnvVarError};
+use super::{ConfigError, TokenFile, env};
 use crate::oauth2::{ClientAuth, ClientCredentials, SourceBuilder};
 
 /// Where Microsoft Entra ID answers when `AZURE_AUTHORITY_HOST` is not set.
@@ -51,21 +50,24 @@ impl AzureWorkloadIdentity {
     ///
     /// # Errors
     ///
-    /// An [`EnvVarError`] naming the variable that is not set, or
+    /// A [`ConfigError`] naming the variable that is not set, or
     /// `AZURE_AUTHORITY_HOST` if it is not an `https` URL.
-    pub fn from_env() -> Result<SourceBuilder<ClientCredentials>, EnvVarError> {
-        const HINT: &str = "set by the AKS workload identity webhook in pods labelled \
+    pub fn from_env() -> Result<SourceBuilder<ClientCredentials>, ConfigError> {
+        const PROVIDER: &str = "Microsoft Entra workload identity";
+        const HINT: &str = "the AKS workload identity webhook sets it in pods labelled \
                             `azure.workload.identity/use: \"true\"`";
-        let client_id = env_var::required("AZURE_CLIENT_ID", HINT)?;
-        let tenant_id = env_var::required("AZURE_TENANT_ID", HINT)?;
-        let token_file = env_var::required("AZURE_FEDERATED_TOKEN_FILE", HINT)?;
-        let authority = env_var::optional("AZURE_AUTHORITY_HOST");
+        let client_id = env::required(PROVIDER, "AZURE_CLIENT_ID", HINT)?;
+        let tenant_id = env::required(PROVIDER, "AZURE_TENANT_ID", HINT)?;
+        let token_file = env::required(PROVIDER, "AZURE_FEDERATED_TOKEN_FILE", HINT)?;
+        let authority = env::optional("AZURE_AUTHORITY_HOST");
         if let Some(authority) = &authority {
-            crate::oauth2::validate_endpoint(authority, false).map_err(|_| {
-                env_var::invalid(
-                    "AZURE_AUTHORITY_HOST",
-                    "is not an https URL (such as https://login.microsoftonline.com/)",
+            crate::oauth2::endpoint::validate(authority, false).map_err(|_| {
+                ConfigError::invalid(
+                    PROVIDER,
+                    "authority host",
+                    "it is not an https URL (such as https://login.microsoftonline.com/)",
                 )
+                .in_variable("AZURE_AUTHORITY_HOST")
             })?;
         }
         Ok(Self::builder(

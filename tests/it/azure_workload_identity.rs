@@ -10,18 +10,16 @@ use crate::support;
 
 use std::time::Duration;
 
+use support::child;
 use support::jwt::expiring_in as jwt;
 use support::temp_dir::TempDir;
 use support::token_endpoint::{ClientMethod, TokenEndpoint};
 use tower_token_refresh::TokenCache;
-use tower_token_refresh::oauth2::ErrorKind;
 use tower_token_refresh::workload::AzureWorkloadIdentity;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT: &str = "5e1d8b6a-0000-4000-8000-000000000001";
-/// Set in the child process that runs `from_env_in_a_child`.
-const CHILD: &str = "TTR_AZURE_WORKLOAD_IDENTITY_CHILD";
 
 /// Entra ID that trusts the service-account token now in `dir/token`.
 async fn entra_with_federated_token(dir: &TempDir) -> (TokenEndpoint, String) {
@@ -85,108 +83,82 @@ async fn a_token_entra_no_longer_trusts_is_refused_without_being_quoted() {
     }
 }
 
-/// Runs `from_env_in_a_child` in a child process with `env`, and returns
-/// what it printed.
-async fn run_child(env: &[(&str, String)]) -> String {
-    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "azure_workload_identity::from_env_in_a_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env_remove("AZURE_CLIENT_ID")
-        .env_remove("AZURE_TENANT_ID")
-        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
-        .env_remove("AZURE_AUTHORITY_HOST")
-        .env(CHILD, "1");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .expect("the child test finished")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 #[tokio::test]
 async fn from_env_reads_the_variables_the_aks_webhook_sets() {
     let dir = TempDir::new("azure-wi-env");
     let (endpoint, _) = entra_with_federated_token(&dir).await;
     let file = dir.join("token").display().to_string();
-    let all = vec![
-        ("AZURE_CLIENT_ID", CLIENT.to_owned()),
-        ("AZURE_TENANT_ID", TENANT.to_owned()),
-        ("AZURE_FEDERATED_TOKEN_FILE", file),
-        ("AZURE_AUTHORITY_HOST", endpoint.url("/")),
+    let authority = endpoint.url("/");
+    let all = [
+        ("AZURE_CLIENT_ID", CLIENT),
+        ("AZURE_TENANT_ID", TENANT),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.as_str()),
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
     ];
-    let out = run_child(&all).await;
-    assert!(out.contains("child got token cc-1"), "{out}");
-    assert_eq!(endpoint.requests(), 1);
+    let name = child::test_path(module_path!(), "child_from_env");
+    child::run(&name, &[&all[..], &[("CASE", "fetch")]].concat()).await;
+    assert_eq!(endpoint.requests(), 1, "the child fetched from the fake");
 
-    for missing in [
-        "AZURE_CLIENT_ID",
-        "AZURE_TENANT_ID",
-        "AZURE_FEDERATED_TOKEN_FILE",
+    for (missing, case) in [
+        ("AZURE_CLIENT_ID", "no-client"),
+        ("AZURE_TENANT_ID", "no-tenant"),
+        ("AZURE_FEDERATED_TOKEN_FILE", "no-file"),
     ] {
-        let env: Vec<_> = all
+        let mut vars: Vec<_> = all
             .iter()
+            .copied()
             .filter(|(name, _)| *name != missing)
-            .cloned()
             .collect();
-        let out = run_child(&env).await;
-        let expected = format!("child error: environment variable {missing} is not set (");
-        assert!(out.contains(&expected), "{out}");
-        assert!(out.contains(&format!("variable() = {missing}")), "{out}");
+        vars.push(("CASE", case));
+        child::run(&name, &vars).await;
     }
-
-    let mut insecure = all.clone();
-    insecure[3].1 = "http://login.example.com/".to_owned();
-    let out = run_child(&insecure).await;
-    assert!(
-        out.contains("child error: environment variable AZURE_AUTHORITY_HOST is not an https URL"),
-        "{out}"
-    );
-    assert!(
-        !out.contains("login.example.com"),
-        "the value is not quoted: {out}"
-    );
+    let mut insecure = all.to_vec();
+    insecure[3].1 = "http://login.example.com/";
+    insecure.push(("CASE", "plain-http"));
+    child::run(&name, &insecure).await;
     assert_eq!(endpoint.requests(), 1);
 }
 
 /// The child side of `from_env_reads_the_variables_the_aks_webhook_sets`:
 /// does nothing unless started by it.
 #[tokio::test]
-#[ignore = "run by from_env_reads_the_variables_the_aks_webhook_sets in a child process"]
-async fn from_env_in_a_child() {
-    if std::env::var_os(CHILD).is_none() {
+#[ignore = "run by from_env_reads_the_variables_the_aks_webhook_sets, in a child process"]
+async fn child_from_env() {
+    if !child::in_child() {
         return;
     }
-    let builder = match AzureWorkloadIdentity::from_env() {
-        Ok(builder) => builder,
-        Err(error) => {
-            println!("child error: {error}; variable() = {}", error.variable());
+    let case = std::env::var("CASE").unwrap();
+    let built = AzureWorkloadIdentity::from_env();
+    let expected_missing = match case.as_str() {
+        "fetch" => {
+            let source = built
+                .unwrap()
+                .scope("https://vault.azure.net/.default")
+                .build()
+                .unwrap();
+            assert_eq!(source.fetch_token().await.unwrap().secret(), "cc-1");
             return;
         }
-    };
-    let source = builder
-        .scope("https://vault.azure.net/.default")
-        .build()
-        .unwrap();
-    match source.fetch_token().await {
-        Ok(token) => println!("child got token {}", token.secret()),
-        Err(error) => {
-            assert_ne!(error.kind(), ErrorKind::InvalidUrl);
-            println!("child fetch failed: {error}");
+        "no-client" => "AZURE_CLIENT_ID",
+        "no-tenant" => "AZURE_TENANT_ID",
+        "no-file" => "AZURE_FEDERATED_TOKEN_FILE",
+        "plain-http" => {
+            let error = built.unwrap_err();
+            assert_eq!(error.variable(), Some("AZURE_AUTHORITY_HOST"));
+            assert!(!error.is_missing());
+            assert!(error.to_string().contains("not an https URL"), "{error}");
+            assert!(!error.to_string().contains("login.example.com"), "{error}");
+            return;
         }
-    }
+        other => panic!("unknown case {other}"),
+    };
+    let error = built.unwrap_err();
+    assert_eq!(error.variable(), Some(expected_missing));
+    assert!(error.is_missing());
+    assert!(
+        error.to_string().starts_with(&format!(
+            "Microsoft Entra workload identity: {expected_missing} is not set; the AKS workload identity webhook"
+        )),
+        "{error}"
+    );
 }

@@ -8,6 +8,8 @@ mod support;
 mod any_body;
 mod axum_gateway;
 #[cfg(feature = "workload")]
+mod azure_managed_identity;
+#[cfg(feature = "workload")]
 mod azure_workload_identity;
 mod cache;
 mod clock;
@@ -15,6 +17,10 @@ mod clock;
 mod dpop;
 mod faults;
 mod file_store;
+#[cfg(feature = "workload")]
+mod gcp_metadata;
+#[cfg(feature = "workload")]
+mod github_actions_oidc;
 mod hot_path_allocations;
 mod hyper_client;
 mod idle_runtime;

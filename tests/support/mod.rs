@@ -3,9 +3,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod auth_server;
+pub mod azure_identity_server;
 pub mod channel_body;
+pub mod child;
 pub mod dpop_server;
 pub mod events;
+pub mod fake;
+pub mod gcp_metadata_server;
+pub mod github_oidc_server;
 pub mod jwt;
 pub mod memory_store;
 pub mod revoking_api;
