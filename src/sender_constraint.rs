@@ -2,7 +2,7 @@
 //! such as a DPoP proof (RFC 9449).
 
 use std::fmt;
-use std::num::NonZeroU64;
+use std::num::NonZeroU32;
 
 use http::{HeaderMap, Method, StatusCode, Uri};
 
@@ -64,11 +64,11 @@ pub enum Challenge {
 }
 
 /// The origin (scheme, host and port) of a request sent with a proof, as a
-/// 64-bit hash: what a [`SenderConstraint`] keeps per-origin state (a
+/// 32-bit hash: what a [`SenderConstraint`] keeps per-origin state (a
 /// nonce) by. The host is compared without regard to case and a default
 /// port is the same as none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OriginId(NonZeroU64);
+pub struct OriginId(NonZeroU32);
 
 impl OriginId {
     /// The origin of an absolute `http` or `https` URI; `None` for a
@@ -91,7 +91,9 @@ impl OriginId {
         };
         let authority = uri.authority()?;
         let port = authority.port_u16().unwrap_or(default_port);
-        let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+        // FNV-1a, 32 bits: a collision would share a nonce between two
+        // origins, which only costs a nonce challenge.
+        let mut hash = 0x811c_9dc5_u32;
         let bytes = scheme
             .bytes()
             .chain([b':'])
@@ -103,13 +105,13 @@ impl OriginId {
             )
             .chain(port.to_be_bytes());
         for byte in bytes {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
         }
-        Some(Self(NonZeroU64::new(hash).unwrap_or(NonZeroU64::MIN)))
+        Some(Self(NonZeroU32::new(hash).unwrap_or(NonZeroU32::MIN)))
     }
 
     /// The hash.
-    pub fn get(self) -> u64 {
+    pub fn get(self) -> u32 {
         self.0.get()
     }
 }

@@ -128,6 +128,10 @@ impl Shared {
     /// Starts removing the rejected token of `entry` from the store, if the
     /// cache has one (and a runtime to do it on).
     fn discard_from_store(self: &Arc<Self>, entry: &Entry) -> Option<Discarding> {
+        // A key-bound token is never saved: nothing to discard.
+        if entry.token().sender_constraint().is_some() {
+            return None;
+        }
         let store = Arc::clone(&self.config.store.as_ref()?.0);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!("no tokio runtime to discard the rejected token from the store");

@@ -107,6 +107,9 @@ pub(crate) struct Shared {
     /// The source's tokens are bound to a key (DPoP): useless to other
     /// processes, so the store is no longer used.
     key_bound: AtomicBool,
+    /// The constraint of the last key-bound token published, kept when the
+    /// token goes: responses to requests it sent are read with it.
+    last_constraint: Mutex<Constraint>,
     /// Identifies this cache in per-thread snapshots.
     id: u64,
     /// Changes whenever what the hot path may use changes (a token is
@@ -115,21 +118,23 @@ pub(crate) struct Shared {
     counters: Counters,
 }
 
-/// A token ready to be sent: its header, its generation, and what each
-/// request needs if it is bound to a key.
+/// A token ready to be sent: its header and its generation.
 #[derive(Debug, Clone)]
 pub(crate) struct Credential {
     pub(crate) header: HeaderValue,
     pub(crate) generation: u64,
-    pub(crate) constraint: Option<Arc<dyn SenderConstraint>>,
 }
+
+/// What each request sent with a token needs besides its header, if the
+/// token is bound to a key. Kept apart from [`Credential`], which the
+/// bearer hot path moves around (two words more there cost it).
+pub(crate) type Constraint = Option<Arc<dyn SenderConstraint>>;
 
 impl Credential {
     fn of(entry: &Entry) -> Self {
         Self {
             header: entry.header().clone(),
             generation: entry.generation(),
-            constraint: entry.token().sender_constraint().cloned(),
         }
     }
 }
@@ -161,6 +166,7 @@ impl TokenCache {
                 generation: AtomicU64::new(0),
                 unconfirmed: AtomicBool::new(false),
                 key_bound: AtomicBool::new(false),
+                last_constraint: Mutex::new(None),
                 id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
                 version: Arc::new(AtomicU64::new(0)),
                 counters,
@@ -276,7 +282,9 @@ impl TokenCache {
         }
         let current = self.shared.current.load();
         match current.as_ref() {
-            Some(entry) if entry.is_fresh() => {
+            // A key-bound token needs a proof: the slow path, with its
+            // constraint ([`credential`](Self::credential)).
+            Some(entry) if entry.is_fresh() && entry.token().sender_constraint().is_none() => {
                 // From this thread's copy of the header, from the first
                 // request on.
                 Some(snapshot::put(
@@ -289,17 +297,25 @@ impl TokenCache {
         }
     }
 
-    /// The sender constraint of the current token, if it has one.
-    pub(crate) fn current_constraint(&self) -> Option<Arc<dyn SenderConstraint>> {
-        let current = self.shared.current.load();
-        current
-            .as_ref()
-            .and_then(|entry| entry.token().sender_constraint().cloned())
+    /// The constraint of the last key-bound token this cache published
+    /// (the current one, or the one a request went with if it was dropped
+    /// since): what reads the responses to proven requests. A key's
+    /// constraints share its nonces, so any of them reads them right.
+    pub(crate) fn last_constraint(&self) -> Constraint {
+        self.shared
+            .last_constraint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// The slow path: a usable token, refreshing if needed.
-    pub(crate) async fn credential(self) -> Result<Credential, Error> {
-        self.entry().await.map(|entry| Credential::of(&entry))
+    /// The slow path: a usable token, refreshing if needed, and its
+    /// constraint if it is bound to a key.
+    pub(crate) async fn credential(self) -> Result<(Credential, Constraint), Error> {
+        self.entry().await.map(|entry| {
+            let constraint = entry.token().sender_constraint().cloned();
+            (Credential::of(&entry), constraint)
+        })
     }
 
     async fn entry(&self) -> Result<Arc<Entry>, Error> {

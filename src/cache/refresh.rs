@@ -304,6 +304,13 @@ impl Shared {
                 }
                 self.unconfirmed
                     .store(flight.current_replaced_rejected, Ordering::Relaxed);
+                if let Some(constraint) = entry.token().sender_constraint() {
+                    *self
+                        .last_constraint
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(Arc::clone(constraint));
+                }
                 self.current.store(Some(Arc::clone(entry)));
                 self.counters.set_expiry(Some(entry.token()));
                 self.bump();

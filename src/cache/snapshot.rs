@@ -9,11 +9,7 @@
 
 use std::cell::RefCell;
 
-use std::sync::Arc;
-
 use http::HeaderValue;
-
-use crate::SenderConstraint;
 
 use super::Credential;
 
@@ -27,7 +23,6 @@ struct Snapshot {
     /// requests sent from this thread).
     header: HeaderValue,
     generation: u64,
-    constraint: Option<Arc<dyn SenderConstraint>>,
 }
 
 impl Snapshot {
@@ -36,7 +31,6 @@ impl Snapshot {
         Credential {
             header: self.header.clone(),
             generation: self.generation,
-            constraint: self.constraint.clone(),
         }
     }
 }
@@ -101,7 +95,6 @@ pub(super) fn put(cache: u64, version: u64, credential: Credential) -> Credentia
                         version,
                         header: own_copy(&credential.header),
                         generation: credential.generation,
-                        constraint: credential.constraint.clone(),
                     });
                 }
             }
@@ -134,11 +127,7 @@ mod tests {
     fn credential(value: &'static str, generation: u64) -> Credential {
         let mut header = HeaderValue::from_static(value);
         header.set_sensitive(true);
-        Credential {
-            header,
-            generation,
-            constraint: None,
-        }
+        Credential { header, generation }
     }
 
     #[test]

@@ -17,10 +17,18 @@ pub(crate) static DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce")
 
 /// A DPoP-bound token's [`SenderConstraint`]: the key, and the token's
 /// `ath`, computed once per token.
-#[derive(Debug)]
 pub(crate) struct DpopBinding {
     key: DpopKey,
     ath: String,
+}
+
+/// The key only: `ath` identifies the token.
+impl std::fmt::Debug for DpopBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopBinding")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DpopBinding {
@@ -58,7 +66,11 @@ impl SenderConstraint for DpopBinding {
 
     fn answered(&self, origin: OriginId, status: StatusCode, headers: &HeaderMap) -> Challenge {
         let kept = keep_nonce(&self.key, origin, headers);
-        if kept && status == StatusCode::UNAUTHORIZED && asks_for_nonce(headers) {
+        // HTTP says it with 401; gRPC with `UNAUTHENTICATED` (16), in the
+        // headers of a trailers-only response or in the trailers.
+        let unauthorized = status == StatusCode::UNAUTHORIZED
+            || headers.get("grpc-status").map(HeaderValue::as_bytes) == Some(b"16");
+        if kept && unauthorized && asks_for_nonce(headers) {
             Challenge::ProveAgain
         } else {
             Challenge::None

@@ -23,7 +23,9 @@ pub enum DpopAlgorithm {
     /// Ed25519: the fastest to sign; check that your server accepts it.
     EdDSA,
     /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key: for servers that
-    /// accept nothing else. Slow to generate and to sign.
+    /// accept nothing else. Slow to generate and to sign, and signed with
+    /// the `rsa` crate, whose private-key operations are not constant-time
+    /// (RUSTSEC-2023-0071): prefer ES256 or EdDSA.
     RS256,
 }
 

@@ -41,16 +41,21 @@ impl Nonces {
             return false;
         }
         let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = latest.iter_mut().find(|(id, _)| *id == origin) {
-            if &*slot.1 != nonce {
-                slot.1 = Arc::from(nonce);
+        let kept = match latest.iter().position(|(id, _)| *id == origin) {
+            // The same nonce again (every response may repeat it): no
+            // allocation.
+            Some(index) if &*latest[index].1 == nonce => latest.remove(index),
+            Some(index) => {
+                latest.remove(index);
+                None
             }
-            return true;
-        }
-        if latest.len() == MAX_ORIGINS {
+            None => None,
+        };
+        if latest.len() >= MAX_ORIGINS {
             latest.pop_front();
         }
-        latest.push_back((origin, Arc::from(nonce)));
+        // Given last: forgotten last.
+        latest.push_back(kept.unwrap_or_else(|| (origin, Arc::from(nonce))));
         true
     }
 
@@ -91,6 +96,13 @@ mod tests {
         assert_eq!(nonces.len(), MAX_ORIGINS);
         assert_eq!(nonces.get(origin(0)), None, "the oldest went first");
         assert!(nonces.get(origin(999)).is_some());
+        // Given again, an origin is forgotten last.
+        nonces.set(origin(936), "again");
+        for n in 2000..2063 {
+            nonces.set(origin(n), "nonce");
+        }
+        assert_eq!(nonces.get(origin(936)).as_deref(), Some("again"));
+        assert_eq!(nonces.get(origin(937)), None);
         for bad in ["", "with space", "quote\"", "back\\slash", "ünïcode"] {
             assert!(!nonces.set(origin(1), bad), "{bad:?}");
         }

@@ -15,12 +15,13 @@ use super::response_body::ResponseBody;
 use super::settings::Settings;
 use super::ticket::Ticket;
 use super::token_rejected::{NotRetried, TokenRejected};
-use crate::cache::{Credential, Discarding};
+use crate::cache::{Constraint, Credential, Discarding};
 use crate::rejection::{ResponseHead, grpc_status, is_grpc};
 use crate::{BoxError, Challenge, ClassifyRejection, Error, TokenCache};
 
 /// Waiting for a token: boxed, as it only happens off the hot path.
-pub(super) type CredentialFuture = Pin<Box<dyn Future<Output = Result<Credential, Error>> + Send>>;
+pub(super) type CredentialFuture =
+    Pin<Box<dyn Future<Output = Result<(Credential, Constraint), Error>> + Send>>;
 
 pin_project! {
     /// One sending of a request: first waiting for a token if there is no
@@ -154,12 +155,15 @@ where
                     match judge(settings, ticket, &response) {
                         Verdict::Rejected => match drop_rejected(settings, ticket, response) {
                             Ok(rejection) => {
-                                return Poll::Ready(Ok(Answer::Rejected(rejection, ticket.route)));
+                                return Poll::Ready(Ok(Answer::Rejected(
+                                    rejection,
+                                    ticket.route(),
+                                )));
                             }
                             Err(waiting) => self.set(Attempt::discarding(waiting)),
                         },
                         Verdict::ProveAgain => {
-                            return Poll::Ready(Ok(Answer::ProveAgain(response, ticket.route)));
+                            return Poll::Ready(Ok(Answer::ProveAgain(response, ticket.route())));
                         }
                         verdict => {
                             return Poll::Ready(Ok(Answer::Pass(
@@ -195,8 +199,9 @@ where
                         mut request,
                         ..
                     } = *waiting;
-                    let ticket = outcome
-                        .and_then(|credential| Ticket::authorize(&mut request, credential, route));
+                    let ticket = outcome.and_then(|(credential, constraint)| {
+                        Ticket::authorize(&mut request, credential, constraint, route)
+                    });
                     match ticket {
                         Ok(ticket) => self.set(Attempt::Sent {
                             future: service.call(request),
@@ -304,12 +309,14 @@ pub(crate) fn judge_head<C: ClassifyRejection>(
     headers: &HeaderMap,
     from_there: impl Fn() -> bool,
 ) -> Verdict {
-    let Some(cache) = settings.routes.cache(ticket.route) else {
+    let Some(cache) = settings.routes.cache(ticket.route()) else {
         return Verdict::Pass;
     };
+    // A proven request's answer (from where it went: a redirect target's
+    // nonce is another origin's) may carry a nonce, or challenge the proof.
     if let Some(origin) = ticket.proven_for
-        && read_proven(cache, origin, status, headers) == Challenge::ProveAgain
         && from_there()
+        && read_proven(cache, origin, status, headers) == Challenge::ProveAgain
     {
         return Verdict::ProveAgain;
     }
@@ -339,19 +346,19 @@ pub(crate) fn judge_head<C: ClassifyRejection>(
     Verdict::Pass
 }
 
-/// Lets the constraint of `cache`'s key-bound token read the response to a
-/// request proven for `origin` (a new nonce), and says whether it
+/// Lets the constraint of `cache`'s key-bound tokens read the response to
+/// a request proven for `origin` (a new nonce), and says whether it
 /// challenges the proof. Off the bearer path.
 #[cold]
 #[inline(never)]
-fn read_proven(
+pub(super) fn read_proven(
     cache: &TokenCache,
     origin: crate::OriginId,
     status: http::StatusCode,
     headers: &HeaderMap,
 ) -> Challenge {
     cache
-        .current_constraint()
+        .last_constraint()
         .map_or(Challenge::None, |constraint| {
             constraint.answered(origin, status, headers)
         })
@@ -368,11 +375,11 @@ pub(super) fn drop_rejected<C, R>(
     ticket: Ticket,
     rejection: Response<R>,
 ) -> Result<Response<R>, Box<DiscardWait<Response<R>>>> {
-    let Some(cache) = settings.routes.cache(ticket.route) else {
+    let Some(cache) = settings.routes.cache(ticket.route()) else {
         return Ok(rejection);
     };
     match reject(cache, ticket, rejection.status()) {
-        Some(discarding) => Err(DiscardWait::new(discarding, rejection, ticket.route)),
+        Some(discarding) => Err(DiscardWait::new(discarding, rejection, ticket.route())),
         None => Ok(rejection),
     }
 }

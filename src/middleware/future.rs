@@ -61,7 +61,7 @@ where
                     Ok(rejection) => {
                         return Poll::Ready(Ok(not_retried(
                             settings,
-                            ticket.route,
+                            ticket.route(),
                             rejection,
                             NotRetried::Off,
                             None,

@@ -45,9 +45,17 @@ pub(super) trait WatchTrailers: Send + Sync + 'static {
 
 impl<C: ClassifyRejection> WatchTrailers for Settings<C> {
     fn on_trailers(&self, ticket: Ticket, trailers: &HeaderMap) {
-        let Some(cache) = self.routes.cache(ticket.route) else {
+        let Some(cache) = self.routes.cache(ticket.route()) else {
             return;
         };
+        // A proven call's trailers may carry a nonce, or challenge the
+        // proof (not the token): the next call proves again.
+        if let Some(origin) = ticket.proven_for
+            && super::attempt::read_proven(cache, origin, http::StatusCode::OK, trailers)
+                == crate::Challenge::ProveAgain
+        {
+            return;
+        }
         if self.classifier.rejects_trailers(trailers) {
             // The response is the caller's already: the store is told on a
             // task of its own, which nothing here can wait for.

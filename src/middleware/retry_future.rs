@@ -260,7 +260,7 @@ where
                         ..
                     } = *waiting;
                     let origin = Origin::of(request.uri());
-                    let credential = match outcome {
+                    let (credential, constraint) = match outcome {
                         Ok(credential) => credential,
                         Err(error) => {
                             tracing::warn!(
@@ -280,12 +280,13 @@ where
                     if let (Some(cache), Cause::Rejected) = (settings.routes.cache(route), cause) {
                         cache.note_retry();
                     }
-                    let ticket = match Ticket::authorize(&mut request, credential, route) {
-                        Ok(ticket) => ticket,
-                        Err(error) => {
-                            return Poll::Ready(Err(token_failure(error, request.headers())));
-                        }
-                    };
+                    let ticket =
+                        match Ticket::authorize(&mut request, credential, constraint, route) {
+                            Ok(ticket) => ticket,
+                            Err(error) => {
+                                return Poll::Ready(Err(token_failure(error, request.headers())));
+                            }
+                        };
                     state.set(State::PollingReady {
                         waiting: Box::new(PollingReady {
                             service,
@@ -316,7 +317,7 @@ where
                             ticket,
                         },
                         retried: Some(Retried {
-                            route: ticket.route,
+                            route: ticket.route(),
                             origin,
                             cause,
                         }),

@@ -157,12 +157,11 @@ impl<S, C, R> TokenRefresh<S, C, R> {
         let decision = match route {
             None => Decision::Pass,
             Some((route, cache)) => match cache.fresh_credential() {
-                Some(credential) => match Ticket::authorize(request, credential, route) {
-                    Ok(ticket) => Decision::Authorized(ticket),
-                    // No proof for a key-bound token: the request fails as
-                    // one that could get no token does.
-                    Err(error) => Decision::Wait(Box::pin(std::future::ready(Err(error))), route),
-                },
+                // Only bearer tokens are fresh here: a bound one waits for
+                // its constraint (and a proof) on the slow path.
+                Some(credential) => {
+                    Decision::Authorized(Ticket::bearer(request.headers_mut(), credential, route))
+                }
                 None => Decision::Wait(Box::pin(cache.clone().credential()), route),
             },
         };

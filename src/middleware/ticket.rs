@@ -3,7 +3,7 @@
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method, Request, Uri};
 
-use crate::cache::Credential;
+use crate::cache::{Constraint, Credential};
 use crate::{Error, OriginId, SenderConstraint};
 
 /// The route a request was sent on, the generation of its token (so that a
@@ -12,15 +12,33 @@ use crate::{Error, OriginId, SenderConstraint};
 /// the response is read for that origin).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
-    pub(crate) route: usize,
     pub(crate) generation: u64,
+    /// The route's index (there are never 2^32 routes), kept in 32 bits so
+    /// that a ticket stays two words: it travels in every response future.
+    route: u32,
     pub(crate) proven_for: Option<OriginId>,
 }
 
 impl Ticket {
+    #[inline]
+    fn new(route: usize, generation: u64, proven_for: Option<OriginId>) -> Self {
+        Self {
+            generation,
+            route: u32::try_from(route).unwrap_or(u32::MAX),
+            proven_for,
+        }
+    }
+
+    /// The route the request was sent on.
+    #[inline]
+    pub(crate) fn route(&self) -> usize {
+        self.route as usize
+    }
+
     /// Puts `credential` of route `route` into `request` (replacing any
-    /// `Authorization` it had), with a proof if the token is bound to a
-    /// key, and returns the ticket it goes out with.
+    /// `Authorization` it had), with a proof if the token is bound to a key
+    /// (`constraint`: the bearer hot path passes `None`), and returns the
+    /// ticket it goes out with.
     ///
     /// # Errors
     ///
@@ -29,44 +47,58 @@ impl Ticket {
     pub(crate) fn authorize<B>(
         request: &mut Request<B>,
         credential: Credential,
+        constraint: Constraint,
         route: usize,
     ) -> Result<Self, Error> {
-        if credential.constraint.is_none() {
-            return Ok(Self::bearer(request.headers_mut(), credential, route));
+        match constraint {
+            None => Ok(Self::bearer(request.headers_mut(), credential, route)),
+            Some(constraint) => Self::prove_request(request, constraint, credential, route),
         }
-        let (method, uri) = (request.method().clone(), request.uri().clone());
-        Self::authorize_headers(
-            request.headers_mut(),
-            credential,
-            route,
-            Some((&method, &uri)),
-        )
     }
 
     /// [`authorize`](Self::authorize) for a request of which only the
     /// headers are at hand (reqwest's), with its method and URI if the
     /// token is bound to a key (`None` then if the URI is not usable).
+    #[cfg(feature = "reqwest-middleware")]
     #[inline]
     pub(crate) fn authorize_headers(
         headers: &mut HeaderMap,
         credential: Credential,
+        constraint: Constraint,
         route: usize,
         target: Option<(&Method, &Uri)>,
     ) -> Result<Self, Error> {
-        match credential.constraint.clone() {
+        match constraint {
             None => Ok(Self::bearer(headers, credential, route)),
             Some(constraint) => Self::prove(&*constraint, target, headers, credential, route),
         }
     }
 
+    /// A bearer token: its header, nothing more.
     #[inline]
-    fn bearer(headers: &mut HeaderMap, credential: Credential, route: usize) -> Self {
+    pub(crate) fn bearer(headers: &mut HeaderMap, credential: Credential, route: usize) -> Self {
         headers.insert(AUTHORIZATION, credential.header);
-        Self {
+        Self::new(route, credential.generation, None)
+    }
+
+    /// [`authorize`](Self::authorize) of a bound token: off the bearer path.
+    #[cold]
+    #[inline(never)]
+    fn prove_request<B>(
+        request: &mut Request<B>,
+        constraint: std::sync::Arc<dyn SenderConstraint>,
+        credential: Credential,
+        route: usize,
+    ) -> Result<Self, Error> {
+        let (method, uri) = (request.method().clone(), request.uri().clone());
+        let target = Some((&method, &uri));
+        Self::prove(
+            &*constraint,
+            target,
+            request.headers_mut(),
+            credential,
             route,
-            generation: credential.generation,
-            proven_for: None,
-        }
+        )
     }
 
     /// A bound token, with the proof for this request.
@@ -90,10 +122,6 @@ impl Ticket {
             .prove(method, uri, origin, headers)
             .map_err(Error::proof)?;
         headers.insert(AUTHORIZATION, credential.header);
-        Ok(Self {
-            route,
-            generation: credential.generation,
-            proven_for: Some(origin),
-        })
+        Ok(Self::new(route, credential.generation, Some(origin)))
     }
 }

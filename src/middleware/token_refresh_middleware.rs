@@ -16,7 +16,7 @@ use super::attempt::{Verdict, judge_head, reject};
 use super::settings::Settings;
 use super::ticket::Ticket;
 use super::token_rejected::{NotRetried, TokenRejected};
-use crate::cache::Credential;
+use crate::cache::{Constraint, Credential};
 use crate::replay::NotReplayable;
 use crate::{ClassifyRejection, NoToken, StandardRejection, TokenCache, TokenRoutes};
 
@@ -30,7 +30,11 @@ use crate::{ClassifyRejection, NoToken, StandardRejection, TokenCache, TokenRout
 ///   replacing any it had unless
 ///   [`keep_existing_authorization`](Self::keep_existing_authorization); a
 ///   request with a [`NoToken`] extension (`.with_extension(NoToken)`) gets
-///   none.
+///   none. A token bound to a key (DPoP, feature `dpop`) goes as
+///   `Authorization: DPoP <token>` with a proof for the request, and a
+///   server's nonce challenge is answered as the layer answers it: with
+///   [`retry_rejected`](Self::retry_rejected), the request is sent once more
+///   with a new proof and the same token.
 /// - A fresh token costs an atomic load; a missing or expired one is fetched
 ///   once for every concurrent request.
 /// - A `401` (or what the [classifier](Self::rejection) calls a rejection)
@@ -167,7 +171,7 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
         request: &mut Request,
         cache: &'a TokenCache,
         route: usize,
-        credential: Credential,
+        credential: (Credential, Constraint),
     ) -> Result<Sending<'a>, reqwest_middleware::Error> {
         let ticket = ticket_for(request, credential, route)?;
         Ok(Sending {
@@ -214,10 +218,54 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let response = next.clone().run(request, extensions).await?;
-        if !is_rejection(&self.settings, sending.ticket, sending.sent_to, &response) {
-            return Ok(response);
+        match judged(&self.settings, sending.ticket, sending.sent_to, &response) {
+            Verdict::Rejected => Box::pin(self.rejected(sending, response, extensions, next)).await,
+            Verdict::ProveAgain => {
+                Box::pin(self.prove_again(sending, response, extensions, next)).await
+            }
+            Verdict::Pass | Verdict::WatchTrailers => Ok(response),
         }
-        Box::pin(self.rejected(sending, response, extensions, next)).await
+    }
+
+    /// The server challenged the proof of `sending`'s key-bound token (a
+    /// DPoP nonce, now kept): sends the request once more with a new proof
+    /// and the same token, when it may; otherwise the caller gets the
+    /// challenge, and the next request carries the new proof.
+    #[cold]
+    async fn prove_again(
+        &self,
+        sending: Sending<'_>,
+        challenge: Response,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let Sending {
+            cache,
+            ticket,
+            sent_to,
+            second,
+        } = sending;
+        let (true, Some(mut second)) = (self.retry, second) else {
+            return Ok(challenge);
+        };
+        let Ok(credential) = cache.clone().credential().await else {
+            return Ok(challenge);
+        };
+        drop(challenge);
+        tracing::debug!(
+            cache = cache.name(),
+            "sending the request again with a new proof, as the server asked"
+        );
+        let ticket = ticket_for(&mut second, credential, ticket.route())?;
+        let response = next.run(*second, extensions).await?;
+        if matches!(
+            judged(&self.settings, ticket, sent_to, &response),
+            Verdict::Rejected
+        ) {
+            forget(cache, ticket, &response).await;
+            return Ok(not_retried(cache, response, NotRetried::AlreadyRetried));
+        }
+        Ok(response)
     }
 
     /// The server rejected the token of `sending` with `rejection`: drops
@@ -261,9 +309,12 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             cache = cache.name(),
             "retrying rejected request with a new token"
         );
-        let ticket = ticket_for(&mut second, credential, ticket.route)?;
+        let ticket = ticket_for(&mut second, credential, ticket.route())?;
         let mut response = next.run(second, extensions).await?;
-        if is_rejection(&self.settings, ticket, sent_to, &response) {
+        if matches!(
+            judged(&self.settings, ticket, sent_to, &response),
+            Verdict::Rejected
+        ) {
             forget(cache, ticket, &response).await;
             return Ok(not_retried(cache, response, NotRetried::AlreadyRetried));
         }
@@ -279,10 +330,10 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
 #[inline]
 fn ticket_for(
     request: &mut Request,
-    credential: Credential,
+    (credential, constraint): (Credential, Constraint),
     route: usize,
 ) -> Result<Ticket, reqwest_middleware::Error> {
-    let target = credential.constraint.as_ref().map(|_| {
+    let target = constraint.as_ref().map(|_| {
         (
             request.method().clone(),
             request.url().as_str().parse::<http::Uri>().ok(),
@@ -291,7 +342,7 @@ fn ticket_for(
     let target = target
         .as_ref()
         .and_then(|(method, uri)| Some((method, uri.as_ref()?)));
-    Ticket::authorize_headers(request.headers_mut(), credential, route, target)
+    Ticket::authorize_headers(request.headers_mut(), credential, constraint, route, target)
         .map_err(reqwest_middleware::Error::middleware)
 }
 
@@ -304,30 +355,28 @@ struct Sending<'a> {
     second: Option<Box<Request>>,
 }
 
-/// Whether `response` rejects the token of `ticket`, sent to `sent_to`
-/// (judged as the layer judges: a success confirms the token). A response
+/// What `response` says of the token of `ticket`, sent to `sent_to`
+/// (judged as the layer judges: a success confirms the token; a proof's
+/// challenge is no rejection). A response
 /// from another origin (reqwest followed a redirect there, and dropped the
 /// token on the way) says nothing about the token: it neither rejects nor
 /// confirms it (where it came from is looked at only then). A gRPC
 /// status in trailers is not watched (reqwest's callers read bodies
 /// themselves).
 #[inline]
-fn is_rejection<C: ClassifyRejection>(
+fn judged<C: ClassifyRejection>(
     settings: &Settings<C>,
     ticket: Ticket,
     sent_to: Destination,
     response: &Response,
-) -> bool {
+) -> Verdict {
     let from_there = || Destination::of(response.url()) == sent_to;
-    matches!(
-        judge_head(
-            settings,
-            ticket,
-            response.status(),
-            response.headers(),
-            from_there
-        ),
-        Verdict::Rejected
+    judge_head(
+        settings,
+        ticket,
+        response.status(),
+        response.headers(),
+        from_there,
     )
 }
 
@@ -426,10 +475,12 @@ impl<C: ClassifyRejection + Clone> Middleware for TokenRefreshMiddleware<C> {
         };
         let mut request = request;
         match cache.fresh_credential() {
-            Some(credential) => match self.authorize(&mut request, cache, route, credential) {
-                Ok(sending) => Box::pin(self.send(sending, request, extensions, next)),
-                Err(error) => Box::pin(std::future::ready(Err(error))),
-            },
+            Some(credential) => {
+                match self.authorize(&mut request, cache, route, (credential, None)) {
+                    Ok(sending) => Box::pin(self.send(sending, request, extensions, next)),
+                    Err(error) => Box::pin(std::future::ready(Err(error))),
+                }
+            }
             None => Box::pin(self.wait_then_send(request, (route, cache), extensions, next)),
         }
     }

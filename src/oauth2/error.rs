@@ -300,8 +300,12 @@ impl Error {
     /// `401`/`403` with a status that is not retryable): the cache then
     /// says trying again will not help.
     pub(crate) fn marked_permanent(mut self) -> Self {
+        // A DPoP nonce or proof problem (a nonce rotated under the request,
+        // a clock off) is the proof's, not the client's or the grant's.
+        let dpop = matches!(&self.0.code, Some(ErrorCode::Other(code))
+            if code == "use_dpop_nonce" || code == "invalid_dpop_proof");
         let refused = match self.0.kind {
-            ErrorKind::Rejected => !self.is_retryable(),
+            ErrorKind::Rejected => !self.is_retryable() && !dpop,
             ErrorKind::Status => self
                 .0
                 .status

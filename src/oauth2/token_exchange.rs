@@ -50,9 +50,11 @@ pub mod token_type {
 ///   [`ClientAuth`](super::ClientAuth)).
 /// - The answer's `issued_token_type` is checked against
 ///   [`requested_token_type`](SourceBuilder::requested_token_type) when one
-///   was asked for; a `token_type` of `N_A` (a token that is not an access
-///   token, such as an ID token) is accepted and presented as a bearer
-///   credential.
+///   was asked for (an answer without it, which RFC 8693 requires but some
+///   servers leave out, is taken as what was asked); a `token_type` of
+///   `N_A` (a token that is not an access token, such as an ID token) is
+///   accepted in an answer with an `issued_token_type`, and presented as a
+///   bearer credential.
 /// - The subject and actor tokens never appear in errors, logs or `Debug`:
 ///   a server message quoting one is redacted. A subject source that fails
 ///   fails the exchange with

@@ -307,7 +307,7 @@ async fn a_thousand_requests_at_the_first_nonce_challenge_are_each_retried_at_mo
         assert_eq!(request.await.unwrap(), StatusCode::OK);
     }
     let challenges = server.api_nonce_challenges();
-    assert!(challenges <= 1000, "{challenges}");
+    assert!((1..=1000).contains(&challenges), "{challenges}");
     assert_eq!(
         server.api_requests(),
         1000 + challenges,
@@ -432,4 +432,125 @@ async fn grpc_calls_carry_a_proof_each() {
     }
     assert_eq!(server.refusals(), Vec::<String>::new());
     assert_eq!((server.api_ok(), server.token_requests()), (3, 1));
+}
+
+/// A gRPC server says `use_dpop_nonce` with `UNAUTHENTICATED` in a
+/// trailers-only response: a challenge of the proof, answered by one more
+/// call with the nonce, not a rejection of the token.
+#[tokio::test]
+async fn a_grpc_nonce_challenge_is_answered_not_taken_for_a_rejection() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use std::sync::{Arc, Mutex};
+
+    let server = DpopServer::start().await;
+    let cache = TokenCache::new(source(&server, &es256()));
+    let nonces_seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = nonces_seen.clone();
+    let grpc = tower::service_fn(move |request: Request<Full<Bytes>>| {
+        let proof = request.headers()["dpop"].to_str().unwrap().to_owned();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&B64.decode(proof.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        let nonce = claims["nonce"].as_str().map(str::to_owned);
+        seen.lock().unwrap().push(nonce.clone());
+        async move {
+            let mut response = http::Response::new(Full::<Bytes>::default());
+            let headers = response.headers_mut();
+            headers.insert("content-type", "application/grpc".parse().unwrap());
+            if nonce.as_deref() == Some("grpc-nonce-1") {
+                headers.insert("grpc-status", "0".parse().unwrap());
+            } else {
+                headers.insert("grpc-status", "16".parse().unwrap());
+                headers.insert(
+                    "www-authenticate",
+                    r#"DPoP error="use_dpop_nonce""#.parse().unwrap(),
+                );
+                headers.insert("dpop-nonce", "grpc-nonce-1".parse().unwrap());
+            }
+            Ok::<_, BoxError>(response)
+        }
+    });
+    let api = ServiceBuilder::new()
+        .layer(TokenRefreshLayer::new(cache.clone()).retry_rejected())
+        .service(grpc);
+    let call = || {
+        Request::post("http://127.0.0.1:1/pkg.Orders/Get")
+            .header("content-type", "application/grpc")
+            .body(Full::default())
+            .unwrap()
+    };
+    let response = api.clone().oneshot(call()).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "0");
+    let response = api.oneshot(call()).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "0");
+    assert_eq!(
+        *nonces_seen.lock().unwrap(),
+        [
+            None,
+            Some("grpc-nonce-1".to_owned()),
+            Some("grpc-nonce-1".to_owned())
+        ]
+    );
+    let stats = cache.stats();
+    assert_eq!((stats.fetches, stats.rejections), (1, 0));
+}
+
+/// A nonce challenge is read even when the token it answers was dropped
+/// while the request was out (another request's rejection): the nonce is
+/// kept, and the next request is not challenged.
+#[tokio::test]
+async fn a_challenge_to_a_token_dropped_meanwhile_still_keeps_its_nonce() {
+    let server = DpopServer::start().await;
+    server.demand_api_nonce("api-nonce-0");
+    let cache = TokenCache::new(source(&server, &es256()));
+    let dropping = cache.clone();
+    let api = ServiceBuilder::new()
+        .layer(TokenRefreshLayer::new(cache.clone()))
+        .service(tower::service_fn(move |request: Request<Full<Bytes>>| {
+            let (http, cache) = (http(), dropping.clone());
+            async move {
+                let response = http.request(request).await?;
+                if let Ok(token) = cache.token().await {
+                    cache.invalidate(&token);
+                }
+                Ok::<_, BoxError>(response)
+            }
+        }));
+    let (status, _) = send(&api, Method::GET, &server.url("/api"), "").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the challenge, not retried"
+    );
+    assert_eq!(server.api_nonce_challenges(), 1);
+    let plain = ServiceBuilder::new()
+        .layer(TokenRefreshLayer::new(cache.clone()))
+        .service(http());
+    let (status, _) = send(&plain, Method::GET, &server.url("/api"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.api_nonce_challenges(), 1, "the nonce was kept");
+}
+
+/// reqwest through `TokenRefreshMiddleware`: a nonce challenge is answered
+/// by one more request with a new proof.
+#[cfg(feature = "reqwest-middleware")]
+#[tokio::test]
+async fn reqwest_answers_a_nonce_challenge_once() {
+    use tower_token_refresh::TokenRefreshMiddleware;
+    let server = DpopServer::start().await;
+    server.demand_api_nonce("api-nonce-0");
+    let cache = TokenCache::new(source(&server, &es256()));
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(TokenRefreshMiddleware::new(cache.clone()).retry_rejected())
+        .build();
+    let response = client.get(server.url("/api")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client.get(server.url("/api")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        (server.api_nonce_challenges(), server.api_requests()),
+        (1, 3)
+    );
+    assert_eq!(server.refusals(), Vec::<String>::new());
+    assert_eq!((cache.stats().fetches, cache.stats().rejections), (1, 0));
 }
