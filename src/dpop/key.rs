@@ -14,11 +14,12 @@ use zeroize::Zeroizing;
 use super::nonces::Nonces;
 
 /// The algorithm DPoP proofs are signed with (RFC 7518 names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum DpopAlgorithm {
-    /// ECDSA with P-256 and SHA-256: small, fast, and what every DPoP
-    /// server supports (the default).
+    /// ECDSA with P-256 and SHA-256: small, and what every DPoP server
+    /// supports (the default).
+    #[default]
     ES256,
     /// Ed25519: the fastest to sign; check that your server accepts it.
     EdDSA,

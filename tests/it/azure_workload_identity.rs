@@ -162,3 +162,25 @@ async fn child_from_env() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_a_thousand_makes_one_token_request() {
+    let dir = TempDir::new("azure-wi-burst");
+    let (endpoint, _) = entra_with_federated_token(&dir).await;
+    let source =
+        AzureWorkloadIdentity::builder(&endpoint.url("/"), TENANT, CLIENT, dir.join("token"))
+            .scope("https://vault.azure.net/.default")
+            .build()
+            .unwrap();
+    let cache = TokenCache::new(source);
+    let callers: Vec<_> = (0..1000)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.token().await.map(|token| token.secret().to_owned()) })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap(), "cc-1");
+    }
+    assert_eq!(endpoint.requests(), 1);
+}
