@@ -158,7 +158,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `oauth2` | yes | [`oauth2`]: client credentials, refresh token, JWT bearer, discovery |
+//! | `oauth2` | yes | [`oauth2`]: client credentials, refresh token, JWT bearer, token exchange, discovery |
 //! | `rustls` | yes | HTTPS token endpoints (hyper-rustls with ring and the webpki roots) |
 //! | `native-roots` | no | also trust the operating system's root certificates |
 //! | `rust-crypto` | no | signed JWT assertions with RustCrypto |
@@ -168,7 +168,8 @@
 //! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis |
 //! | `metrics` | no | `metrics`: each cache's counters and token expiry through the `metrics` facade |
 //! | `reqwest-middleware` | no | `TokenRefreshMiddleware`: the layer's behaviour for reqwest, as a `reqwest_middleware::Middleware` |
-//! | `workload` | no | `workload`: a token file a platform rotates (Kubernetes service-account tokens, …), the GCP metadata server, Azure managed identity, GitHub Actions OIDC (enables `oauth2`) |
+//! | `workload` | no | `workload`: a token file a platform rotates (Kubernetes service-account tokens, …), Microsoft Entra workload identity, the GCP metadata server, Azure managed identity, GitHub Actions OIDC (enables `oauth2`) |
+//! | `dpop` | no | `dpop`: sender-constrained tokens (DPoP, RFC 9449) for the OAuth 2.0 sources and the layer |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(
