@@ -10,10 +10,13 @@
 //! runs the scenarios whose name contains NAME.
 //!
 //! Redis scenarios need the `redis-server` binary (Debian package
-//! `redis-server`). Without it they are skipped, and the output says how
-//! many and why; with `REQUIRE_REDIS=1` in the environment (as `.ci/run`
-//! sets it, after installing the package) a missing `redis-server` fails
-//! them instead.
+//! `redis-server`), and the Redis Cluster ones (`cluster_*`: clusters of
+//! `redis-server --cluster-enabled yes` processes on 127.0.0.1, made with
+//! `redis-cli --cluster create`) `redis-cli` too (Debian package
+//! `redis-tools`, which `redis-server` depends on). Without them they are
+//! skipped, and the output says how many and why; with `REQUIRE_REDIS=1` in
+//! the environment (as `.ci/run` sets it, after installing the packages) a
+//! missing binary fails them instead.
 
 mod support;
 
@@ -44,6 +47,11 @@ const REQUESTS: usize = 50;
 /// The ACL user the Redis scenarios connect as.
 const REDIS_USER: &str = "fleet";
 const REDIS_PASSWORD: &str = "fleet-password";
+/// The cluster workers' store timeout: longer than a failover takes with
+/// `CLUSTER_NODE_TIMEOUT` (about 1.5 to 2 s), shorter than `FETCH_TIMEOUT`.
+const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(2700);
+/// How long cluster nodes take to call a silent node failing.
+const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(300);
 /// Set to `1`, a missing `redis-server` fails the Redis scenarios instead
 /// of skipping them.
 const REQUIRE_REDIS: &str = "REQUIRE_REDIS";
@@ -74,7 +82,20 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 12] = [
+    let scenarios: [Scenario; 17] = [
+        ("cluster_keys_share_one_slot", || {
+            run(cluster_keys_share_one_slot())
+        }),
+        ("cluster_fleet_fetches_once_per_token_lifetime", || {
+            run(cluster_fleet_fetches_once_per_token_lifetime())
+        }),
+        ("cluster_primary_killed_mid_refresh", || {
+            run(cluster_primary_killed_mid_refresh())
+        }),
+        ("cluster_slot_migrated_mid_run", || {
+            run(cluster_slot_migrated_mid_run())
+        }),
+        ("cluster_down_and_back", || run(cluster_down_and_back())),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -122,20 +143,29 @@ fn main() -> ExitCode {
         .collect();
     let required = std::env::var_os(REQUIRE_REDIS).is_some_and(|value| value == "1");
     let mut skipped = Vec::new();
-    if which("redis-server").is_none() && !required {
+    let missing = ["redis-server", "redis-cli"]
+        .into_iter()
+        .filter(|binary| which(binary).is_none())
+        .collect::<Vec<_>>();
+    if !missing.is_empty() && !required {
+        let needs_missing = |name: &str| {
+            name.starts_with("cluster_")
+                || (name.starts_with("redis_") && missing.contains(&"redis-server"))
+        };
         (skipped, selected) = selected
             .into_iter()
-            .partition(|(name, _)| name.starts_with("redis_"));
+            .partition(|(name, _)| needs_missing(name));
     }
     println!("\nrunning {} tests", selected.len());
     if !skipped.is_empty() {
+        let missing = missing.join(" and ");
         println!(
-            "{} Redis tests skipped: redis-server not found (install the Debian package \
-             `redis-server`; {REQUIRE_REDIS}=1 makes this an error)",
+            "{} Redis tests skipped: {missing} not found (install the Debian packages \
+             `redis-server` and `redis-tools`; {REQUIRE_REDIS}=1 makes this an error)",
             skipped.len()
         );
         for (name, _) in &skipped {
-            println!("test {name} ... skipped (redis-server not found)");
+            println!("test {name} ... skipped ({missing} not found)");
         }
     }
     let mut failed = Vec::new();
@@ -184,14 +214,14 @@ macro_rules! check {
 
 async fn redis_fleet_fetches_once_per_token_lifetime() -> Outcome {
     let redis = RedisServer::start(None).await?;
-    fetches_once_per_token_lifetime(&redis.store_spec()).await
+    fetches_once_per_token_lifetime(WORKERS, &redis.store_spec()).await
 }
 
-/// `WORKERS` processes sharing the store of `spec`, three waves of
+/// `workers` processes sharing the store of `spec`, three waves of
 /// `REQUESTS` each, at each token's expiry: one fetch per wave.
-async fn fetches_once_per_token_lifetime(spec: &str) -> Outcome {
+async fn fetches_once_per_token_lifetime(workers: usize, spec: &str) -> Outcome {
     let servers = Servers::start().await;
-    let mut fleet = Fleet::spawn(WORKERS, spec, &servers).await?;
+    let mut fleet = Fleet::spawn(workers, spec, &servers).await?;
     for wave in 1..=3 {
         let results = fleet.wave(REQUESTS).await?;
         check!(
@@ -560,7 +590,8 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
 
 async fn file_fleet_fetches_once_per_token_lifetime() -> Outcome {
     let dir = TempDir::new("fleet-file");
-    fetches_once_per_token_lifetime(&format!("file={}", dir.join("token.json").display())).await
+    let spec = format!("file={}", dir.join("token.json").display());
+    fetches_once_per_token_lifetime(WORKERS, &spec).await
 }
 
 async fn file_store_restart_reuses_the_token() -> Outcome {
@@ -663,6 +694,317 @@ async fn redis_rejected_token_is_not_loaded_by_the_next_process() -> Outcome {
     rejected_token_is_not_loaded_by_the_next_run(&spec).await
 }
 
+// ------------------------------------------------------------ Redis Cluster
+
+/// The store's keys (token, lock, failure, refresh token) share one slot:
+/// its scripts run on a cluster, where keys without the tag would be
+/// refused (`CROSSSLOT`); and the lock, fencing and compare-and-delete work
+/// there as on one server.
+async fn cluster_keys_share_one_slot() -> Outcome {
+    use tower_token_refresh::Token;
+    use tower_token_refresh::store::{RedisStore, StoreError, StoredToken, TokenStore};
+
+    let cluster = RedisCluster::start(3, 0).await?;
+    let store =
+        || RedisStore::cluster(cluster.urls(), "fleet:slot").map_err(|e: StoreError| e.to_string());
+    let (a, b) = (store()?, store()?);
+    let key = a.key().to_owned();
+    check!(key == "{fleet:slot}", "key {key}");
+    let mut slots = Vec::new();
+    for suffix in ["", ":lock", ":failure", ":refresh_token"] {
+        slots.push(
+            cluster
+                .cli(&["cluster", "keyslot", &format!("{key}{suffix}")])
+                .await?,
+        );
+    }
+    check!(
+        slots.iter().all(|slot| *slot == slots[0]),
+        "the store's keys are in slots {slots:?}"
+    );
+    // The same keys without the tag are in several slots, and a script
+    // touching them is refused: the test above would catch a lost tag.
+    let untagged = cluster
+        .cli(&[
+            "eval",
+            "return redis.call('GET', KEYS[1])",
+            "2",
+            "fleet:slot:lock",
+            "fleet:slot",
+        ])
+        .await;
+    check!(
+        untagged.as_ref().is_err_and(|e| e.contains("CROSSSLOT")),
+        "a script over untagged keys was not refused: {untagged:?}"
+    );
+
+    let err = |e: StoreError| e.to_string();
+    let lease = Duration::from_millis(300);
+    let first = a.try_lock(lease).await.map_err(err)?.ok_or("lock free")?;
+    check!(
+        b.try_lock(lease).await.map_err(err)?.is_none(),
+        "b took a held lock"
+    );
+    let token = StoredToken::new(
+        Token::bearer("from-a").expires_in(Duration::from_secs(60)),
+        Some("fleet".into()),
+    );
+    check!(
+        a.save(&token, &first).await.map_err(err)?,
+        "a could not save"
+    );
+    a.unlock(first).await.map_err(err)?;
+    let loaded = b.load().await.map_err(err)?.ok_or("nothing stored")?;
+    check!(loaded.token().secret() == "from-a", "wrong token");
+    // Fencing: a lease that ran out writes nothing.
+    let stale = a.try_lock(lease).await.map_err(err)?.ok_or("lock free")?;
+    sleep(lease + Duration::from_millis(100)).await;
+    let held = b
+        .try_lock(lease * 10)
+        .await
+        .map_err(err)?
+        .ok_or("lease ran out")?;
+    let late = StoredToken::new(
+        Token::bearer("late").expires_in(Duration::from_secs(60)),
+        Some("fleet".into()),
+    );
+    check!(
+        !a.save(&late, &stale).await.map_err(err)?,
+        "a wrote without the lock"
+    );
+    b.unlock(held).await.map_err(err)?;
+    check!(
+        !a.discard(late.token()).await.map_err(err)?,
+        "discarded a token not stored"
+    );
+    check!(
+        a.discard(token.token()).await.map_err(err)?,
+        "not discarded"
+    );
+    check!(b.load().await.map_err(err)?.is_none(), "still stored");
+    Ok(())
+}
+
+/// 8 processes on a 3-primary cluster for 3 token lifetimes: one fetch per
+/// lifetime, no failed request.
+async fn cluster_fleet_fetches_once_per_token_lifetime() -> Outcome {
+    let cluster = RedisCluster::start(3, 0).await?;
+    fetches_once_per_token_lifetime(8, &cluster.store_spec("fleet:token")).await
+}
+
+/// The primary that holds the lock (and the token) is killed while the
+/// holder fetches; its replica is promoted. No request fails; the failover
+/// costs at most one extra fetch; the newest token is the one stored; the
+/// next lifetime is one fetch again.
+async fn cluster_primary_killed_mid_refresh() -> Outcome {
+    let mut cluster = RedisCluster::start(3, 1).await?;
+    let spec = cluster.store_spec("fleet:token");
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    servers.wait_for_fetch_in_flight().await?;
+    let primary = cluster.primary_of("{fleet:token}").await?;
+    cluster.kill(primary);
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed across the failover: {results:?}"
+    );
+    let during = servers.fetches() - 1;
+    check!(
+        (1..=2).contains(&during),
+        "{during} fetches across the failover: at most one extra was allowed"
+    );
+    println!("    {during} fetch(es) across the failover");
+    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await?;
+    // No older token over a newer one: what is stored is the newest.
+    let stored = cluster.cli_at(promoted, &["get", "{fleet:token}"]).await?;
+    if let Some(newest) = servers.last_issued() {
+        check!(
+            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
+            "stored {stored:?}, but {newest} is newer"
+        );
+    }
+
+    for lifetime in 1..=2 {
+        servers.wait_until_tokens_expire().await;
+        let before = servers.fetches();
+        let results = fleet.wave(REQUESTS).await?;
+        check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+        check!(
+            servers.fetches() == before + 1,
+            "lifetime {lifetime} after the failover: {} fetches, expected 1",
+            servers.fetches() - before
+        );
+    }
+    fleet.exit().await
+}
+
+/// The store's slot moves to another primary (`redis-cli --cluster
+/// reshard`) while the fleet refreshes: no request fails, and the fleet
+/// shares one token per lifetime again once it has moved.
+///
+/// 5 000 more keys in the store's slot, moved one by one, keep the slot
+/// on the move for a while (under a second, less than the store's timeout:
+/// the store waits for it); the fleet's tokens expire just as it
+/// starts moving, so the refresh meets `ASK` (a key already moved) and
+/// `TRYAGAIN` (a script whose keys are split between the two nodes, which
+/// Redis refuses until the slot has moved). Tokens live 6 s here, longer
+/// than a save may wait for the slot (the store's timeout).
+async fn cluster_slot_migrated_mid_run() -> Outcome {
+    let cluster = RedisCluster::start(3, 0).await?;
+    let key = "{fleet:token}";
+    let servers = Servers::with_lifetime(Duration::from_secs(6)).await;
+    let mut fleet = Fleet::spawn(WORKERS, &cluster.store_spec("fleet:token"), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    let from = cluster.primary_of(key).await?;
+    let to = (from + 1) % 3;
+    let (from_id, to_id) = (cluster.node_id(from).await?, cluster.node_id(to).await?);
+    let slot: usize = cluster
+        .cli(&["cluster", "keyslot", key])
+        .await?
+        .parse()
+        .map_err(|_| "slot")?;
+    cluster
+        .cli_at(
+            from,
+            &[
+                "eval",
+                "for i = 1, tonumber(ARGV[1]) do redis.call('SET', KEYS[1] .. ':pad:' .. i, 'x') end",
+                "1",
+                key,
+                "5000",
+            ],
+        )
+        .await?;
+    // `reshard` moves a primary's slots from its lowest: those before
+    // ours in its range, then ours.
+    let first = [0, 5461, 10923]
+        .into_iter()
+        .filter(|f| *f <= slot)
+        .max()
+        .unwrap_or(0);
+    let count = slot - first + 1;
+    servers.wait_until_tokens_expire().await;
+    let mut reshard = cluster.cli_command(&[
+        "--cluster",
+        "reshard",
+        &format!("127.0.0.1:{}", cluster.nodes[from].port),
+        "--cluster-from",
+        &from_id,
+        "--cluster-to",
+        &to_id,
+        "--cluster-slots",
+        &count.to_string(),
+        "--cluster-pipeline",
+        "1",
+        "--cluster-yes",
+    ]);
+    let mut reshard = reshard
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+    let migrating = format!("[{slot}->-{to_id}]");
+    let deadline = Instant::now() + STEP_LIMIT;
+    while !cluster
+        .cli_at(from, &["cluster", "nodes"])
+        .await?
+        .contains(&migrating)
+    {
+        check!(
+            Instant::now() < deadline,
+            "slot {slot} never started moving"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
+    let results = fleet.wave(REQUESTS).await?;
+    let still_moving = cluster
+        .cli_at(from, &["cluster", "nodes"])
+        .await?
+        .contains(&migrating);
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the slot moved: {results:?}"
+    );
+    let status = timeout(STEP_LIMIT, reshard.wait())
+        .await
+        .map_err(|_| "reshard did not finish")?
+        .map_err(|e| e.to_string())?;
+    check!(status.success(), "redis-cli --cluster reshard: {status}");
+    check!(
+        cluster.primary_of(key).await? == to,
+        "the slot did not move"
+    );
+    println!(
+        "    {} fetch(es) for the wave sent while the slot moved (still moving after it: {still_moving})",
+        servers.fetches() - 1
+    );
+    // The store waited for the slot instead of failing (each process
+    // would then have fetched on its own).
+    check!(
+        servers.fetches() == 2,
+        "{} fetches for the wave sent while the slot moved, expected 1",
+        servers.fetches() - 1
+    );
+    servers.wait_until_tokens_expire().await;
+    let before = servers.fetches();
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(
+        servers.fetches() == before + 1,
+        "{} fetches after the migration, expected 1",
+        servers.fetches() - before
+    );
+    fleet.exit().await
+}
+
+/// Every node of the cluster down: each process fetches on its own and
+/// requests keep flowing; the cluster back: one fetch per lifetime again.
+async fn cluster_down_and_back() -> Outcome {
+    let mut cluster = RedisCluster::start(3, 0).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &cluster.store_spec("fleet:token"), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+
+    for node in 0..cluster.nodes.len() {
+        cluster.kill(node);
+    }
+    servers.wait_until_tokens_expire().await;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the cluster was down: {results:?}"
+    );
+    check!(
+        servers.fetches() == 1 + WORKERS,
+        "{} fetches: expected one per process while the cluster was down",
+        servers.fetches()
+    );
+
+    cluster.restart_all().await?;
+    for lifetime in 1..=2 {
+        servers.wait_until_tokens_expire().await;
+        let before = servers.fetches();
+        let results = fleet.wave(REQUESTS).await?;
+        check!(results.iter().all(|r| r.all_ok()), "back up: {results:?}");
+        check!(
+            servers.fetches() == before + 1,
+            "lifetime {lifetime} with the cluster back: {} fetches, expected 1",
+            servers.fetches() - before
+        );
+    }
+    fleet.exit().await
+}
+
 // ------------------------------------------------------------ token endpoint + API
 
 /// The token endpoint (client credentials, counts fetches, can hang one)
@@ -676,22 +1018,35 @@ struct Servers {
 
 #[derive(Default)]
 struct EndpointState {
+    /// Tokens live this long (`LIFETIME` unless a scenario says otherwise).
+    lifetime: Duration,
     fetches: usize,
+    /// Tokens issued (fetches that succeeded), which number them.
+    issued_count: usize,
     issued: HashMap<String, Instant>,
     /// How often each token was refused by the API.
     rejected: HashMap<String, usize>,
     last_expiry: Option<Instant>,
     hang_next: bool,
+    /// The next fetch waits for `release_hung_fetch`, then succeeds.
+    hold_next: bool,
     failing: bool,
     in_flight: Option<String>,
 }
 
 impl Servers {
     async fn start() -> Self {
+        Self::with_lifetime(LIFETIME).await
+    }
+
+    async fn with_lifetime(lifetime: Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let servers = Self {
             addr: listener.local_addr().unwrap(),
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(EndpointState {
+                lifetime,
+                ..EndpointState::default()
+            })),
             release: Arc::new(Notify::new()),
         };
         let app = Router::new()
@@ -725,6 +1080,16 @@ impl Servers {
 
     fn hang_next_fetch(&self) {
         self.state.lock().unwrap().hang_next = true;
+    }
+
+    fn hold_next_fetch(&self) {
+        self.state.lock().unwrap().hold_next = true;
+    }
+
+    /// The token last issued, if any.
+    fn last_issued(&self) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        (state.issued_count > 0).then(|| format!("access-{}", state.issued_count))
     }
 
     fn release_hung_fetch(&self) {
@@ -762,28 +1127,35 @@ async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, Str
         .find_map(|pair| pair.strip_prefix("fleet_worker="))
         .unwrap_or("unknown")
         .to_owned();
-    let hang = {
+    let (hang, hold) = {
         let mut state = servers.state.lock().unwrap();
         state.fetches += 1;
         if state.failing {
             return (StatusCode::SERVICE_UNAVAILABLE, String::new());
         }
         state.in_flight = Some(client);
-        std::mem::take(&mut state.hang_next)
+        (
+            std::mem::take(&mut state.hang_next),
+            std::mem::take(&mut state.hold_next),
+        )
     };
-    if hang {
+    if hang || hold {
+        // Numbered when it answers: a token issued later is newer.
         servers.release.notified().await;
+    }
+    if hang {
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());
     }
     let mut state = servers.state.lock().unwrap();
     state.in_flight = None;
-    let access = format!("access-{}", state.fetches);
-    let expiry = Instant::now() + LIFETIME;
+    state.issued_count += 1;
+    let access = format!("access-{}", state.issued_count);
+    let expiry = Instant::now() + state.lifetime;
     state.issued.insert(access.clone(), expiry);
     state.last_expiry = Some(expiry);
     let body = format!(
         r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{}}}"#,
-        LIFETIME.as_secs()
+        state.lifetime.as_secs()
     );
     (StatusCode::OK, body)
 }
@@ -809,6 +1181,8 @@ async fn api(State(servers): State<Servers>, headers: HeaderMap) -> StatusCode {
 
 #[derive(Debug)]
 struct WaveResult {
+    /// Which worker: read only by `Debug`, in failure messages.
+    #[allow(dead_code)]
     worker: usize,
     ok: usize,
     failed: usize,
@@ -816,7 +1190,7 @@ struct WaveResult {
 
 impl WaveResult {
     fn all_ok(&self) -> bool {
-        self.failed == 0 && self.ok == REQUESTS && self.worker < WORKERS
+        self.failed == 0 && self.ok == REQUESTS
     }
 }
 
@@ -983,6 +1357,15 @@ mod worker {
             return Ok(Arc::new(FileStore::new(path)?));
         }
         #[cfg(feature = "redis")]
+        if let Some(rest) = spec.strip_prefix("cluster=") {
+            let (urls, key) = rest.rsplit_once('|').ok_or("cluster=URL,URL,…|KEY")?;
+            let store =
+                tower_token_refresh::store::RedisStore::cluster_builder(urls.split(','), key)
+                    .timeout(super::CLUSTER_STORE_TIMEOUT)
+                    .build()?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(feature = "redis")]
         if let Some(rest) = spec.strip_prefix("redis=") {
             let (url, key) = rest.rsplit_once('|').ok_or("redis=URL|KEY")?;
             return Ok(Arc::new(tower_token_refresh::store::RedisStore::new(
@@ -999,8 +1382,10 @@ mod worker {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(
+                // redis-rs logs every failed reconnection as an error; the
+                // cluster-down scenario makes many on purpose.
                 tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "error".into()),
+                    .unwrap_or_else(|_| "error,redis=off".into()),
             )
             .init();
         let source = ClientCredentials::builder(
@@ -1149,6 +1534,302 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+// --------------------------------------------------------------- redis cluster
+
+/// A Redis Cluster of `redis-server --cluster-enabled yes` processes on free
+/// 127.0.0.1 ports, made with `redis-cli --cluster create`, with the
+/// scenarios' ACL user (the default user is off); every node killed and its
+/// directory removed when dropped.
+struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    dir: TempDir,
+}
+
+struct ClusterNode {
+    port: u16,
+    bus_port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisCluster {
+    /// `primaries` primaries with `replicas` replicas each, every replica
+    /// in sync and every node agreeing that the cluster is up.
+    async fn start(primaries: usize, replicas: usize) -> Result<Self, String> {
+        let dir = TempDir::new("fleet-cluster");
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            dir,
+        };
+        // Ports held until all are chosen, so that no two are the same.
+        let listeners = (0..primaries * (1 + replicas) * 2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        drop(listeners);
+        for pair in ports.chunks(2) {
+            cluster.nodes.push(ClusterNode {
+                port: pair[0],
+                bus_port: pair[1],
+                child: None,
+            });
+        }
+        for node in 0..cluster.nodes.len() {
+            cluster.spawn(node)?;
+        }
+        for node in &cluster.nodes {
+            wait_for_port(node.port).await?;
+        }
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addresses.iter().map(String::as_str));
+        let replicas = replicas.to_string();
+        args.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
+        cluster.cli(&args).await?;
+        cluster.wait_until_up().await?;
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, node: usize) -> Result<(), String> {
+        let binary = which("redis-server").ok_or("redis-server not found")?;
+        let node_dir = self.dir.join(&format!("node-{node}"));
+        std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
+        let ClusterNode { port, bus_port, .. } = self.nodes[node];
+        let child = std::process::Command::new(binary)
+            .current_dir(&node_dir)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .args(["--cluster-port", &bus_port.to_string()])
+            .args([
+                "--cluster-node-timeout",
+                &CLUSTER_NODE_TIMEOUT.as_millis().to_string(),
+            ])
+            // A replica takes over however long it was cut off.
+            .args(["--cluster-replica-validity-factor", "0"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .args(["--user", "default", "off"])
+            .args([
+                "--user",
+                REDIS_USER,
+                "on",
+                &format!(">{REDIS_PASSWORD}"),
+                "~fleet:*",
+                "~{fleet:*",
+                "+@all",
+            ])
+            .args(["--masteruser", REDIS_USER, "--masterauth", REDIS_PASSWORD])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("cannot start redis-server: {error}"))?;
+        self.nodes[node].child = Some(child);
+        Ok(())
+    }
+
+    /// Kills a node at once (no shutdown, no save).
+    fn kill(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts every stopped node again on its ports, with its cluster
+    /// configuration (`nodes.conf`) but no data.
+    async fn restart_all(&mut self) -> Outcome {
+        for node in 0..self.nodes.len() {
+            if self.nodes[node].child.is_none() {
+                self.spawn(node)?;
+            }
+        }
+        for node in &self.nodes {
+            wait_for_port(node.port).await?;
+        }
+        self.wait_until_up().await
+    }
+
+    /// Every live node says `cluster_state:ok`, and every live replica is
+    /// in sync with its primary.
+    async fn wait_until_up(&self) -> Outcome {
+        let deadline = Instant::now() + STEP_LIMIT;
+        'wait: loop {
+            check!(Instant::now() < deadline, "the cluster did not come up");
+            sleep(Duration::from_millis(50)).await;
+            for (node, _) in self.live() {
+                let info = self.cli_at(node, &["cluster", "info"]).await?;
+                if !info.contains("cluster_state:ok") {
+                    continue 'wait;
+                }
+                let replication = self.cli_at(node, &["info", "replication"]).await?;
+                if replication.contains("role:slave")
+                    && !replication.contains("master_link_status:up")
+                {
+                    continue 'wait;
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = (usize, &ClusterNode)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| node.child.is_some())
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                format!(
+                    "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
+                    node.port
+                )
+            })
+            .collect()
+    }
+
+    /// A worker's store: every node a seed.
+    fn store_spec(&self, key: &str) -> String {
+        format!("cluster={}|{key}", self.urls().join(","))
+    }
+
+    /// The node (index) that is the primary serving `key`'s slot, as a live
+    /// node sees it.
+    async fn primary_of(&self, key: &str) -> Result<usize, String> {
+        let (asked, _) = self.live().next().ok_or("no live node")?;
+        let slot: u16 = self
+            .cli_at(asked, &["cluster", "keyslot", key])
+            .await?
+            .parse()
+            .map_err(|_| "slot")?;
+        let nodes = self.cli_at(asked, &["cluster", "nodes"]).await?;
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let mut ends = range.split('-').map(str::parse::<u16>);
+                match (ends.next(), ends.next()) {
+                    (Some(Ok(low)), Some(Ok(high))) => (low..=high).contains(&slot),
+                    (Some(Ok(only)), None) => only == slot,
+                    _ => false,
+                }
+            });
+            if serves {
+                let port: u16 = fields[1]
+                    .split(['@', ':'])
+                    .nth(1)
+                    .and_then(|port| port.parse().ok())
+                    .ok_or_else(|| format!("address {}", fields[1]))?;
+                return self
+                    .nodes
+                    .iter()
+                    .position(|node| node.port == port)
+                    .ok_or_else(|| format!("unknown node {port}"));
+            }
+        }
+        Err(format!("no primary serves slot {slot}"))
+    }
+
+    /// Waits until a node other than `old` serves `key`'s slot.
+    async fn wait_for_promotion(&self, key: &str, old: usize) -> Result<usize, String> {
+        let deadline = Instant::now() + STEP_LIMIT;
+        loop {
+            if let Ok(node) = self.primary_of(key).await
+                && node != old
+            {
+                return Ok(node);
+            }
+            check!(Instant::now() < deadline, "no replica was promoted");
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn node_id(&self, node: usize) -> Result<String, String> {
+        self.cli_at(node, &["cluster", "myid"]).await
+    }
+
+    /// `redis-cli` as the scenarios' user, against the first live node.
+    async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let (node, _) = self.live().next().ok_or("no live node")?;
+        self.cli_at(node, args).await
+    }
+
+    /// `redis-cli` against `node`: its output (trimmed), or an error with
+    /// what it said when it failed or printed an error reply.
+    async fn cli_at(&self, node: usize, args: &[&str]) -> Result<String, String> {
+        let output = timeout(STEP_LIMIT, self.cli_command_at(node, args).output())
+            .await
+            .map_err(|_| format!("redis-cli {args:?} did not finish"))?
+            .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if !output.status.success() || stdout.starts_with("ERR") || stdout.starts_with("CROSSSLOT")
+        {
+            return Err(format!(
+                "redis-cli {args:?}: {stdout} {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(stdout)
+    }
+
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let node = self.live().next().map_or(0, |(node, _)| node);
+        self.cli_command_at(node, args)
+    }
+
+    fn cli_command_at(&self, node: usize, args: &[&str]) -> Command {
+        let mut command = Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()));
+        command
+            .args(["-h", "127.0.0.1", "-p", &self.nodes[node].port.to_string()])
+            .args(["--user", REDIS_USER, "--no-auth-warning"])
+            // The password through the environment, not the command line.
+            .env("REDISCLI_AUTH", REDIS_PASSWORD)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in 0..self.nodes.len() {
+            self.kill(node);
+        }
+    }
+}
+
+async fn wait_for_port(port: u16) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        check!(
+            Instant::now() < deadline,
+            "redis-server did not start on port {port}"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 fn which(binary: &str) -> Option<PathBuf> {
