@@ -31,6 +31,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
+use support::redis_cluster::{REDIS_PASSWORD, REDIS_USER, RedisCluster, which};
 use support::temp_dir::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -44,14 +45,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const LEASE: Duration = Duration::from_secs(4);
 const WORKERS: usize = 4;
 const REQUESTS: usize = 50;
-/// The ACL user the Redis scenarios connect as.
-const REDIS_USER: &str = "fleet";
-const REDIS_PASSWORD: &str = "fleet-password";
 /// The cluster workers' store timeout: longer than a failover takes with
 /// `CLUSTER_NODE_TIMEOUT` (about 1.5 to 2 s), shorter than `FETCH_TIMEOUT`.
 const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(2700);
-/// How long cluster nodes take to call a silent node failing.
-const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(300);
 /// Set to `1`, a missing `redis-server` fails the Redis scenarios instead
 /// of skipping them.
 const REQUIRE_REDIS: &str = "REQUIRE_REDIS";
@@ -82,7 +78,10 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 17] = [
+    let scenarios: [Scenario; 18] = [
+        ("cluster_store_waits_for_replicas", || {
+            run(cluster_store_waits_for_replicas())
+        }),
         ("cluster_keys_share_one_slot", || {
             run(cluster_keys_share_one_slot())
         }),
@@ -782,6 +781,65 @@ async fn cluster_keys_share_one_slot() -> Outcome {
         "not discarded"
     );
     check!(b.load().await.map_err(err)?.is_none(), "still stored");
+    Ok(())
+}
+
+/// `wait_for_replicas`: the lock and the save wait (`WAIT`, on the primary
+/// of the store's slot) until a replica has them; with that replica frozen,
+/// each waits the time given, and the write stands.
+async fn cluster_store_waits_for_replicas() -> Outcome {
+    use tower_token_refresh::Token;
+    use tower_token_refresh::store::{RedisStore, StoreError, StoredToken, TokenStore};
+
+    let cluster = RedisCluster::start(3, 1).await?;
+    let err = |e: StoreError| e.to_string();
+    let wait = Duration::from_millis(600);
+    let store = RedisStore::cluster_builder(cluster.urls(), "fleet:wait")
+        .wait_for_replicas(1, wait)
+        .build()
+        .map_err(err)?;
+    let token = StoredToken::new(
+        Token::bearer("replicated").expires_in(Duration::from_secs(60)),
+        Some("fleet".into()),
+    );
+    let started = Instant::now();
+    let lease = store
+        .try_lock(LEASE)
+        .await
+        .map_err(err)?
+        .ok_or("lock free")?;
+    check!(store.save(&token, &lease).await.map_err(err)?, "not saved");
+    store.unlock(lease).await.map_err(err)?;
+    let acknowledged = started.elapsed();
+    check!(
+        acknowledged < wait,
+        "took {acknowledged:?} with a live replica: WAIT was not answered by it"
+    );
+
+    let replica = cluster
+        .replica_of(cluster.primary_of(store.key()).await?)
+        .await?;
+    cluster.freeze(replica, true)?;
+    let started = Instant::now();
+    let locked = store.try_lock(LEASE).await.map_err(err);
+    let took_lock = started.elapsed();
+    let saved = match &locked {
+        Ok(Some(lease)) => store.save(&token, lease).await.map_err(err),
+        _ => Ok(false),
+    };
+    let took = started.elapsed();
+    cluster.freeze(replica, false)?;
+    let lease = locked?.ok_or("lock free")?;
+    check!(saved?, "not saved while the replica was frozen");
+    store.unlock(lease).await.map_err(err)?;
+    check!(
+        took_lock >= wait && took >= wait * 2,
+        "lock took {took_lock:?}, lock and save {took:?}: the replica's silence was not waited for"
+    );
+    check!(
+        took < wait * 2 + Duration::from_secs(1),
+        "lock and save took {took:?}: WAIT went on longer than {wait:?} each"
+    );
     Ok(())
 }
 
@@ -1534,308 +1592,4 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-// --------------------------------------------------------------- redis cluster
-
-/// A Redis Cluster of `redis-server --cluster-enabled yes` processes on free
-/// 127.0.0.1 ports, made with `redis-cli --cluster create`, with the
-/// scenarios' ACL user (the default user is off); every node killed and its
-/// directory removed when dropped.
-struct RedisCluster {
-    nodes: Vec<ClusterNode>,
-    dir: TempDir,
-}
-
-struct ClusterNode {
-    port: u16,
-    bus_port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl RedisCluster {
-    /// `primaries` primaries with `replicas` replicas each, every replica
-    /// in sync and every node agreeing that the cluster is up.
-    async fn start(primaries: usize, replicas: usize) -> Result<Self, String> {
-        let dir = TempDir::new("fleet-cluster");
-        let mut cluster = Self {
-            nodes: Vec::new(),
-            dir,
-        };
-        // Ports held until all are chosen, so that no two are the same.
-        let listeners = (0..primaries * (1 + replicas) * 2)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let ports: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.port()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        drop(listeners);
-        for pair in ports.chunks(2) {
-            cluster.nodes.push(ClusterNode {
-                port: pair[0],
-                bus_port: pair[1],
-                child: None,
-            });
-        }
-        for node in 0..cluster.nodes.len() {
-            cluster.spawn(node)?;
-        }
-        for node in &cluster.nodes {
-            wait_for_port(node.port).await?;
-        }
-        let addresses: Vec<String> = cluster
-            .nodes
-            .iter()
-            .map(|node| format!("127.0.0.1:{}", node.port))
-            .collect();
-        let mut args = vec!["--cluster", "create"];
-        args.extend(addresses.iter().map(String::as_str));
-        let replicas = replicas.to_string();
-        args.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
-        cluster.cli(&args).await?;
-        cluster.wait_until_up().await?;
-        Ok(cluster)
-    }
-
-    fn spawn(&mut self, node: usize) -> Result<(), String> {
-        let binary = which("redis-server").ok_or("redis-server not found")?;
-        let node_dir = self.dir.join(&format!("node-{node}"));
-        std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
-        let ClusterNode { port, bus_port, .. } = self.nodes[node];
-        let child = std::process::Command::new(binary)
-            .current_dir(&node_dir)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            ])
-            .args(["--cluster-port", &bus_port.to_string()])
-            .args([
-                "--cluster-node-timeout",
-                &CLUSTER_NODE_TIMEOUT.as_millis().to_string(),
-            ])
-            // A replica takes over however long it was cut off.
-            .args(["--cluster-replica-validity-factor", "0"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .args(["--user", "default", "off"])
-            .args([
-                "--user",
-                REDIS_USER,
-                "on",
-                &format!(">{REDIS_PASSWORD}"),
-                "~fleet:*",
-                "~{fleet:*",
-                "+@all",
-            ])
-            .args(["--masteruser", REDIS_USER, "--masterauth", REDIS_PASSWORD])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|error| format!("cannot start redis-server: {error}"))?;
-        self.nodes[node].child = Some(child);
-        Ok(())
-    }
-
-    /// Kills a node at once (no shutdown, no save).
-    fn kill(&mut self, node: usize) {
-        if let Some(mut child) = self.nodes[node].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts every stopped node again on its ports, with its cluster
-    /// configuration (`nodes.conf`) but no data.
-    async fn restart_all(&mut self) -> Outcome {
-        for node in 0..self.nodes.len() {
-            if self.nodes[node].child.is_none() {
-                self.spawn(node)?;
-            }
-        }
-        for node in &self.nodes {
-            wait_for_port(node.port).await?;
-        }
-        self.wait_until_up().await
-    }
-
-    /// Every live node says `cluster_state:ok`, and every live replica is
-    /// in sync with its primary.
-    async fn wait_until_up(&self) -> Outcome {
-        let deadline = Instant::now() + STEP_LIMIT;
-        'wait: loop {
-            check!(Instant::now() < deadline, "the cluster did not come up");
-            sleep(Duration::from_millis(50)).await;
-            for (node, _) in self.live() {
-                let info = self.cli_at(node, &["cluster", "info"]).await?;
-                if !info.contains("cluster_state:ok") {
-                    continue 'wait;
-                }
-                let replication = self.cli_at(node, &["info", "replication"]).await?;
-                if replication.contains("role:slave")
-                    && !replication.contains("master_link_status:up")
-                {
-                    continue 'wait;
-                }
-            }
-            return Ok(());
-        }
-    }
-
-    fn live(&self) -> impl Iterator<Item = (usize, &ClusterNode)> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, node)| node.child.is_some())
-    }
-
-    fn urls(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .map(|node| {
-                format!(
-                    "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
-                    node.port
-                )
-            })
-            .collect()
-    }
-
-    /// A worker's store: every node a seed.
-    fn store_spec(&self, key: &str) -> String {
-        format!("cluster={}|{key}", self.urls().join(","))
-    }
-
-    /// The node (index) that is the primary serving `key`'s slot, as a live
-    /// node sees it.
-    async fn primary_of(&self, key: &str) -> Result<usize, String> {
-        let (asked, _) = self.live().next().ok_or("no live node")?;
-        let slot: u16 = self
-            .cli_at(asked, &["cluster", "keyslot", key])
-            .await?
-            .parse()
-            .map_err(|_| "slot")?;
-        let nodes = self.cli_at(asked, &["cluster", "nodes"]).await?;
-        for line in nodes.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
-                continue;
-            }
-            let serves = fields[8..].iter().any(|range| {
-                let mut ends = range.split('-').map(str::parse::<u16>);
-                match (ends.next(), ends.next()) {
-                    (Some(Ok(low)), Some(Ok(high))) => (low..=high).contains(&slot),
-                    (Some(Ok(only)), None) => only == slot,
-                    _ => false,
-                }
-            });
-            if serves {
-                let port: u16 = fields[1]
-                    .split(['@', ':'])
-                    .nth(1)
-                    .and_then(|port| port.parse().ok())
-                    .ok_or_else(|| format!("address {}", fields[1]))?;
-                return self
-                    .nodes
-                    .iter()
-                    .position(|node| node.port == port)
-                    .ok_or_else(|| format!("unknown node {port}"));
-            }
-        }
-        Err(format!("no primary serves slot {slot}"))
-    }
-
-    /// Waits until a node other than `old` serves `key`'s slot.
-    async fn wait_for_promotion(&self, key: &str, old: usize) -> Result<usize, String> {
-        let deadline = Instant::now() + STEP_LIMIT;
-        loop {
-            if let Ok(node) = self.primary_of(key).await
-                && node != old
-            {
-                return Ok(node);
-            }
-            check!(Instant::now() < deadline, "no replica was promoted");
-            sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn node_id(&self, node: usize) -> Result<String, String> {
-        self.cli_at(node, &["cluster", "myid"]).await
-    }
-
-    /// `redis-cli` as the scenarios' user, against the first live node.
-    async fn cli(&self, args: &[&str]) -> Result<String, String> {
-        let (node, _) = self.live().next().ok_or("no live node")?;
-        self.cli_at(node, args).await
-    }
-
-    /// `redis-cli` against `node`: its output (trimmed), or an error with
-    /// what it said when it failed or printed an error reply.
-    async fn cli_at(&self, node: usize, args: &[&str]) -> Result<String, String> {
-        let output = timeout(STEP_LIMIT, self.cli_command_at(node, args).output())
-            .await
-            .map_err(|_| format!("redis-cli {args:?} did not finish"))?
-            .map_err(|e| format!("cannot run redis-cli: {e}"))?;
-        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if !output.status.success() || stdout.starts_with("ERR") || stdout.starts_with("CROSSSLOT")
-        {
-            return Err(format!(
-                "redis-cli {args:?}: {stdout} {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        Ok(stdout)
-    }
-
-    fn cli_command(&self, args: &[&str]) -> Command {
-        let node = self.live().next().map_or(0, |(node, _)| node);
-        self.cli_command_at(node, args)
-    }
-
-    fn cli_command_at(&self, node: usize, args: &[&str]) -> Command {
-        let mut command = Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()));
-        command
-            .args(["-h", "127.0.0.1", "-p", &self.nodes[node].port.to_string()])
-            .args(["--user", REDIS_USER, "--no-auth-warning"])
-            // The password through the environment, not the command line.
-            .env("REDISCLI_AUTH", REDIS_PASSWORD)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
-    }
-}
-
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        for node in 0..self.nodes.len() {
-            self.kill(node);
-        }
-    }
-}
-
-async fn wait_for_port(port: u16) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        check!(
-            Instant::now() < deadline,
-            "redis-server did not start on port {port}"
-        );
-        sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-fn which(binary: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(binary))
-        .find(|candidate| candidate.is_file())
 }

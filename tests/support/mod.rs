@@ -6,6 +6,7 @@ pub mod auth_server;
 pub mod channel_body;
 pub mod events;
 pub mod memory_store;
+pub mod redis_cluster;
 pub mod revoking_api;
 pub mod temp_dir;
 pub mod token_endpoint;
