@@ -131,12 +131,17 @@ return 0
 /// random fencing value in the lock, on the primary of the moment, so a
 /// holder whose lock the failover lost (or whose lease ran out) saves
 /// nothing, and a rejected token is deleted only if it is still the stored
-/// one. Requests never wait on the store beyond the cache's fetch timeout,
-/// and never fail because of it: a process that cannot reach the store
-/// fetches on its own. When the stored token does go back to an older one
-/// (a save the failover lost), processes do not take it for newer than the
-/// one they hold: it costs at most that one extra fetch. For writes that
-/// survive the loss of a primary,
+/// one. When the stored token does go back to an older one (a save the
+/// failover lost), processes do not take it for newer than the one they
+/// hold: it costs at most that one extra fetch. No request fails because
+/// of a failover: every store call is bounded by the cache's fetch
+/// timeout, and a process that cannot reach the store fetches on its own.
+/// That is also the cost of the failover's gap itself: a process that
+/// needs a new token while no primary answers fetches its own (as when
+/// Redis is down). A cluster store waits for the promotion within its
+/// [timeout](RedisStoreBuilder::timeout), so a failover shorter than that
+/// costs at most the one extra fetch; a store on one address does not wait.
+/// For writes that survive the loss of a primary,
 /// [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) makes the
 /// lock and the save wait (`WAIT`) until that many replicas have them.
 ///
@@ -584,7 +589,10 @@ impl RedisStoreBuilder {
                 })?;
                 let mut builder =
                     redis::cluster::ClusterClientBuilder::new(seeds.iter().map(Secret::expose))
-                        .connection_timeout(self.timeout)
+                        // The first connection waits for every seed: one
+                        // that hangs (a node cut off) costs a third of the
+                        // call's time, not all of it.
+                        .connection_timeout(self.timeout / 3)
                         .response_timeout(self.timeout)
                         // `query` makes calls again itself; the client's own
                         // retries (redirections, reconnections) stay short.

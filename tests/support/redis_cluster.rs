@@ -89,7 +89,8 @@ impl RedisCluster {
         let node_dir = self.dir.join(&format!("node-{node}"));
         std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
         let ClusterNode { port, bus_port, .. } = self.nodes[node];
-        let child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        let child = with_fleet_user(&mut command)
             .current_dir(&node_dir)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -105,17 +106,6 @@ impl RedisCluster {
             ])
             // A replica takes over however long it was cut off.
             .args(["--cluster-replica-validity-factor", "0"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .args(["--user", "default", "off"])
-            .args([
-                "--user",
-                REDIS_USER,
-                "on",
-                &format!(">{REDIS_PASSWORD}"),
-                "~fleet:*",
-                "~{fleet:*",
-                "+@all",
-            ])
             .args(["--masteruser", REDIS_USER, "--masterauth", REDIS_PASSWORD])
             .stdout(Stdio::null())
             .spawn()
@@ -353,6 +343,24 @@ pub async fn wait_for_port(port: u16) -> Outcome {
         sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// The settings every test server has: no persistence, quiet logs, the
+/// default user off and `REDIS_USER` allowed the fleet's keys (`fleet:*`,
+/// and `{fleet:*` as a cluster store tags them).
+pub fn with_fleet_user(command: &mut std::process::Command) -> &mut std::process::Command {
+    command
+        .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+        .args(["--user", "default", "off"])
+        .args([
+            "--user",
+            REDIS_USER,
+            "on",
+            &format!(">{REDIS_PASSWORD}"),
+            "~fleet:*",
+            "~{fleet:*",
+            "+@all",
+        ])
 }
 
 /// `binary` on the `PATH` (or in /usr/bin, /usr/sbin).
