@@ -518,7 +518,8 @@ impl RedisStoreBuilder {
     /// The longest one Redis call (or connection attempt) may take.
     /// Defaults to [`DEFAULT_REDIS_TIMEOUT`] (2 seconds). Against a
     /// cluster, a call is made again within this time while a node is down
-    /// or a slot moves: make it longer than your failovers take (and keep
+    /// or a slot moves, and connecting to each seed node may take a third
+    /// of it: make it longer than your failovers take (and keep
     /// the cache's [fetch timeout](crate::TokenCacheBuilder::fetch_timeout),
     /// which bounds every store call, longer still).
     pub fn timeout(mut self, timeout: Duration) -> Self {
