@@ -7,6 +7,14 @@
 //!   with no store, and with one shared store (the tests' in-memory store on
 //!   Tokio's clock, which exercises the same protocol as `FileStore` and
 //!   `RedisStore`).
+//! - **Token-endpoint calls per hour against real Redis** (with the `redis`
+//!   feature, when `redis-server` and `redis-cli` are installed): 1, 8 and
+//!   32 processes (caches, each with a store and a connection of its own)
+//!   with no store, a `RedisStore` on one `redis-server`, and one on a
+//!   3-primary Redis Cluster started for the run. Real time, so scaled:
+//!   tokens live 2 s and each process asks for its token every 2 s / 360
+//!   (as every 10 s for 1-hour tokens), for 3 lifetimes; calls per lifetime
+//!   are calls per hour for 1-hour tokens.
 //! - **First request per process** (criterion, `first_request/*`): a new
 //!   `TokenCache` answering its first `token()`:
 //!   - `no_store_fetch_over_loopback`: the baseline, a client-credentials
@@ -17,13 +25,21 @@
 //!   - `redis_store_token_saved`: a new `RedisStore` (connecting included)
 //!     that holds a valid token, when `redis-server` is installed.
 //!
-//! Run with `cargo bench --bench fleet`.
+//! Run with `cargo bench --bench fleet` (`--features redis` for the Redis
+//! rows and benchmarks).
 
 #[path = "../examples/support/mod.rs"]
 mod embedded;
 #[path = "../tests/support/memory_store.rs"]
 #[allow(dead_code)]
 mod memory_store;
+#[cfg(feature = "redis")]
+#[path = "../tests/support"]
+#[allow(dead_code, unreachable_pub)]
+mod support {
+    pub mod redis_cluster;
+    pub mod temp_dir;
+}
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,9 +131,126 @@ fn print_calls_per_hour() {
     println!();
 }
 
+/// Token-endpoint calls of `processes` caches over `LIFETIMES` real token
+/// lifetimes, each cache with the store `store` makes (`None`: no store),
+/// divided by `LIFETIMES`: calls per hour for 1-hour tokens.
+#[cfg(feature = "redis")]
+async fn real_calls_per_lifetime(
+    processes: usize,
+    store: &dyn Fn() -> Option<tower_token_refresh::store::RedisStore>,
+) -> f64 {
+    const LIFETIME: Duration = Duration::from_secs(2);
+    const LIFETIMES: u32 = 3;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fleet: Vec<TokenCache> = (0..processes)
+        .map(|_| {
+            let calls = Arc::clone(&calls);
+            let builder = TokenCache::builder(move || {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Ok::<_, BoxError>(Token::bearer(random_token()).expires_in(LIFETIME)) }
+            });
+            match store() {
+                Some(store) => builder.store(store).build(),
+                None => builder.build(),
+            }
+        })
+        .collect();
+    let until = tokio::time::Instant::now() + LIFETIME * LIFETIMES;
+    let tasks: Vec<_> = fleet
+        .into_iter()
+        .map(|cache| {
+            tokio::spawn(async move {
+                while tokio::time::Instant::now() < until {
+                    cache.token().await.unwrap();
+                    tokio::time::sleep(LIFETIME / 360).await;
+                }
+                cache.stats().store_failures
+            })
+        })
+        .collect();
+    let mut store_failures = 0;
+    for task in tasks {
+        store_failures += task.await.unwrap();
+    }
+    // A store that failed measured fetching alone, not the store.
+    assert_eq!(store_failures, 0, "the store failed");
+    calls.load(Ordering::Relaxed) as f64 / f64::from(LIFETIMES)
+}
+
+/// The real-Redis rows: no store, one `redis-server`, a 3-primary cluster.
+#[cfg(feature = "redis")]
+fn print_real_calls_per_hour(runtime: &tokio::runtime::Runtime) {
+    use support::redis_cluster::{RedisCluster, which};
+    use tower_token_refresh::store::RedisStore;
+
+    if which("redis-server").is_none() || which("redis-cli").is_none() {
+        println!("redis-server or redis-cli not installed: no real-Redis rows\n");
+        return;
+    }
+    let Some(port) = free_port() else { return };
+    let Ok(mut server) = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    else {
+        return;
+    };
+    let cluster = match runtime.block_on(RedisCluster::start(3, 0)) {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            println!("could not start a Redis Cluster: {why}\n");
+            let _ = server.kill();
+            return;
+        }
+    };
+    runtime.block_on(async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let standalone = format!("redis://127.0.0.1:{port}");
+    let seeds = cluster.urls();
+    println!(
+        "token-endpoint calls per hour, real Redis (2-second tokens for 3 lifetimes, as 1-hour tokens)"
+    );
+    println!(
+        "{:<14} {:>9} {:>9} {:>9} {:>13} {:>15}",
+        "processes", "no store", "redis", "cluster", "no store/redis", "no store/cluster"
+    );
+    for processes in [1, 8, 32] {
+        // The cluster's ACL user may use `fleet:*` keys only.
+        let key = format!("fleet:bench-{}", random_token());
+        let alone = runtime.block_on(real_calls_per_lifetime(processes, &|| None));
+        let redis = runtime.block_on(real_calls_per_lifetime(processes, &|| {
+            Some(RedisStore::new(&standalone, key.as_str()).unwrap())
+        }));
+        let clustered = runtime.block_on(real_calls_per_lifetime(processes, &|| {
+            Some(RedisStore::cluster(&seeds, key.as_str()).unwrap())
+        }));
+        println!(
+            "{processes:<14} {alone:>9.1} {redis:>9.1} {clustered:>9.1} {:>13.1}× {:>15.1}×",
+            alone / redis,
+            alone / clustered
+        );
+    }
+    println!();
+    drop(cluster);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 fn first_request(c: &mut Criterion) {
     print_calls_per_hour();
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    #[cfg(feature = "redis")]
+    print_real_calls_per_hour(&runtime);
     let server = runtime
         .block_on(embedded::Embedded::start(
             embedded::Clock::start(),

@@ -4,13 +4,16 @@
 //! ```sh
 //! cargo run --example fleet                                 # 4 processes, a shared file
 //! cargo run --example fleet --features redis -- redis://127.0.0.1:6379
+//! # A Redis Cluster: its seed nodes, comma-separated.
+//! cargo run --example fleet --features redis -- redis://127.0.0.1:7000,redis://127.0.0.1:7001
 //! ```
 //!
 //! The example starts an embedded OAuth 2.0 token endpoint and API on
 //! 127.0.0.1 (tokens live 3 seconds), then runs itself again as 4 worker
 //! processes. Each worker has its own `TokenCache` and `TokenRefreshLayer`,
 //! sharing tokens through a [`FileStore`] in a temporary directory (or a
-//! `RedisStore`, given a Redis URL and the `redis` feature), and calls the
+//! `RedisStore`, given a Redis URL, or a cluster's seed node URLs separated
+//! by commas, and the `redis` feature), and calls the
 //! API every 50 ms for 8 seconds. Then a fifth process starts, as a
 //! restarted job would, and finds the token already there.
 //!
@@ -57,6 +60,9 @@ async fn coordinator(redis_url: Option<&str>) -> Result<(), BoxError> {
     let dir =
         std::env::temp_dir().join(format!("tower-token-refresh-fleet-{}", std::process::id()));
     let store = match redis_url {
+        Some(urls) if urls.contains(',') => {
+            format!("redis-cluster {urls} fleet-example:{}", std::process::id())
+        }
         Some(url) => format!("redis {url} fleet-example:{}", std::process::id()),
         None => format!("file {}", dir.join("token.json").display()),
     };
@@ -113,9 +119,9 @@ async fn coordinator(redis_url: Option<&str>) -> Result<(), BoxError> {
 /// One process of the fleet.
 async fn worker(args: &[String]) -> Result<(), BoxError> {
     let [name, token_url, api_url, run_for, kind, location, rest @ ..] = args else {
-        return Err(
-            "usage: --worker NAME TOKEN_URL API_URL MILLIS (file PATH | redis URL KEY)".into(),
-        );
+        return Err("usage: --worker NAME TOKEN_URL API_URL MILLIS \
+             (file PATH | redis URL KEY | redis-cluster URL,URL,… KEY)"
+            .into());
     };
     let store: Arc<dyn TokenStore> = match kind.as_str() {
         "file" => Arc::new(FileStore::new(location)?),
@@ -123,6 +129,11 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
         "redis" => Arc::new(tower_token_refresh::store::RedisStore::new(
             location,
             rest.first().ok_or("redis needs a key")?.as_str(),
+        )?),
+        #[cfg(feature = "redis")]
+        "redis-cluster" => Arc::new(tower_token_refresh::store::RedisStore::cluster(
+            location.split(','),
+            rest.first().ok_or("redis-cluster needs a key")?.as_str(),
         )?),
         other => return Err(format!("store {other} is not available (rest: {rest:?})").into()),
     };

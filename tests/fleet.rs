@@ -10,10 +10,13 @@
 //! runs the scenarios whose name contains NAME.
 //!
 //! Redis scenarios need the `redis-server` binary (Debian package
-//! `redis-server`). Without it they are skipped, and the output says how
-//! many and why; with `REQUIRE_REDIS=1` in the environment (as `.ci/run`
-//! sets it, after installing the package) a missing `redis-server` fails
-//! them instead.
+//! `redis-server`), and the Redis Cluster ones (`cluster_*`: clusters of
+//! `redis-server --cluster-enabled yes` processes on 127.0.0.1, made with
+//! `redis-cli --cluster create`) `redis-cli` too (Debian package
+//! `redis-tools`, which `redis-server` depends on). Without them they are
+//! skipped, and the output says how many and why; with `REQUIRE_REDIS=1` in
+//! the environment (as `.ci/run` sets it, after installing the packages) a
+//! missing binary fails them instead.
 
 mod support;
 
@@ -28,6 +31,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
+use support::redis_cluster::{REDIS_PASSWORD, REDIS_USER, RedisCluster, which, with_fleet_user};
 use support::temp_dir::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -41,9 +45,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const LEASE: Duration = Duration::from_secs(4);
 const WORKERS: usize = 4;
 const REQUESTS: usize = 50;
-/// The ACL user the Redis scenarios connect as.
-const REDIS_USER: &str = "fleet";
-const REDIS_PASSWORD: &str = "fleet-password";
+/// The cluster workers' store timeout: longer than a failover takes with
+/// `CLUSTER_NODE_TIMEOUT` (about 1.5 to 2 s), shorter than `FETCH_TIMEOUT`.
+const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(2700);
 /// Set to `1`, a missing `redis-server` fails the Redis scenarios instead
 /// of skipping them.
 const REQUIRE_REDIS: &str = "REQUIRE_REDIS";
@@ -74,7 +78,23 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 12] = [
+    let scenarios: [Scenario; 18] = [
+        ("cluster_store_waits_for_replicas", || {
+            run(cluster_store_waits_for_replicas())
+        }),
+        ("cluster_keys_share_one_slot", || {
+            run(cluster_keys_share_one_slot())
+        }),
+        ("cluster_fleet_fetches_once_per_token_lifetime", || {
+            run(cluster_fleet_fetches_once_per_token_lifetime())
+        }),
+        ("cluster_primary_killed_mid_refresh", || {
+            run(cluster_primary_killed_mid_refresh())
+        }),
+        ("cluster_slot_migrated_mid_run", || {
+            run(cluster_slot_migrated_mid_run())
+        }),
+        ("cluster_down_and_back", || run(cluster_down_and_back())),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -122,20 +142,29 @@ fn main() -> ExitCode {
         .collect();
     let required = std::env::var_os(REQUIRE_REDIS).is_some_and(|value| value == "1");
     let mut skipped = Vec::new();
-    if which("redis-server").is_none() && !required {
+    let missing = ["redis-server", "redis-cli"]
+        .into_iter()
+        .filter(|binary| which(binary).is_none())
+        .collect::<Vec<_>>();
+    if !missing.is_empty() && !required {
+        let needs_missing = |name: &str| {
+            name.starts_with("cluster_")
+                || (name.starts_with("redis_") && missing.contains(&"redis-server"))
+        };
         (skipped, selected) = selected
             .into_iter()
-            .partition(|(name, _)| name.starts_with("redis_"));
+            .partition(|(name, _)| needs_missing(name));
     }
     println!("\nrunning {} tests", selected.len());
     if !skipped.is_empty() {
+        let missing = missing.join(" and ");
         println!(
-            "{} Redis tests skipped: redis-server not found (install the Debian package \
-             `redis-server`; {REQUIRE_REDIS}=1 makes this an error)",
+            "{} Redis tests skipped: {missing} not found (install the Debian packages \
+             `redis-server` and `redis-tools`; {REQUIRE_REDIS}=1 makes this an error)",
             skipped.len()
         );
         for (name, _) in &skipped {
-            println!("test {name} ... skipped (redis-server not found)");
+            println!("test {name} ... skipped ({missing} not found)");
         }
     }
     let mut failed = Vec::new();
@@ -184,14 +213,14 @@ macro_rules! check {
 
 async fn redis_fleet_fetches_once_per_token_lifetime() -> Outcome {
     let redis = RedisServer::start(None).await?;
-    fetches_once_per_token_lifetime(&redis.store_spec()).await
+    fetches_once_per_token_lifetime(WORKERS, &redis.store_spec()).await
 }
 
-/// `WORKERS` processes sharing the store of `spec`, three waves of
+/// `workers` processes sharing the store of `spec`, three waves of
 /// `REQUESTS` each, at each token's expiry: one fetch per wave.
-async fn fetches_once_per_token_lifetime(spec: &str) -> Outcome {
+async fn fetches_once_per_token_lifetime(workers: usize, spec: &str) -> Outcome {
     let servers = Servers::start().await;
-    let mut fleet = Fleet::spawn(WORKERS, spec, &servers).await?;
+    let mut fleet = Fleet::spawn(workers, spec, &servers).await?;
     for wave in 1..=3 {
         let results = fleet.wave(REQUESTS).await?;
         check!(
@@ -257,32 +286,11 @@ async fn redis_stopped_mid_run() -> Outcome {
 
     // Redis goes away; tokens expire; requests must keep succeeding.
     let port = redis.stop();
-    servers.wait_until_tokens_expire().await;
-    let results = fleet.wave(REQUESTS).await?;
-    check!(
-        results.iter().all(|r| r.all_ok()),
-        "requests failed while Redis was down: {results:?}"
-    );
-    check!(
-        servers.fetches() == 1 + WORKERS,
-        "{} fetches: expected one per process while Redis was down",
-        servers.fetches()
-    );
+    each_process_fetches_alone(&mut fleet, &servers, "while Redis was down").await?;
 
     // Redis is back: the fleet shares one token again.
     redis = RedisServer::start(Some(port)).await?;
-    servers.wait_until_tokens_expire().await;
-    let before = servers.fetches();
-    let results = fleet.wave(REQUESTS).await?;
-    check!(
-        results.iter().all(|r| r.all_ok()),
-        "after restart: {results:?}"
-    );
-    check!(
-        servers.fetches() == before + 1,
-        "{} fetches after Redis came back, expected 1",
-        servers.fetches() - before
-    );
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 1, "after Redis came back").await?;
 
     // And while a wave's refreshes are in flight.
     servers.wait_until_tokens_expire().await;
@@ -390,18 +398,15 @@ async fn redis_keeps_a_rotated_refresh_token_for_the_fleet() -> Outcome {
     Ok(())
 }
 
-/// The lock, by hand: a holder whose lease ran out can neither write nor
-/// release under its successor; a value that is not ours is ignored.
-async fn redis_lock_is_fenced() -> Outcome {
+/// The lock, by hand, on stores `store` makes (one key, each its own
+/// connection): a holder whose lease ran out can neither write nor release
+/// under its successor; a rejection deletes only the token it names.
+async fn lock_is_fenced(
+    store: &dyn Fn() -> Result<tower_token_refresh::store::RedisStore, String>,
+) -> Outcome {
     use tower_token_refresh::Token;
-    use tower_token_refresh::store::{RedisStore, StoredToken, TokenStore};
+    use tower_token_refresh::store::{StoredToken, TokenStore};
 
-    let redis = RedisServer::start(None).await?;
-    let url = format!(
-        "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
-        redis.port
-    );
-    let store = || RedisStore::new(&url, "fleet:fenced").map_err(|e| e.to_string());
     let (a, b, c) = (store()?, store()?, store()?);
     let lease = Duration::from_millis(300);
     let err = |e: tower_token_refresh::store::StoreError| e.to_string();
@@ -476,6 +481,24 @@ async fn redis_lock_is_fenced() -> Outcome {
         c.load().await.map_err(err)?.is_none(),
         "the rejected token is still stored"
     );
+
+    Ok(())
+}
+
+/// The lock, by hand: a holder whose lease ran out can neither write nor
+/// release under its successor; a value that is not ours is ignored.
+async fn redis_lock_is_fenced() -> Outcome {
+    use tower_token_refresh::store::{RedisStore, TokenStore};
+
+    let redis = RedisServer::start(None).await?;
+    let url = format!(
+        "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
+        redis.port
+    );
+    let store = || RedisStore::new(&url, "fleet:fenced").map_err(|e| e.to_string());
+    lock_is_fenced(&store).await?;
+    let c = store()?;
+    let err = |e: tower_token_refresh::store::StoreError| e.to_string();
 
     // A value that is not a token record: ignored (with a warning).
     let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
@@ -560,7 +583,8 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
 
 async fn file_fleet_fetches_once_per_token_lifetime() -> Outcome {
     let dir = TempDir::new("fleet-file");
-    fetches_once_per_token_lifetime(&format!("file={}", dir.join("token.json").display())).await
+    let spec = format!("file={}", dir.join("token.json").display());
+    fetches_once_per_token_lifetime(WORKERS, &spec).await
 }
 
 async fn file_store_restart_reuses_the_token() -> Outcome {
@@ -663,6 +687,346 @@ async fn redis_rejected_token_is_not_loaded_by_the_next_process() -> Outcome {
     rejected_token_is_not_loaded_by_the_next_run(&spec).await
 }
 
+// ------------------------------------------------------------ Redis Cluster
+
+/// The store's keys (token, lock, failure, refresh token) share one slot:
+/// its scripts run on a cluster, where keys without the tag would be
+/// refused (`CROSSSLOT`); and the lock, fencing and compare-and-delete work
+/// there as on one server.
+async fn cluster_keys_share_one_slot() -> Outcome {
+    use tower_token_refresh::store::{RedisStore, StoreError};
+
+    let cluster = RedisCluster::start(3, 0).await?;
+    let store =
+        || RedisStore::cluster(cluster.urls(), "fleet:slot").map_err(|e: StoreError| e.to_string());
+    let key = store()?.key().to_owned();
+    check!(key == "{fleet:slot}", "key {key}");
+    let mut slots = Vec::new();
+    for suffix in ["", ":lock", ":failure", ":refresh_token"] {
+        slots.push(
+            cluster
+                .cli(&["cluster", "keyslot", &format!("{key}{suffix}")])
+                .await?,
+        );
+    }
+    check!(
+        slots.iter().all(|slot| *slot == slots[0]),
+        "the store's keys are in slots {slots:?}"
+    );
+    // The same keys without the tag are in several slots, and a script
+    // touching them is refused: the test above would catch a lost tag.
+    let untagged = cluster
+        .cli(&[
+            "eval",
+            "return redis.call('GET', KEYS[1])",
+            "2",
+            "fleet:slot:lock",
+            "fleet:slot",
+        ])
+        .await;
+    check!(
+        untagged.as_ref().is_err_and(|e| e.contains("CROSSSLOT")),
+        "a script over untagged keys was not refused: {untagged:?}"
+    );
+
+    lock_is_fenced(&store).await
+}
+
+/// `wait_for_replicas`: the lock and the save wait (`WAIT`, on the primary
+/// of the store's slot) until a replica has them; with that replica frozen,
+/// each waits the time given, and the write stands.
+async fn cluster_store_waits_for_replicas() -> Outcome {
+    use tower_token_refresh::Token;
+    use tower_token_refresh::store::{RedisStore, StoreError, StoredToken, TokenStore};
+
+    let cluster = RedisCluster::start(3, 1).await?;
+    let err = |e: StoreError| e.to_string();
+    let token = StoredToken::new(
+        Token::bearer("replicated").expires_in(Duration::from_secs(60)),
+        Some("fleet".into()),
+    );
+    let store = |wait: Duration| {
+        RedisStore::cluster_builder(cluster.urls(), "fleet:wait")
+            .wait_for_replicas(1, wait)
+            .build()
+            .map_err(err)
+    };
+
+    // A live replica answers WAIT long before it times out (the first
+    // round also connects; the second is timed).
+    let live_wait = Duration::from_secs(3);
+    let live = store(live_wait)?;
+    for round in 0..2 {
+        let started = Instant::now();
+        let lease = live
+            .try_lock(LEASE)
+            .await
+            .map_err(err)?
+            .ok_or("lock free")?;
+        check!(live.save(&token, &lease).await.map_err(err)?, "not saved");
+        live.unlock(lease).await.map_err(err)?;
+        let took = started.elapsed();
+        check!(
+            round == 0 || took < live_wait,
+            "took {took:?} with a live replica: WAIT was not answered by it"
+        );
+    }
+
+    let wait = Duration::from_millis(600);
+    let store = store(wait)?;
+    // Connected before the replica freezes: only WAIT is timed below.
+    store.load().await.map_err(err)?;
+    let replica = cluster
+        .replica_of(cluster.primary_of(store.key()).await?)
+        .await?;
+    cluster.freeze(replica, true)?;
+    let started = Instant::now();
+    let locked = store.try_lock(LEASE).await.map_err(err);
+    let took_lock = started.elapsed();
+    let saved = match &locked {
+        Ok(Some(lease)) => store.save(&token, lease).await.map_err(err),
+        _ => Ok(false),
+    };
+    let took = started.elapsed();
+    cluster.freeze(replica, false)?;
+    let lease = locked?.ok_or("lock free")?;
+    check!(saved?, "not saved while the replica was frozen");
+    store.unlock(lease).await.map_err(err)?;
+    check!(
+        took_lock >= wait && took >= wait * 2,
+        "lock took {took_lock:?}, lock and save {took:?}: the replica's silence was not waited for"
+    );
+    check!(
+        took < wait * 2 + Duration::from_secs(1),
+        "lock and save took {took:?}: WAIT went on longer than {wait:?} each"
+    );
+    Ok(())
+}
+
+/// 8 processes on a 3-primary cluster for 3 token lifetimes: one fetch per
+/// lifetime, no failed request.
+async fn cluster_fleet_fetches_once_per_token_lifetime() -> Outcome {
+    let cluster = RedisCluster::start(3, 0).await?;
+    fetches_once_per_token_lifetime(8, &cluster.store_spec("fleet:token")).await
+}
+
+/// The primary that holds the lock (and the token) is killed while the
+/// holder fetches; its replica is promoted. No request fails; the failover
+/// costs at most one extra fetch; the newest token is the one stored; the
+/// next lifetime is one fetch again.
+async fn cluster_primary_killed_mid_refresh() -> Outcome {
+    let mut cluster = RedisCluster::start(3, 1).await?;
+    let spec = cluster.store_spec("fleet:token");
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    servers.wait_for_fetch_in_flight().await?;
+    let primary = cluster.primary_of("{fleet:token}").await?;
+    cluster.kill(primary);
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed across the failover: {results:?}"
+    );
+    let during = servers.fetches() - 1;
+    check!(
+        (1..=2).contains(&during),
+        "{during} fetches across the failover: at most one extra was allowed"
+    );
+    println!("    {during} fetch(es) across the failover");
+    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await?;
+    // No older token over a newer one: what is stored is the newest.
+    let stored = cluster.cli_at(promoted, &["get", "{fleet:token}"]).await?;
+    if let Some(newest) = servers.last_issued() {
+        check!(
+            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
+            "stored {stored:?}, but {newest} is newer"
+        );
+    }
+
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// The store's slot moves to another primary (`redis-cli --cluster
+/// reshard`) while the fleet refreshes: no request fails, and the fleet
+/// shares one token per lifetime again once it has moved.
+///
+/// 5 000 more keys in the store's slot, moved one by one, keep the slot
+/// on the move for a while (under a second, less than the store's timeout:
+/// the store waits for it); the fleet's tokens expire just as it
+/// starts moving, so the refresh meets `ASK` (a key already moved) and
+/// `TRYAGAIN` (a script whose keys are split between the two nodes, which
+/// Redis refuses until the slot has moved). Tokens live 6 s here, longer
+/// than a save may wait for the slot (the store's timeout).
+async fn cluster_slot_migrated_mid_run() -> Outcome {
+    let cluster = RedisCluster::start(3, 0).await?;
+    let key = "{fleet:token}";
+    let servers = Servers::with_lifetime(Duration::from_secs(6)).await;
+    let mut fleet = Fleet::spawn(WORKERS, &cluster.store_spec("fleet:token"), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    let from = cluster.primary_of(key).await?;
+    let to = (from + 1) % 3;
+    let (from_id, to_id) = (cluster.node_id(from).await?, cluster.node_id(to).await?);
+    let slot: usize = cluster
+        .cli(&["cluster", "keyslot", key])
+        .await?
+        .parse()
+        .map_err(|_| "slot")?;
+    cluster
+        .cli_at(
+            from,
+            &[
+                "eval",
+                "for i = 1, tonumber(ARGV[1]) do redis.call('SET', KEYS[1] .. ':pad:' .. i, 'x') end",
+                "1",
+                key,
+                "5000",
+            ],
+        )
+        .await?;
+    // `reshard` moves a primary's slots from its lowest: those before
+    // ours in its range, then ours.
+    let first = [0, 5461, 10923]
+        .into_iter()
+        .filter(|f| *f <= slot)
+        .max()
+        .unwrap_or(0);
+    let count = slot - first + 1;
+    servers.wait_until_tokens_expire().await;
+    let mut reshard = cluster.cli_command(&[
+        "--cluster",
+        "reshard",
+        &format!("127.0.0.1:{}", cluster.nodes[from].port),
+        "--cluster-from",
+        &from_id,
+        "--cluster-to",
+        &to_id,
+        "--cluster-slots",
+        &count.to_string(),
+        "--cluster-pipeline",
+        "1",
+        "--cluster-yes",
+    ]);
+    let mut reshard = reshard
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+    let migrating = format!("[{slot}->-{to_id}]");
+    let deadline = Instant::now() + STEP_LIMIT;
+    while !cluster
+        .cli_at(from, &["cluster", "nodes"])
+        .await?
+        .contains(&migrating)
+    {
+        check!(
+            Instant::now() < deadline,
+            "slot {slot} never started moving"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
+    let results = fleet.wave(REQUESTS).await?;
+    let still_moving = cluster
+        .cli_at(from, &["cluster", "nodes"])
+        .await?
+        .contains(&migrating);
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the slot moved: {results:?}"
+    );
+    let status = timeout(STEP_LIMIT, reshard.wait())
+        .await
+        .map_err(|_| "reshard did not finish")?
+        .map_err(|e| e.to_string())?;
+    check!(status.success(), "redis-cli --cluster reshard: {status}");
+    check!(
+        cluster.primary_of(key).await? == to,
+        "the slot did not move"
+    );
+    println!(
+        "    {} fetch(es) for the wave sent while the slot moved (still moving after it: {still_moving})",
+        servers.fetches() - 1
+    );
+    // The store waited for the slot instead of failing (each process
+    // would then have fetched on its own).
+    check!(
+        servers.fetches() == 2,
+        "{} fetches for the wave sent while the slot moved, expected 1",
+        servers.fetches() - 1
+    );
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 1, "after the migration").await?;
+    fleet.exit().await
+}
+
+/// Every node of the cluster down: each process fetches on its own and
+/// requests keep flowing; the cluster back: one fetch per lifetime again.
+async fn cluster_down_and_back() -> Outcome {
+    let mut cluster = RedisCluster::start(3, 0).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &cluster.store_spec("fleet:token"), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+
+    for node in 0..cluster.nodes.len() {
+        cluster.kill(node);
+    }
+    each_process_fetches_alone(&mut fleet, &servers, "while the cluster was down").await?;
+
+    cluster.restart_all().await?;
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "with the cluster back").await?;
+    fleet.exit().await
+}
+
+/// A wave at the last token's expiry, with the store unreachable and one
+/// fetch so far: every request succeeds, each process fetching on its own.
+async fn each_process_fetches_alone(fleet: &mut Fleet, servers: &Servers, when: &str) -> Outcome {
+    servers.wait_until_tokens_expire().await;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed {when}: {results:?}"
+    );
+    check!(
+        servers.fetches() == 1 + WORKERS,
+        "{} fetches: expected one per process {when}",
+        servers.fetches()
+    );
+    Ok(())
+}
+
+/// `lifetimes` waves, each at the last token's expiry: one fetch each, no
+/// failed request.
+async fn settles_to_one_fetch_per_lifetime(
+    fleet: &mut Fleet,
+    servers: &Servers,
+    lifetimes: usize,
+    when: &str,
+) -> Outcome {
+    for lifetime in 1..=lifetimes {
+        servers.wait_until_tokens_expire().await;
+        let before = servers.fetches();
+        let results = fleet.wave(REQUESTS).await?;
+        check!(
+            results.iter().all(|r| r.all_ok()),
+            "lifetime {lifetime} {when}: {results:?}"
+        );
+        check!(
+            servers.fetches() == before + 1,
+            "lifetime {lifetime} {when}: {} fetches, expected 1",
+            servers.fetches() - before
+        );
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------ token endpoint + API
 
 /// The token endpoint (client credentials, counts fetches, can hang one)
@@ -676,22 +1040,35 @@ struct Servers {
 
 #[derive(Default)]
 struct EndpointState {
+    /// Tokens live this long (`LIFETIME` unless a scenario says otherwise).
+    lifetime: Duration,
     fetches: usize,
+    /// Tokens issued (fetches that succeeded), which number them.
+    issued_count: usize,
     issued: HashMap<String, Instant>,
     /// How often each token was refused by the API.
     rejected: HashMap<String, usize>,
     last_expiry: Option<Instant>,
     hang_next: bool,
+    /// The next fetch waits for `release_hung_fetch`, then succeeds.
+    hold_next: bool,
     failing: bool,
     in_flight: Option<String>,
 }
 
 impl Servers {
     async fn start() -> Self {
+        Self::with_lifetime(LIFETIME).await
+    }
+
+    async fn with_lifetime(lifetime: Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let servers = Self {
             addr: listener.local_addr().unwrap(),
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(EndpointState {
+                lifetime,
+                ..EndpointState::default()
+            })),
             release: Arc::new(Notify::new()),
         };
         let app = Router::new()
@@ -725,6 +1102,16 @@ impl Servers {
 
     fn hang_next_fetch(&self) {
         self.state.lock().unwrap().hang_next = true;
+    }
+
+    fn hold_next_fetch(&self) {
+        self.state.lock().unwrap().hold_next = true;
+    }
+
+    /// The token last issued, if any.
+    fn last_issued(&self) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        (state.issued_count > 0).then(|| format!("access-{}", state.issued_count))
     }
 
     fn release_hung_fetch(&self) {
@@ -762,28 +1149,35 @@ async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, Str
         .find_map(|pair| pair.strip_prefix("fleet_worker="))
         .unwrap_or("unknown")
         .to_owned();
-    let hang = {
+    let (hang, hold) = {
         let mut state = servers.state.lock().unwrap();
         state.fetches += 1;
         if state.failing {
             return (StatusCode::SERVICE_UNAVAILABLE, String::new());
         }
         state.in_flight = Some(client);
-        std::mem::take(&mut state.hang_next)
+        (
+            std::mem::take(&mut state.hang_next),
+            std::mem::take(&mut state.hold_next),
+        )
     };
-    if hang {
+    if hang || hold {
+        // Numbered when it answers: a token issued later is newer.
         servers.release.notified().await;
+    }
+    if hang {
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());
     }
     let mut state = servers.state.lock().unwrap();
     state.in_flight = None;
-    let access = format!("access-{}", state.fetches);
-    let expiry = Instant::now() + LIFETIME;
+    state.issued_count += 1;
+    let access = format!("access-{}", state.issued_count);
+    let expiry = Instant::now() + state.lifetime;
     state.issued.insert(access.clone(), expiry);
     state.last_expiry = Some(expiry);
     let body = format!(
         r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{}}}"#,
-        LIFETIME.as_secs()
+        state.lifetime.as_secs()
     );
     (StatusCode::OK, body)
 }
@@ -809,6 +1203,8 @@ async fn api(State(servers): State<Servers>, headers: HeaderMap) -> StatusCode {
 
 #[derive(Debug)]
 struct WaveResult {
+    /// Which worker: read only by `Debug`, in failure messages.
+    #[allow(dead_code)]
     worker: usize,
     ok: usize,
     failed: usize,
@@ -816,7 +1212,7 @@ struct WaveResult {
 
 impl WaveResult {
     fn all_ok(&self) -> bool {
-        self.failed == 0 && self.ok == REQUESTS && self.worker < WORKERS
+        self.failed == 0 && self.ok == REQUESTS
     }
 }
 
@@ -983,6 +1379,15 @@ mod worker {
             return Ok(Arc::new(FileStore::new(path)?));
         }
         #[cfg(feature = "redis")]
+        if let Some(rest) = spec.strip_prefix("cluster=") {
+            let (urls, key) = rest.rsplit_once('|').ok_or("cluster=URL,URL,…|KEY")?;
+            let store =
+                tower_token_refresh::store::RedisStore::cluster_builder(urls.split(','), key)
+                    .timeout(super::CLUSTER_STORE_TIMEOUT)
+                    .build()?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(feature = "redis")]
         if let Some(rest) = spec.strip_prefix("redis=") {
             let (url, key) = rest.rsplit_once('|').ok_or("redis=URL|KEY")?;
             return Ok(Arc::new(tower_token_refresh::store::RedisStore::new(
@@ -999,8 +1404,10 @@ mod worker {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_env_filter(
+                // redis-rs logs every failed reconnection as an error; the
+                // cluster-down scenario makes many on purpose.
                 tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "error".into()),
+                    .unwrap_or_else(|_| "error,redis=off".into()),
             )
             .init();
         let source = ClientCredentials::builder(
@@ -1095,18 +1502,8 @@ impl RedisServer {
                 .arg(&tls.key)
                 .args(["--tls-auth-clients", "no"]),
         };
-        let child = command
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .args(["--user", "default", "off"])
-            .args([
-                "--user",
-                REDIS_USER,
-                "on",
-                &format!(">{REDIS_PASSWORD}"),
-                "~fleet:*",
-                "+@all",
-            ])
+        command.args(["--bind", "127.0.0.1"]);
+        let child = with_fleet_user(&mut command)
             .stdout(Stdio::null())
             .spawn()
             .map_err(|error| format!("cannot start redis-server: {error}"))?;
@@ -1149,12 +1546,4 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn which(binary: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(binary))
-        .find(|candidate| candidate.is_file())
 }

@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, Cmd, FromRedisValue, RedisResult};
+use tokio::time::Instant;
 
 use super::record::Record;
 use super::{
@@ -15,6 +18,10 @@ use crate::{Secret, Token};
 
 /// Default [timeout](RedisStoreBuilder::timeout) of one Redis call.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Against a cluster, the pause before a call that met a node down, a
+/// cluster down or a slot being moved is made again (until its timeout).
+const CLUSTER_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Writes the token (and clears a failure) only while the caller's fence
 /// still holds the lock.
@@ -91,8 +98,52 @@ return 0
 /// ring is installed as the default). Neither the URL nor the password
 /// appears in `Debug` output or errors.
 ///
-/// One Redis server (or the primary of a replicated one) is expected; Redis
-/// Cluster is not supported (the scripts touch several keys).
+/// # Deployments
+///
+/// - **One server** (or the primary of a replicated one, through one
+///   address): [`RedisStore::new`], keys as above.
+/// - **Redis Cluster**: [`RedisStore::cluster`] with seed nodes (any few
+///   nodes of the cluster; the client learns the rest, follows `MOVED` and
+///   `ASK` redirections and topology changes). Every key of the store shares
+///   one hash tag, so each script touches one slot: the keys are
+///   `{K}`, `{K}:lock`, `{K}:failure` and `{K}:refresh_token`, or, when `K`
+///   already has a hash tag (`{billing}:token`), `K` and its suffixes as
+///   above. While a call meets a node or the cluster down, or a slot being
+///   migrated, it is made again every 50 ms until its
+///   [timeout](RedisStoreBuilder::timeout): a failover shorter than that is
+///   ridden through. ACL users must be allowed the tagged keys
+///   (`~{K}*`).
+/// - **Sentinel** is not supported: use the address your platform keeps
+///   pointing at the primary (most managed offerings have one), or a
+///   cluster. redis-rs has a Sentinel client, but it hands out a connection
+///   to the primary of the moment and does not follow a failover by itself;
+///   following one means re-asking the sentinels after errors, a third
+///   connection path this store does not have yet.
+///
+/// # Failover
+///
+/// Redis replicates asynchronously: a primary that dies can take its last
+/// writes with it, and the replica promoted in its place may not know that
+/// a process holds the refresh lock (or that it just saved a token). A
+/// second process can then take the lock and fetch too: at most one extra
+/// fetch per failover. What cannot happen is an older token written over a
+/// newer one: a save is made only by a script that finds the saver's own
+/// random fencing value in the lock, on the primary of the moment, so a
+/// holder whose lock the failover lost (or whose lease ran out) saves
+/// nothing, and a rejected token is deleted only if it is still the stored
+/// one. When the stored token does go back to an older one (a save the
+/// failover lost), processes do not take it for newer than the one they
+/// hold: it costs at most that one extra fetch. No request fails because
+/// of a failover: every store call is bounded by the cache's fetch
+/// timeout, and a process that cannot reach the store fetches on its own.
+/// That is also the cost of the failover's gap itself: a process that
+/// needs a new token while no primary answers fetches its own (as when
+/// Redis is down). A cluster store waits for the promotion within its
+/// [timeout](RedisStoreBuilder::timeout), so a failover shorter than that
+/// costs at most the one extra fetch; a store on one address does not wait.
+/// For writes that survive the loss of a primary,
+/// [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) makes the
+/// lock and the save wait (`WAIT`) until that many replicas have them.
 ///
 /// Anyone who can read `K` can use the token: restrict it with Redis ACLs
 /// (`~K*` key patterns) and use TLS across untrusted networks.
@@ -115,6 +166,13 @@ return 0
 ///
 /// let store = RedisStore::new("redis://token-cache:secret@redis.internal:6379", "billing-api:token")?;
 /// let cache = TokenCache::builder(source).store(store).build();
+///
+/// // A cluster: a few seed nodes; TLS and ACL users as for one server.
+/// let store = RedisStore::cluster(
+///     ["rediss://token-cache:secret@redis-0.internal:6379", "rediss://token-cache:secret@redis-1.internal:6379"],
+///     "billing-api:token",
+/// )?;
+/// assert_eq!(store.key(), "{billing-api:token}");
 /// # Ok::<(), tower_token_refresh::store::StoreError>(())
 /// ```
 #[derive(Clone)]
@@ -123,22 +181,54 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    client: Client,
+    client: Clients,
     timeout: Duration,
+    /// `WAIT` for this many replicas after taking the lock and saving.
+    replicas: Option<(u32, Duration)>,
     token_key: String,
     lock_key: String,
     failure_key: String,
     refresh_token_key: String,
     /// Made on first use; dropped after a call timed out (the connection
     /// may be half-open), so the next call connects again.
-    connection: Mutex<Option<ConnectionManager>>,
+    connection: Mutex<Option<Connection>>,
+}
+
+/// One server, or a cluster (one per store, behind its `Arc`: the size
+/// difference does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Clients {
+    Standalone(Client),
+    Cluster(ClusterClient),
+}
+
+#[derive(Clone)]
+enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    async fn run<T: FromRedisValue>(&mut self, command: &Cmd) -> RedisResult<T> {
+        match self {
+            Connection::Standalone(connection) => command.query_async(connection).await,
+            Connection::Cluster(connection) => command.query_async(connection).await,
+        }
+    }
+}
+
+/// Where a store's Redis is.
+enum Servers {
+    Standalone(Secret),
+    Cluster(Vec<Secret>),
 }
 
 /// Settings of a [`RedisStore`]; made by [`RedisStore::builder`].
 pub struct RedisStoreBuilder {
-    url: Secret,
+    servers: Servers,
     key: String,
     timeout: Duration,
+    replicas: Option<(u32, Duration)>,
     root_certificates: Option<Vec<u8>>,
     client_certificate: Option<(Vec<u8>, Secret)>,
 }
@@ -156,21 +246,48 @@ impl RedisStore {
 
     /// Starts building a store with custom settings.
     pub fn builder(url: &str, key: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: Secret::new(url),
-            key: key.into(),
-            timeout: DEFAULT_REDIS_TIMEOUT,
-            root_certificates: None,
-            client_certificate: None,
-        }
+        RedisStoreBuilder::new(Servers::Standalone(Secret::new(url)), key.into())
     }
 
-    /// The key the token is kept under.
+    /// A store on the Redis Cluster that `seed_urls` belong to (any few of
+    /// its nodes, `redis://` or `rediss://`, all with the same user,
+    /// password and scheme), keeping the token under `key` with a hash tag
+    /// (see [deployments](RedisStore#deployments)). Nothing connects until
+    /// the store is first used.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::InvalidConfig`] when there is no seed, a URL cannot
+    /// be parsed, the seeds differ in user, password or TLS, or `key`
+    /// cannot be given a hash tag (it is empty or starts with `}`).
+    pub fn cluster<I>(seed_urls: I, key: impl Into<String>) -> Result<Self, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self::cluster_builder(seed_urls, key).build()
+    }
+
+    /// Starts building a [cluster](Self::cluster) store with custom
+    /// settings.
+    pub fn cluster_builder<I>(seed_urls: I, key: impl Into<String>) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let seeds = seed_urls
+            .into_iter()
+            .map(|url| Secret::new(url.as_ref()))
+            .collect();
+        RedisStoreBuilder::new(Servers::Cluster(seeds), key.into())
+    }
+
+    /// The key the token is kept under (for a cluster, with its hash tag).
     pub fn key(&self) -> &str {
         &self.inner.token_key
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    async fn connection(&self) -> Result<Connection, StoreError> {
         let slot = || {
             self.inner
                 .connection
@@ -180,56 +297,246 @@ impl RedisStore {
         if let Some(connection) = slot().as_ref() {
             return Ok(connection.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.inner.timeout))
-            .set_response_timeout(Some(self.inner.timeout))
-            // Fail fast while Redis is down: the cache fetches on its own
-            // meanwhile, and a later call reconnects.
-            .set_number_of_retries(1)
-            .set_max_delay(self.inner.timeout);
-        let connection = ConnectionManager::new_with_config(self.inner.client.clone(), config)
-            .await
-            .map_err(unavailable("could not connect to Redis"))?;
+        let timeout = self.inner.timeout;
+        let connection = match &self.inner.client {
+            Clients::Standalone(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    // Fail fast while Redis is down: the cache fetches on its
+                    // own meanwhile, and a later call reconnects.
+                    .set_number_of_retries(1)
+                    .set_max_delay(timeout);
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map(Connection::Standalone)
+            }
+            Clients::Cluster(client) => {
+                tokio::time::timeout(timeout, client.get_async_connection())
+                    .await
+                    .unwrap_or_else(|_elapsed| Err(timed_out()))
+                    .map(Connection::Cluster)
+            }
+        }
+        .map_err(unavailable("could not connect to Redis"))?;
         *slot() = Some(connection.clone());
         Ok(connection)
+    }
+
+    fn forget_connection(&self) {
+        *self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Runs `command`. After an outage the connection answers its first
     /// call with the error of its last reconnection attempt and reconnects:
     /// such a call is made once more. A call that timed out drops the
     /// connection (it may be half-open) for the next call to make anew.
+    ///
+    /// Against a cluster, a call that meets a node down, the cluster down
+    /// or a slot on the move is made again every [`CLUSTER_RETRY_PAUSE`]
+    /// until the timeout (the client follows `MOVED` and `ASK` itself), so
+    /// that a failover shorter than the timeout is ridden through; a
+    /// connection that still fails is dropped, and the next call starts
+    /// again from the seed nodes.
     async fn query<T: FromRedisValue>(
         &self,
         command: &Cmd,
         what: &'static str,
     ) -> Result<T, StoreError> {
-        let mut connection = self.connection().await?;
-        let mut result = command.query_async(&mut connection).await;
-        if let Err(error) = &result
-            && (error.is_io_error()
-                || error.is_connection_dropped()
-                || error.is_connection_refusal())
-        {
-            result = command.query_async(&mut connection).await;
+        if matches!(self.inner.client, Clients::Standalone(_)) {
+            let mut connection = self.connection().await?;
+            let mut result = connection.run(command).await;
+            if let Err(error) = &result
+                && is_disconnection(error)
+            {
+                result = connection.run(command).await;
+            }
+            if let Err(error) = &result
+                && error.is_timeout()
+            {
+                self.forget_connection();
+            }
+            return result.map_err(unavailable(what));
         }
-        if let Err(error) = &result
-            && error.is_timeout()
-        {
-            *self
-                .inner
-                .connection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = None;
+        let deadline = Instant::now() + self.inner.timeout;
+        loop {
+            let result = match tokio::time::timeout_at(deadline, async {
+                let mut connection = self.connection().await?;
+                Ok::<_, StoreError>(connection.run(command).await)
+            })
+            .await
+            {
+                Ok(Ok(result)) => result,
+                Ok(Err(error)) => return Err(error),
+                Err(_elapsed) => {
+                    self.forget_connection();
+                    return Err(unavailable(what)(timed_out()));
+                }
+            };
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let transient = is_disconnection(&error)
+                || error.is_cluster_error()
+                || error.is_timeout()
+                || matches!(
+                    error.kind(),
+                    redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
+                );
+            if !transient {
+                return Err(unavailable(what)(error));
+            }
+            if Instant::now() + CLUSTER_RETRY_PAUSE >= deadline {
+                self.forget_connection();
+                return Err(unavailable(what)(error));
+            }
+            tokio::time::sleep(CLUSTER_RETRY_PAUSE).await;
         }
-        result.map_err(unavailable(what))
+    }
+
+    /// After a write under the lock: waits until the configured number of
+    /// replicas have it, if one is configured. Fewer replicas in time is
+    /// not an error (the write stands on the primary), only a warning.
+    async fn wait_for_replicas(&self) {
+        let Some((replicas, wait)) = self.inner.replicas else {
+            return;
+        };
+        let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        let command = redis::cmd("WAIT").arg(replicas).arg(timeout_ms).clone();
+        let result = match &self.inner.client {
+            Clients::Standalone(_) => {
+                self.query::<i64>(&command, "could not wait for Redis replicas")
+                    .await
+            }
+            Clients::Cluster(_) => self.wait_on_slot(&command).await,
+        };
+        match result {
+            Ok(acknowledged) if acknowledged >= i64::from(replicas) => {}
+            Ok(acknowledged) => tracing::warn!(
+                acknowledged,
+                wanted = replicas,
+                "fewer Redis replicas than asked acknowledged the write in time"
+            ),
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "could not wait for Redis replicas"
+            ),
+        }
+    }
+
+    /// `WAIT` on the primary of the store's slot (redis-rs would send a
+    /// keyless `WAIT` to every primary).
+    async fn wait_on_slot(&self, command: &Cmd) -> Result<i64, StoreError> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+
+        let what = "could not wait for Redis replicas";
+        let Connection::Cluster(mut connection) = self.connection().await? else {
+            return Err(StoreError::new(StoreErrorKind::Other, what, None));
+        };
+        let slot = key_slot(self.inner.lock_key.as_bytes());
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+            slot,
+            SlotAddr::Master,
+        )));
+        let value = tokio::time::timeout(
+            self.inner.timeout,
+            connection.route_command(command.clone(), routing),
+        )
+        .await
+        .unwrap_or_else(|_elapsed| Err(timed_out()))
+        .map_err(unavailable(what))?;
+        i64::from_redis_value(value).map_err(|error| unavailable(what)(error.into()))
     }
 }
 
+/// The connection broke or could not be made.
+fn is_disconnection(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
+/// The key under which a cluster store keeps its token: `key` if it has a
+/// hash tag, else `key` in braces (the tag). `None` if neither gives a
+/// non-empty tag (`key` empty or starting with `}`).
+fn tagged(key: &str) -> Option<String> {
+    if hash_tag(key).is_some() {
+        return Some(key.to_owned());
+    }
+    let tagged = format!("{{{key}}}");
+    hash_tag(&tagged).is_some().then_some(tagged)
+}
+
+/// Redis Cluster's hash tag of `key`: what is between the first `{` and
+/// the first `}` after it, if that is not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let close = key[open + 1..].find('}')?;
+    Some(&key[open + 1..open + 1 + close]).filter(|tag| !tag.is_empty())
+}
+
+/// Redis Cluster's slot of `key` (CRC16/XMODEM of its hash tag, or of the
+/// whole key, modulo 16384).
+fn key_slot(key: &[u8]) -> u16 {
+    let hashed = std::str::from_utf8(key)
+        .ok()
+        .and_then(hash_tag)
+        .map_or(key, str::as_bytes);
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
 impl RedisStoreBuilder {
+    fn new(servers: Servers, key: String) -> Self {
+        Self {
+            servers,
+            key,
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            replicas: None,
+            root_certificates: None,
+            client_certificate: None,
+        }
+    }
+
     /// The longest one Redis call (or connection attempt) may take.
-    /// Defaults to [`DEFAULT_REDIS_TIMEOUT`] (2 seconds).
+    /// Defaults to [`DEFAULT_REDIS_TIMEOUT`] (2 seconds). Against a
+    /// cluster, a call is made again within this time while a node is down
+    /// or a slot moves, and connecting to each seed node may take a third
+    /// of it: make it longer than your failovers take (and keep
+    /// the cache's [fetch timeout](crate::TokenCacheBuilder::fetch_timeout),
+    /// which bounds every store call, longer still).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// After taking the lock and after saving a token, waits (Redis
+    /// `WAIT`, at most `wait`) until `replicas` replicas have the write, so
+    /// that a failover right after loses neither (see
+    /// [failover](RedisStore#failover)). Off by default. When fewer
+    /// replicas acknowledge in time the store goes on (with a warning): the
+    /// write stands on the primary, and fencing still holds. Each refresh
+    /// then takes up to twice `wait` longer; requests do not wait for it
+    /// while the current token is valid.
+    pub fn wait_for_replicas(mut self, replicas: u32, wait: Duration) -> Self {
+        self.replicas = Some((replicas, wait));
         self
     }
 
@@ -253,9 +560,8 @@ impl RedisStoreBuilder {
     ///
     /// [`StoreErrorKind::InvalidConfig`] when the URL cannot be parsed.
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let custom_tls = self.root_certificates.is_some() || self.client_certificate.is_some();
-        let client = if custom_tls {
-            let certificates = redis::TlsCertificates {
+        let certificates = (self.root_certificates.is_some() || self.client_certificate.is_some())
+            .then(|| redis::TlsCertificates {
                 client_tls: self.client_certificate.as_ref().map(|(chain, key)| {
                     redis::ClientTlsConfig {
                         client_cert: chain.clone(),
@@ -263,35 +569,84 @@ impl RedisStoreBuilder {
                     }
                 }),
                 root_cert: self.root_certificates.clone(),
-            };
-            Client::build_with_tls(self.url.expose(), certificates)
-        } else {
-            Client::open(self.url.expose())
+            });
+        let (client, key, tls) = match &self.servers {
+            Servers::Standalone(url) => {
+                let client = match certificates {
+                    Some(certificates) => Client::build_with_tls(url.expose(), certificates),
+                    None => Client::open(url.expose()),
+                }
+                .map_err(invalid_config)?;
+                let tls = url.expose().starts_with("rediss");
+                (Clients::Standalone(client), self.key, tls)
+            }
+            Servers::Cluster(seeds) => {
+                let key = tagged(&self.key).ok_or_else(|| {
+                    StoreError::new(
+                        StoreErrorKind::InvalidConfig,
+                        "a Redis Cluster store's key must not be empty or start with `}`",
+                        None,
+                    )
+                })?;
+                let mut builder =
+                    redis::cluster::ClusterClientBuilder::new(seeds.iter().map(Secret::expose))
+                        // The first connection waits for every seed: one
+                        // that hangs (a node cut off) costs a third of the
+                        // call's time, not all of it.
+                        .connection_timeout(self.timeout / 3)
+                        .response_timeout(self.timeout)
+                        // `query` makes calls again itself; the client's own
+                        // retries (redirections, reconnections) stay short.
+                        .retries(3)
+                        .min_retry_wait(10)
+                        .max_retry_wait(100);
+                if let Some(certificates) = certificates {
+                    builder = builder.certs(certificates);
+                }
+                let client = builder.build().map_err(|error| {
+                    if seeds.is_empty() {
+                        StoreError::new(
+                            StoreErrorKind::InvalidConfig,
+                            "a Redis Cluster store needs at least one seed node",
+                            None,
+                        )
+                    } else {
+                        invalid_config(error)
+                    }
+                })?;
+                let tls = seeds.iter().any(|url| url.expose().starts_with("rediss"));
+                (Clients::Cluster(client), key, tls)
+            }
         };
-        let client = client.map_err(|error| {
-            // The parser's message may quote the URL, password included:
-            // only its category is kept.
-            let what = match error.kind() {
-                redis::ErrorKind::InvalidClientConfig => "not a valid redis:// or rediss:// URL",
-                _ => "invalid TLS certificates for Redis",
-            };
-            StoreError::new(StoreErrorKind::InvalidConfig, what, None)
-        })?;
-        if self.url.expose().starts_with("rediss") {
+        if tls {
             crate::tls::install_default();
         }
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
                 timeout: self.timeout,
-                lock_key: format!("{}:lock", self.key),
-                failure_key: format!("{}:failure", self.key),
-                refresh_token_key: format!("{}:refresh_token", self.key),
-                token_key: self.key,
+                replicas: self.replicas,
+                lock_key: format!("{key}:lock"),
+                failure_key: format!("{key}:failure"),
+                refresh_token_key: format!("{key}:refresh_token"),
+                token_key: key,
                 connection: Mutex::new(None),
             }),
         })
     }
+}
+
+/// A client that could not be made from the settings. The parser's message
+/// may quote a URL, password included: only its category is kept.
+fn invalid_config(error: redis::RedisError) -> StoreError {
+    let what = match error.kind() {
+        redis::ErrorKind::InvalidClientConfig => {
+            "not a valid redis:// or rediss:// URL, or seed nodes that differ in user, \
+             password or TLS"
+        }
+        _ => "invalid TLS certificates for Redis",
+    };
+    StoreError::new(StoreErrorKind::InvalidConfig, what, None)
 }
 
 impl TokenStore for RedisStore {
@@ -319,7 +674,11 @@ impl TokenStore for RedisStore {
             let taken: Option<String> = self
                 .query(&command, "could not take the lock in Redis")
                 .await?;
-            Ok(taken.map(|_| Lease::new(fence)))
+            if taken.is_none() {
+                return Ok(None);
+            }
+            self.wait_for_replicas().await;
+            Ok(Some(Lease::new(fence)))
         })
     }
 
@@ -345,6 +704,9 @@ impl TokenStore for RedisStore {
             let saved: i64 = self
                 .query(&command, "could not save the token to Redis")
                 .await?;
+            if saved == 1 {
+                self.wait_for_replicas().await;
+            }
             Ok(saved == 1)
         })
     }
@@ -479,20 +841,117 @@ fn unavailable(what: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cluster = matches!(self.inner.client, Clients::Cluster(_));
         f.debug_struct("RedisStore")
             .field("key", &self.inner.token_key)
+            .field("cluster", &cluster)
             .field("timeout", &self.inner.timeout)
+            .field("wait_for_replicas", &self.inner.replicas)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seeds = match &self.servers {
+            Servers::Standalone(_) => None,
+            Servers::Cluster(seeds) => Some(seeds.len()),
+        };
         f.debug_struct("RedisStoreBuilder")
             .field("key", &self.key)
+            .field("cluster_seeds", &seeds)
             .field("timeout", &self.timeout)
+            .field("wait_for_replicas", &self.replicas)
             .field("root_certificates", &self.root_certificates.is_some())
             .field("client_certificate", &self.client_certificate.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_cluster_store_is_in_one_slot() {
+        for key in [
+            "billing-api:token",
+            "{billing}:token",
+            "a}b",
+            "x{}y",
+            "{",
+            "é",
+        ] {
+            let token = tagged(key).expect(key);
+            let slots: Vec<u16> = ["", ":lock", ":failure", ":refresh_token"]
+                .iter()
+                .map(|suffix| key_slot(format!("{token}{suffix}").as_bytes()))
+                .collect();
+            assert!(
+                slots.iter().all(|slot| *slot == slots[0]),
+                "{key}: {slots:?}"
+            );
+        }
+        assert_eq!(
+            tagged("billing-api:token").as_deref(),
+            Some("{billing-api:token}")
+        );
+        assert_eq!(
+            tagged("{billing}:token").as_deref(),
+            Some("{billing}:token")
+        );
+        assert_eq!(tagged(""), None);
+        assert_eq!(tagged("}x"), None);
+        // Without the tag, the keys land in different slots.
+        assert_ne!(
+            key_slot(b"billing-api:token"),
+            key_slot(b"billing-api:token:lock")
+        );
+    }
+
+    #[test]
+    fn slots_match_redis() {
+        // From the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot(b"123456789"), 0x31c3);
+        assert_eq!(key_slot(b"{fleet:token}"), 7781);
+        assert_eq!(
+            key_slot(b"{user1000}.following"),
+            key_slot(b"{user1000}.followers")
+        );
+    }
+
+    #[test]
+    fn a_cluster_store_needs_seeds_and_a_taggable_key() {
+        let kind = |result: Result<RedisStore, StoreError>| result.map(|_| ()).unwrap_err().kind();
+        let none: [&str; 0] = [];
+        assert_eq!(
+            kind(RedisStore::cluster(none, "k")),
+            StoreErrorKind::InvalidConfig
+        );
+        assert_eq!(
+            kind(RedisStore::cluster(["redis://127.0.0.1:7000"], "")),
+            StoreErrorKind::InvalidConfig
+        );
+        let mixed = RedisStore::cluster(
+            [
+                "redis://u:secret-a@127.0.0.1:7000",
+                "redis://u:secret-b@127.0.0.1:7001",
+            ],
+            "k",
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(mixed.kind(), StoreErrorKind::InvalidConfig);
+        assert!(
+            !format!("{mixed} {mixed:?}").contains("secret"),
+            "{mixed:?}"
+        );
+
+        let store = RedisStore::cluster_builder(["redis://u:secret@127.0.0.1:7000"], "k")
+            .wait_for_replicas(1, Duration::from_millis(100))
+            .build()
+            .unwrap();
+        assert_eq!(store.key(), "{k}");
+        assert!(!format!("{store:?}").contains("secret"));
     }
 }

@@ -13,6 +13,7 @@ pub mod gcp_metadata_server;
 pub mod github_oidc_server;
 pub mod jwt;
 pub mod memory_store;
+pub mod redis_cluster;
 pub mod revoking_api;
 pub mod temp_dir;
 pub mod token_endpoint;
