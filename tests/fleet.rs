@@ -747,6 +747,7 @@ async fn cluster_store_waits_for_replicas() -> Outcome {
     );
     let store = |wait: Duration| {
         RedisStore::cluster_builder(cluster.urls(), "fleet:wait")
+            .timeout(wait + Duration::from_secs(2))
             .wait_for_replicas(1, wait)
             .build()
             .map_err(err)

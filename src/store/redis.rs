@@ -62,6 +62,22 @@ end
 return redis.call('DEL', KEYS[1])
 ";
 
+/// Takes the lock for the caller's fence unless someone holds it; a lock
+/// the caller already holds counts as taken. A plain `SET NX` sent again
+/// after its reply was lost (the store retries calls on a cluster) would
+/// find the caller's own lock and report it as another's.
+const TAKE_LOCK: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then
+    return 1
+end
+if held then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
 /// Deletes the lock only if the caller's fence still holds it.
 const UNLOCK_IF_HOLDING: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -111,8 +127,12 @@ return 0
 ///   above. While a call meets a node or the cluster down, or a slot being
 ///   migrated, it is made again every 50 ms until its
 ///   [timeout](RedisStoreBuilder::timeout): a failover shorter than that is
-///   ridden through. ACL users must be allowed the tagged keys
-///   (`~{K}*`).
+///   ridden through (a primary that crashes; one that hangs holds the call
+///   until the timeout, and the process then fetches on its own). ACL users
+///   must be allowed the store's keys, `~T*` where `T` is the tagged key
+///   [`key`](RedisStore::key) returns, and the commands `cluster|slots`
+///   (the client learns the topology) and, with
+///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas), `wait`.
 /// - **Sentinel** is not supported: use the address your platform keeps
 ///   pointing at the primary (most managed offerings have one), or a
 ///   cluster. redis-rs has a Sentinel client, but it hands out a connection
@@ -527,14 +547,19 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// After taking the lock and after saving a token, waits (Redis
-    /// `WAIT`, at most `wait`) until `replicas` replicas have the write, so
-    /// that a failover right after loses neither (see
-    /// [failover](RedisStore#failover)). Off by default. When fewer
-    /// replicas acknowledge in time the store goes on (with a warning): the
-    /// write stands on the primary, and fencing still holds. Each refresh
-    /// then takes up to twice `wait` longer; requests do not wait for it
-    /// while the current token is valid.
+    /// After taking the lock, after saving a token and after saving a
+    /// rotated refresh token, waits (Redis `WAIT`, at most `wait`) until
+    /// `replicas` replicas have the write, so that a failover right after
+    /// loses none (see [failover](RedisStore#failover)). Off by default.
+    /// When fewer replicas acknowledge in time the store goes on (with a
+    /// warning): the write stands on the primary, and fencing still holds.
+    /// Each refresh then takes up to twice `wait` longer; requests do not
+    /// wait for it while the current token is valid. `wait` must be shorter
+    /// than the store's [timeout](Self::timeout), and the cache's
+    /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout) longer than
+    /// twice the store's timeout plus `wait`. A `WAIT` sent on a connection
+    /// made after a reconnection knows no write to wait for and returns at
+    /// once.
     pub fn wait_for_replicas(mut self, replicas: u32, wait: Duration) -> Self {
         self.replicas = Some((replicas, wait));
         self
@@ -560,6 +585,15 @@ impl RedisStoreBuilder {
     ///
     /// [`StoreErrorKind::InvalidConfig`] when the URL cannot be parsed.
     pub fn build(self) -> Result<RedisStore, StoreError> {
+        if let Some((_, wait)) = self.replicas
+            && wait >= self.timeout
+        {
+            return Err(StoreError::new(
+                StoreErrorKind::InvalidConfig,
+                "`wait_for_replicas` must wait less than the store's timeout",
+                None,
+            ));
+        }
         let certificates = (self.root_certificates.is_some() || self.client_certificate.is_some())
             .then(|| redis::TlsCertificates {
                 client_tls: self.client_certificate.as_ref().map(|(chain, key)| {
@@ -664,17 +698,17 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let fence = fence()?;
             let lease_ms = expiry_ms(lease);
-            let command = redis::cmd("SET")
+            let command = redis::cmd("EVAL")
+                .arg(TAKE_LOCK)
+                .arg(1)
                 .arg(&self.inner.lock_key)
                 .arg(&fence)
-                .arg("NX")
-                .arg("PX")
                 .arg(lease_ms)
                 .clone();
-            let taken: Option<String> = self
+            let taken: i64 = self
                 .query(&command, "could not take the lock in Redis")
                 .await?;
-            if taken.is_none() {
+            if taken != 1 {
                 return Ok(None);
             }
             self.wait_for_replicas().await;
@@ -797,8 +831,11 @@ impl RefreshTokenStore for RedisStore {
                 .arg(&self.inner.refresh_token_key)
                 .arg(record.to_json())
                 .clone();
-            self.query(&command, "could not save the refresh token to Redis")
-                .await
+            self.query::<()>(&command, "could not save the refresh token to Redis")
+                .await?;
+            // A rotated refresh token lost in a failover is a spent one.
+            self.wait_for_replicas().await;
+            Ok(())
         })
     }
 }
@@ -953,5 +990,17 @@ mod tests {
             .unwrap();
         assert_eq!(store.key(), "{k}");
         assert!(!format!("{store:?}").contains("secret"));
+
+        // WAIT is bounded by the store's timeout: a longer wait is refused.
+        let refused = RedisStore::cluster_builder(["redis://127.0.0.1:7000"], "k")
+            .timeout(Duration::from_secs(1))
+            .wait_for_replicas(1, Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(refused.kind(), StoreErrorKind::InvalidConfig);
+        assert!(
+            refused.to_string().contains("wait_for_replicas"),
+            "{refused}"
+        );
     }
 }
