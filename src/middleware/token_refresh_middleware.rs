@@ -245,7 +245,7 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             sent_to,
             second,
         } = sending;
-        let (true, Some(mut second)) = (self.retry, second) else {
+        let (true, Some(second)) = (self.retry, second) else {
             return Ok(challenge);
         };
         let Ok(credential) = cache.clone().credential().await else {
@@ -256,16 +256,38 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             cache = cache.name(),
             "sending the request again with a new proof, as the server asked"
         );
-        let ticket = ticket_for(&mut second, credential, ticket.route())?;
-        let response = next.run(*second, extensions).await?;
+        let second = (*second, ticket.route(), sent_to);
+        let answer = self
+            .send_again(cache, second, credential, extensions, next)
+            .await?;
+        Ok(answer.unwrap_or_else(|rejected_again| rejected_again))
+    }
+
+    /// Sends `second` (a copy of a request sent to `sent_to` on `route`)
+    /// once more with `credential`: its response, or (`Err`) its rejection,
+    /// ready for the caller (the token dropped, `AlreadyRetried`).
+    async fn send_again(
+        &self,
+        cache: &TokenCache,
+        (mut second, route, sent_to): (Request, usize, Destination),
+        credential: (Credential, Constraint),
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Result<Response, Response>> {
+        let ticket = ticket_for(&mut second, credential, route)?;
+        let response = next.run(second, extensions).await?;
         if matches!(
             judged(&self.settings, ticket, sent_to, &response),
             Verdict::Rejected
         ) {
             forget(cache, ticket, &response).await;
-            return Ok(not_retried(cache, response, NotRetried::AlreadyRetried));
+            return Ok(Err(not_retried(
+                cache,
+                response,
+                NotRetried::AlreadyRetried,
+            )));
         }
-        Ok(response)
+        Ok(Ok(response))
     }
 
     /// The server rejected the token of `sending` with `rejection`: drops
@@ -285,7 +307,7 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             second,
         } = sending;
         forget(cache, ticket, &rejection).await;
-        let mut second = match (self.retry, second) {
+        let second = match (self.retry, second) {
             (false, _) => return Ok(not_retried(cache, rejection, NotRetried::Off)),
             (true, None) => {
                 let why = NotRetried::Body(NotReplayable::NotCopied);
@@ -309,19 +331,19 @@ impl<C: ClassifyRejection + Clone> TokenRefreshMiddleware<C> {
             cache = cache.name(),
             "retrying rejected request with a new token"
         );
-        let ticket = ticket_for(&mut second, credential, ticket.route())?;
-        let mut response = next.run(second, extensions).await?;
-        if matches!(
-            judged(&self.settings, ticket, sent_to, &response),
-            Verdict::Rejected
-        ) {
-            forget(cache, ticket, &response).await;
-            return Ok(not_retried(cache, response, NotRetried::AlreadyRetried));
+        let second = (second, ticket.route(), sent_to);
+        match self
+            .send_again(cache, second, credential, extensions, next)
+            .await?
+        {
+            Ok(mut response) => {
+                response
+                    .extensions_mut()
+                    .insert(TokenRejected::new(cache.name(), true, None));
+                Ok(response)
+            }
+            Err(rejected_again) => Ok(rejected_again),
         }
-        response
-            .extensions_mut()
-            .insert(TokenRejected::new(cache.name(), true, None));
-        Ok(response)
     }
 }
 
