@@ -45,9 +45,14 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const LEASE: Duration = Duration::from_secs(4);
 const WORKERS: usize = 4;
 const REQUESTS: usize = 50;
-/// The cluster workers' store timeout: longer than a failover takes with
-/// `CLUSTER_NODE_TIMEOUT` (about 1.5 to 2 s), shorter than `FETCH_TIMEOUT`.
-const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(2700);
+/// The cluster workers' store timeout: well over what a failover takes
+/// with `CLUSTER_NODE_TIMEOUT` (about 1.5 to 2 s), so that a slow one on a
+/// loaded machine is still ridden through.
+const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(4500);
+/// The cluster workers' fetch timeout (which bounds every store call:
+/// above the store's timeout) and lease (above the fetch timeout).
+const CLUSTER_FETCH_TIMEOUT: Duration = Duration::from_secs(6);
+const CLUSTER_LEASE: Duration = Duration::from_secs(8);
 /// Set to `1`, a missing `redis-server` fails the Redis scenarios instead
 /// of skipping them.
 const REQUIRE_REDIS: &str = "REQUIRE_REDIS";
@@ -78,7 +83,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 18] = [
+    let scenarios: [Scenario; 20] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -90,6 +95,12 @@ fn main() -> ExitCode {
         }),
         ("cluster_primary_killed_mid_refresh", || {
             run(cluster_primary_killed_mid_refresh())
+        }),
+        ("cluster_primary_frozen_mid_refresh", || {
+            run(cluster_primary_frozen_mid_refresh())
+        }),
+        ("cluster_lock_lost_in_failover", || {
+            run(cluster_lock_lost_in_failover())
         }),
         ("cluster_slot_migrated_mid_run", || {
             run(cluster_slot_migrated_mid_run())
@@ -856,6 +867,153 @@ async fn cluster_primary_killed_mid_refresh() -> Outcome {
     fleet.exit().await
 }
 
+/// As `cluster_primary_killed_mid_refresh`, but the primary hangs
+/// (`SIGSTOP`) instead of dying: its connections stay open and answer
+/// nothing. The store gives up on each attempt soon enough to follow the
+/// promotion within its timeout: no request fails, the failover costs at
+/// most one extra fetch, the newest token is the one stored. Resumed, the
+/// old primary rejoins as a replica (connections still open to it meet
+/// `MOVED`), and the next lifetimes are one fetch each.
+async fn cluster_primary_frozen_mid_refresh() -> Outcome {
+    let cluster = RedisCluster::start(3, 1).await?;
+    let spec = cluster.store_spec("fleet:token");
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    servers.wait_for_fetch_in_flight().await?;
+    let primary = cluster.primary_of("{fleet:token}").await?;
+    cluster.freeze(primary, true)?;
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await;
+    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await;
+    let resumed = cluster.freeze(primary, false);
+    let results = results?;
+    let promoted = promoted?;
+    resumed?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the primary hung: {results:?}"
+    );
+    let during = servers.fetches() - 1;
+    check!(
+        (1..=2).contains(&during),
+        "{during} fetches across the failover: at most one extra was allowed"
+    );
+    println!("    {during} fetch(es) across the failover");
+    let stored = cluster.cli_at(promoted, &["get", "{fleet:token}"]).await?;
+    if let Some(newest) = servers.last_issued() {
+        check!(
+            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
+            "stored {stored:?}, but {newest} is newer"
+        );
+    }
+
+    // The old primary back, as a replica of the promoted one.
+    cluster.wait_until_up().await?;
+    check!(
+        cluster.primary_of("{fleet:token}").await? == promoted,
+        "the resumed primary took its slot back"
+    );
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// The failover loses the lock: the replica promoted never had it (the
+/// test deletes it there, and only there, while the holder fetches), so
+/// another process takes the promoted node's lock and fetches too. The
+/// holder's save, made last with the newest token, is refused by fencing:
+/// the token stored is the one fetched under the promoted node's lock.
+/// Exactly two fetches (the path was taken); no request fails; the next
+/// lifetimes are one fetch each.
+///
+/// A cluster replica redirects keyed writes to its primary (`MOVED`) even
+/// when writable: the lock is deleted on it with `FLUSHDB`, which names no
+/// key (the slot's other keys are the token's, expired, and the failure's,
+/// unset).
+async fn cluster_lock_lost_in_failover() -> Outcome {
+    let key = "{fleet:token}";
+    let mut cluster = RedisCluster::start(3, 1).await?;
+    let spec = cluster.store_spec("fleet:token");
+    // Tokens outlive the steps between the second fetch and the last look
+    // at what is stored.
+    let servers = Servers::with_lifetime(Duration::from_secs(4)).await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    let holder = servers.wait_for_fetch_in_flight().await?;
+    let primary = cluster.primary_of(key).await?;
+    let replica = cluster.replica_of(primary).await?;
+    let lock = format!("{key}:lock");
+    let held = cluster.cli_at(primary, &["get", &lock]).await?;
+    check!(!held.is_empty(), "the holder's lock is not on the primary");
+    cluster
+        .cli_at(replica, &["config", "set", "replica-read-only", "no"])
+        .await?;
+    cluster.cli_at(replica, &["flushdb"]).await?;
+    cluster.kill(primary);
+    let promoted = cluster.wait_for_promotion(key, primary).await?;
+    check!(
+        promoted == replica,
+        "node {promoted} was promoted, not the replica without the lock ({replica})"
+    );
+    // Another process takes the promoted node's lock, fetches (not held)
+    // and saves; only then does the holder get its token, the newest.
+    let (second, fetcher) = servers.wait_for_issued(2).await?;
+    check!(
+        fetcher != holder,
+        "the second token went to the holder (worker {holder})"
+    );
+    let deadline = Instant::now() + STEP_LIMIT;
+    while !cluster
+        .cli_at(promoted, &["get", key])
+        .await?
+        .contains(&format!("\"{second}\""))
+    {
+        check!(
+            Instant::now() < deadline,
+            "worker {fetcher} did not save {second} under the promoted node's lock"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed across the failover: {results:?}"
+    );
+    check!(
+        servers.fetches() == 3,
+        "{} fetches across the failover, expected 2 (the holder's and one under the \
+         promoted node's lock)",
+        servers.fetches() - 1
+    );
+    let newest = servers.last_issued().ok_or("no token issued")?;
+    check!(
+        servers.issued_to(&newest)? == holder,
+        "the newest token, {newest}, went to worker {}, not the holder (worker {holder})",
+        servers.issued_to(&newest)?
+    );
+    let stored = cluster.cli_at(promoted, &["get", key]).await?;
+    check!(
+        stored.contains(&format!("\"{second}\"")),
+        "stored {stored:?}: the holder's save ({newest}) was not refused, or {second} was lost"
+    );
+
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
 /// The store's slot moves to another primary (`redis-cli --cluster
 /// reshard`) while the fleet refreshes: no request fails, and the fleet
 /// shares one token per lifetime again once it has moved.
@@ -1047,6 +1205,8 @@ struct EndpointState {
     /// Tokens issued (fetches that succeeded), which number them.
     issued_count: usize,
     issued: HashMap<String, Instant>,
+    /// The worker (client id, `worker-N`) each token was issued to.
+    issued_to: HashMap<String, String>,
     /// How often each token was refused by the API.
     rejected: HashMap<String, usize>,
     last_expiry: Option<Instant>,
@@ -1124,14 +1284,39 @@ impl Servers {
         let deadline = Instant::now() + STEP_LIMIT;
         loop {
             if let Some(client) = self.state.lock().unwrap().in_flight.clone() {
-                return client
-                    .trim_start_matches("worker-")
-                    .parse()
-                    .map_err(|_| format!("unexpected client id {client}"));
+                return worker_id(&client);
             }
             check!(Instant::now() < deadline, "no fetch started");
             sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    /// Waits until `count` tokens have been issued in all: the last one,
+    /// and the worker it was issued to.
+    async fn wait_for_issued(&self, count: usize) -> Result<(String, usize), String> {
+        let deadline = Instant::now() + STEP_LIMIT;
+        loop {
+            {
+                let state = self.state.lock().unwrap();
+                if state.issued_count >= count {
+                    let token = format!("access-{count}");
+                    let client = state.issued_to.get(&token).cloned().unwrap_or_default();
+                    return Ok((token, worker_id(&client)?));
+                }
+            }
+            check!(
+                Instant::now() < deadline,
+                "{} tokens issued, {count} awaited",
+                self.state.lock().unwrap().issued_count
+            );
+            sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The worker `token` was issued to.
+    fn issued_to(&self, token: &str) -> Result<usize, String> {
+        let client = self.state.lock().unwrap().issued_to.get(token).cloned();
+        worker_id(&client.ok_or_else(|| format!("{token} was not issued"))?)
     }
 
     async fn wait_until_tokens_expire(&self) {
@@ -1140,6 +1325,14 @@ impl Servers {
             tokio::time::sleep_until(expiry + Duration::from_millis(300)).await;
         }
     }
+}
+
+/// `N` of a client id `worker-N`.
+fn worker_id(client: &str) -> Result<usize, String> {
+    client
+        .strip_prefix("worker-")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("unexpected client id {client:?}"))
 }
 
 async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, String) {
@@ -1156,7 +1349,7 @@ async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, Str
         if state.failing {
             return (StatusCode::SERVICE_UNAVAILABLE, String::new());
         }
-        state.in_flight = Some(client);
+        state.in_flight = Some(client.clone());
         (
             std::mem::take(&mut state.hang_next),
             std::mem::take(&mut state.hold_next),
@@ -1175,6 +1368,7 @@ async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, Str
     let access = format!("access-{}", state.issued_count);
     let expiry = Instant::now() + state.lifetime;
     state.issued.insert(access.clone(), expiry);
+    state.issued_to.insert(access.clone(), client);
     state.last_expiry = Some(expiry);
     let body = format!(
         r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{}}}"#,
@@ -1362,7 +1556,7 @@ mod worker {
     use tower_token_refresh::store::{FileStore, TokenStore};
     use tower_token_refresh::{BoxError, TokenCache, TokenRefreshLayer};
 
-    use super::{FETCH_TIMEOUT, LEASE};
+    use super::{CLUSTER_FETCH_TIMEOUT, CLUSTER_LEASE, FETCH_TIMEOUT, LEASE};
 
     pub(super) fn main(args: &[String]) -> ExitCode {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -1418,10 +1612,16 @@ mod worker {
         )
         .param("fleet_worker", format!("worker-{id}"))
         .build()?;
+        // Stores that ride failovers through wait longer for each call.
+        let (fetch_timeout, lease) = if spec.starts_with("cluster=") {
+            (CLUSTER_FETCH_TIMEOUT, CLUSTER_LEASE)
+        } else {
+            (FETCH_TIMEOUT, LEASE)
+        };
         let cache = TokenCache::builder(source)
             .store(store(spec)?)
-            .fetch_timeout(FETCH_TIMEOUT)
-            .lease(LEASE)
+            .fetch_timeout(fetch_timeout)
+            .lease(lease)
             .build();
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let service = TokenRefreshLayer::new(cache).layer(client);
