@@ -32,6 +32,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use support::redis_cluster::{REDIS_PASSWORD, REDIS_USER, RedisCluster, which, with_fleet_user};
+use support::tcp_proxy::TcpProxy;
 use support::temp_dir::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 18] = [
+    let scenarios: [Scenario; 19] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -102,6 +103,9 @@ fn main() -> ExitCode {
             run(redis_lock_holder_killed_mid_fetch())
         }),
         ("redis_stopped_mid_run", || run(redis_stopped_mid_run())),
+        ("redis_primary_behind_one_address_failed_over", || {
+            run(redis_primary_behind_one_address_failed_over())
+        }),
         ("redis_lock_is_fenced", || run(redis_lock_is_fenced())),
         ("redis_keeps_a_rotated_refresh_token_for_the_fleet", || {
             run(redis_keeps_a_rotated_refresh_token_for_the_fleet())
@@ -147,9 +151,15 @@ fn main() -> ExitCode {
         .filter(|binary| which(binary).is_none())
         .collect::<Vec<_>>();
     if !missing.is_empty() && !required {
+        // Clusters are made, and replicas and failovers driven, with
+        // redis-cli.
+        let needs_cli = |name: &str| {
+            name.starts_with("cluster_") || name == "redis_primary_behind_one_address_failed_over"
+        };
         let needs_missing = |name: &str| {
-            name.starts_with("cluster_")
-                || (name.starts_with("redis_") && missing.contains(&"redis-server"))
+            (needs_cli(name) && missing.contains(&"redis-cli"))
+                || ((name.starts_with("redis_") || name.starts_with("cluster_"))
+                    && missing.contains(&"redis-server"))
         };
         (skipped, selected) = selected
             .into_iter()
@@ -302,6 +312,69 @@ async fn redis_stopped_mid_run() -> Outcome {
         "requests failed when Redis stopped mid-wave: {results:?}"
     );
     fleet.exit().await
+}
+
+/// A primary with a replica behind one address (a proxy here, a DNS name
+/// in a managed offering): a failover swaps their roles and moves the
+/// address to the new primary. Connections made before still lead to the
+/// old one, which answers writes with `READONLY`: the store makes its
+/// connection anew, and the fleet goes on sharing one token per lifetime
+/// (each process would otherwise fetch its own, lifetime after lifetime).
+async fn redis_primary_behind_one_address_failed_over() -> Outcome {
+    let old = RedisServer::start_replicable().await?;
+    let new = RedisServer::start_replicable().await?;
+    let new_port = new.port.to_string();
+    redis_cli(new.port, &["replicaof", "127.0.0.1", &old.port.to_string()]).await?;
+    let proxy = TcpProxy::start(old.port).await?;
+    let spec = format!(
+        "redis=redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}|fleet:token",
+        proxy.port
+    );
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &spec, &servers).await?;
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 1, "before the failover").await?;
+
+    // The failover: the replica promoted, the old primary its replica, the
+    // address moved.
+    redis_cli(new.port, &["replicaof", "no", "one"]).await?;
+    redis_cli(old.port, &["replicaof", "127.0.0.1", &new_port]).await?;
+    proxy.switch_to(new.port);
+    let deadline = Instant::now() + STEP_LIMIT;
+    while !redis_cli(old.port, &["info", "replication"])
+        .await?
+        .contains("master_link_status:up")
+    {
+        check!(
+            Instant::now() < deadline,
+            "the old primary never followed the new one"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// `redis-cli` against the server on `port`, as the scenarios' user.
+async fn redis_cli(port: u16, args: &[&str]) -> Result<String, String> {
+    let output = timeout(
+        STEP_LIMIT,
+        Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["--user", REDIS_USER, "--no-auth-warning"])
+            .env("REDISCLI_AUTH", REDIS_PASSWORD)
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("redis-cli {args:?} did not finish"))?
+    .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    check!(
+        output.status.success() && !stdout.starts_with("ERR"),
+        "redis-cli {args:?}: {stdout}"
+    );
+    Ok(stdout)
 }
 
 /// The identity provider fails: the fleet calls it once, not once per
@@ -534,7 +607,7 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
     };
     std::fs::write(&tls.certificate, &certificate).map_err(|e| e.to_string())?;
     std::fs::write(&tls.key, certified.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
-    let redis = RedisServer::start_with(None, Some(&tls)).await?;
+    let redis = RedisServer::start_with(None, Some(&tls), &[]).await?;
     let servers = Servers::start().await;
     let url = format!(
         "rediss://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
@@ -1477,10 +1550,24 @@ struct TlsFiles {
 
 impl RedisServer {
     async fn start(port: Option<u16>) -> Result<Self, String> {
-        Self::start_with(port, None).await
+        Self::start_with(port, None, &[]).await
     }
 
-    async fn start_with(port: Option<u16>, tls: Option<&TlsFiles>) -> Result<Self, String> {
+    /// A server that can be made a replica (`REPLICAOF`) of another one.
+    async fn start_replicable() -> Result<Self, String> {
+        Self::start_with(
+            None,
+            None,
+            &["--masteruser", REDIS_USER, "--masterauth", REDIS_PASSWORD],
+        )
+        .await
+    }
+
+    async fn start_with(
+        port: Option<u16>,
+        tls: Option<&TlsFiles>,
+        args: &[&str],
+    ) -> Result<Self, String> {
         let binary = which("redis-server").ok_or(
             "redis-server not found: install the Debian package `redis-server` \
              (apt-get install -y redis-server)",
@@ -1503,7 +1590,7 @@ impl RedisServer {
                 .arg(&tls.key)
                 .args(["--tls-auth-clients", "no"]),
         };
-        command.args(["--bind", "127.0.0.1"]);
+        command.args(["--bind", "127.0.0.1"]).args(args);
         let child = with_fleet_user(&mut command)
             .stdout(Stdio::null())
             .spawn()

@@ -137,21 +137,29 @@ return 0
 ///   one hash tag, so each script touches one slot: the keys are
 ///   `{K}`, `{K}:lock`, `{K}:failure` and `{K}:refresh_token`, or, when `K`
 ///   already has a hash tag (`{billing}:token`), `K` and its suffixes as
-///   above. While a call meets a node or the cluster down, or a slot being
-///   migrated, it is made again every 50 ms until its
-///   [timeout](RedisStoreBuilder::timeout): a failover shorter than that is
-///   ridden through (a primary that crashes; one that hangs holds the call
-///   until the timeout, and the process then fetches on its own). ACL users
+///   above. While a call meets a node or the cluster down, a replica, or a
+///   slot being migrated, it is made again every 50 ms until its
+///   [timeout](RedisStoreBuilder::timeout), one attempt taking at most a
+///   quarter of it: a failover shorter than that is ridden through,
+///   whether the primary crashed or hangs. ACL users
 ///   must be allowed the store's keys, `~T*` where `T` is the tagged key
 ///   [`key`](RedisStore::key) returns, and the commands `cluster|slots`
 ///   (the client learns the topology) and, with
 ///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas), `wait`.
-/// - **Sentinel** is not supported: use the address your platform keeps
-///   pointing at the primary (most managed offerings have one), or a
-///   cluster. redis-rs has a Sentinel client, but it hands out a connection
-///   to the primary of the moment and does not follow a failover by itself;
-///   following one means re-asking the sentinels after errors, a third
-///   connection path this store does not have yet.
+/// - **Sentinel**: [`RedisStore::sentinel`] with the sentinels' URLs and
+///   the name they monitor the primary under, the primary's user and
+///   password given by [`primary_auth`](RedisStoreBuilder::primary_auth);
+///   keys as for one server. The sentinels are asked for the primary when
+///   the store connects (redis-rs checks that the server they name says it
+///   is the primary), and asked again whenever a call meets a broken
+///   connection, a replica (`READONLY`: the old primary back after a
+///   failover), no primary, or no answer: as on a cluster, the call is made
+///   again every 50 ms until its timeout. While the sentinels are
+///   unreachable the store keeps using the primary it is connected to.
+/// - A **primary behind one address** that follows it (a managed
+///   offering's primary endpoint): [`RedisStore::new`]. A call answered
+///   `READONLY` (the address still led to the old primary) drops the
+///   connection and is made once more on a new one.
 ///
 /// # Failover
 ///
@@ -171,9 +179,16 @@ return 0
 /// timeout, and a process that cannot reach the store fetches on its own.
 /// That is also the cost of the failover's gap itself: a process that
 /// needs a new token while no primary answers fetches its own (as when
-/// Redis is down). A cluster store waits for the promotion within its
-/// [timeout](RedisStoreBuilder::timeout), so a failover shorter than that
-/// costs at most the one extra fetch; a store on one address does not wait.
+/// Redis is down). A cluster or Sentinel store waits for the promotion
+/// within its [timeout](RedisStoreBuilder::timeout), so a failover shorter
+/// than that costs at most the one extra fetch; a store on one address does
+/// not wait. While a whole cluster (or every sentinel and the primary) is
+/// down, each store call waits that timeout before the process fetches on
+/// its own. Failovers take as long as the deployment is configured to wait
+/// before calling a primary failed (`cluster-node-timeout`, 15 s by
+/// default; Sentinel's `down-after-milliseconds`, 30 s by default) plus the
+/// promotion: a store timeout shorter than that still keeps requests
+/// flowing, each process fetching its own token during the gap.
 /// For writes that survive the loss of a primary,
 /// [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) makes the
 /// lock and the save wait (`WAIT`) until that many replicas have them.
@@ -701,11 +716,15 @@ impl RedisStoreBuilder {
 
     /// The longest one Redis call (or connection attempt) may take.
     /// Defaults to [`DEFAULT_REDIS_TIMEOUT`] (2 seconds). Against a
-    /// cluster, a call is made again within this time while a node is down
-    /// or a slot moves, and connecting to each seed node may take a third
-    /// of it: make it longer than your failovers take (and keep
-    /// the cache's [fetch timeout](crate::TokenCacheBuilder::fetch_timeout),
-    /// which bounds every store call, longer still).
+    /// cluster or through Sentinel, a call is made again within this time
+    /// while a node is down, a primary is being failed over or a slot
+    /// moves, each attempt taking at most a quarter of it, and connecting
+    /// to each seed node or sentinel may take a third of it: make it longer
+    /// than your failovers take (and keep the cache's
+    /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout), which
+    /// bounds every store call, longer still). A save can wait this long
+    /// for a slot on the move: tokens that live shorter than that can
+    /// expire before the fleet has them.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

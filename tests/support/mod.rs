@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod memory_store;
 pub mod redis_cluster;
 pub mod revoking_api;
+pub mod tcp_proxy;
 pub mod temp_dir;
 pub mod token_endpoint;
 #[cfg(feature = "rustls")]
