@@ -38,6 +38,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, timeout};
+use tower_token_refresh::store::{RedisStore, StoreError};
 
 /// Tokens live this long (the endpoint's `expires_in`).
 const LIFETIME: Duration = Duration::from_secs(2);
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 19] = [
+    let scenarios: [Scenario; 20] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -115,6 +116,9 @@ fn main() -> ExitCode {
         }),
         ("redis_over_tls_with_a_private_ca", || {
             run(redis_over_tls_with_a_private_ca())
+        }),
+        ("cluster_over_tls_with_a_private_ca", || {
+            run(cluster_over_tls_with_a_private_ca())
         }),
         ("file_fleet_fetches_once_per_token_lifetime", || {
             run(file_fleet_fetches_once_per_token_lifetime())
@@ -593,10 +597,6 @@ async fn redis_lock_is_fenced() -> Outcome {
 }
 
 async fn redis_over_tls_with_a_private_ca() -> Outcome {
-    use tower_token_refresh::TokenCache;
-    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
-    use tower_token_refresh::store::RedisStore;
-
     let dir = TempDir::new("fleet-tls");
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
         .map_err(|e| e.to_string())?;
@@ -608,11 +608,50 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
     std::fs::write(&tls.certificate, &certificate).map_err(|e| e.to_string())?;
     std::fs::write(&tls.key, certified.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
     let redis = RedisServer::start_with(None, Some(&tls), &[]).await?;
-    let servers = Servers::start().await;
     let url = format!(
         "rediss://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
         redis.port
     );
+    shares_over_tls(
+        || {
+            RedisStore::builder(&url, "fleet:tls")
+                .root_certificates(certificate.clone())
+                .build()
+        },
+        RedisStore::new(&url, "fleet:tls"),
+    )
+    .await
+}
+
+/// A cluster whose nodes speak only TLS (to each other too), with a
+/// private CA: as for one server.
+async fn cluster_over_tls_with_a_private_ca() -> Outcome {
+    let cluster = RedisCluster::start_tls(3, 0).await?;
+    let certificate = cluster.certificate.clone().ok_or("no certificate")?;
+    let urls = cluster.urls();
+    check!(urls[0].starts_with("rediss://"), "{urls:?}");
+    shares_over_tls(
+        || {
+            RedisStore::cluster_builder(&urls, "fleet:tls")
+                .root_certificates(certificate.clone())
+                .build()
+        },
+        RedisStore::cluster(&urls, "fleet:tls"),
+    )
+    .await
+}
+
+/// Two caches on stores that trust the servers' certificate share one
+/// token; a store that does not trust it fails, and its cache fetches on
+/// its own.
+async fn shares_over_tls(
+    trusting: impl Fn() -> Result<RedisStore, StoreError>,
+    untrusting: Result<RedisStore, StoreError>,
+) -> Outcome {
+    use tower_token_refresh::TokenCache;
+    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+
+    let servers = Servers::start().await;
     let cache = |store: RedisStore| {
         let source = ClientCredentials::builder(
             format!("http://{}/token", servers.addr),
@@ -623,15 +662,8 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
         .unwrap();
         TokenCache::builder(source).store(store).build()
     };
-    let trusting = || {
-        RedisStore::builder(&url, "fleet:tls")
-            .root_certificates(certificate.clone())
-            .build()
-            .map_err(|e| e.to_string())
-    };
-
-    let first = cache(trusting()?);
-    let second = cache(trusting()?);
+    let first = cache(trusting().map_err(|e| e.to_string())?);
+    let second = cache(trusting().map_err(|e| e.to_string())?);
     first.token().await.map_err(|e| e.to_string())?;
     second.token().await.map_err(|e| e.to_string())?;
     check!(
@@ -642,9 +674,7 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
     check!(second.stats().store_hits == 1, "{:?}", second.stats());
     check!(first.stats().store_failures == 0, "{:?}", first.stats());
 
-    // A store that does not trust the server's certificate fails; the
-    // cache fetches on its own.
-    let untrusting = cache(RedisStore::new(&url, "fleet:tls").map_err(|e| e.to_string())?);
+    let untrusting = cache(untrusting.map_err(|e| e.to_string())?);
     untrusting.token().await.map_err(|e| e.to_string())?;
     check!(
         untrusting.stats().store_failures >= 1 && servers.fetches() == 2,
