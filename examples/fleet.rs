@@ -6,14 +6,19 @@
 //! cargo run --example fleet --features redis -- redis://127.0.0.1:6379
 //! # A Redis Cluster: its seed nodes, comma-separated.
 //! cargo run --example fleet --features redis -- redis://127.0.0.1:7000,redis://127.0.0.1:7001
+//! # Redis Sentinel: the primary's name, then the sentinels, comma-separated
+//! # (the primary's user and password, if any, from REDIS_PRIMARY_USER and
+//! # REDIS_PRIMARY_PASSWORD).
+//! cargo run --example fleet --features redis -- --sentinel mymaster redis://127.0.0.1:26379,redis://127.0.0.1:26380
 //! ```
 //!
 //! The example starts an embedded OAuth 2.0 token endpoint and API on
 //! 127.0.0.1 (tokens live 3 seconds), then runs itself again as 4 worker
 //! processes. Each worker has its own `TokenCache` and `TokenRefreshLayer`,
 //! sharing tokens through a [`FileStore`] in a temporary directory (or a
-//! `RedisStore`, given a Redis URL, or a cluster's seed node URLs separated
-//! by commas, and the `redis` feature), and calls the
+//! `RedisStore`, given a Redis URL, a cluster's seed node URLs separated
+//! by commas, or a primary's name and its sentinels, and the `redis`
+//! feature), and calls the
 //! API every 50 ms for 8 seconds. Then a fifth process starts, as a
 //! restarted job would, and finds the token already there.
 //!
@@ -48,22 +53,28 @@ const REQUEST_EVERY: Duration = Duration::from_millis(50);
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--worker") => worker(&args[1..]).await,
-        redis_url => coordinator(redis_url).await,
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--worker", ..] => worker(&args[1..]).await,
+        ["--sentinel", name, urls] => {
+            coordinator(Some(format!("redis-sentinel {urls} {name}"))).await
+        }
+        [urls] if urls.contains(',') => coordinator(Some(format!("redis-cluster {urls}"))).await,
+        [url] => coordinator(Some(format!("redis {url}"))).await,
+        [] => coordinator(None).await,
+        _ => Err(
+            "usage: fleet [REDIS_URL | SEED_URL,SEED_URL,… | --sentinel NAME SENTINEL_URL,…]"
+                .into(),
+        ),
     }
 }
 
 /// Starts the servers and the worker processes, and checks the count.
-async fn coordinator(redis_url: Option<&str>) -> Result<(), BoxError> {
+async fn coordinator(redis: Option<String>) -> Result<(), BoxError> {
     let server = Embedded::start(Clock::start(), LIFETIME, true).await?;
     let dir =
         std::env::temp_dir().join(format!("tower-token-refresh-fleet-{}", std::process::id()));
-    let store = match redis_url {
-        Some(urls) if urls.contains(',') => {
-            format!("redis-cluster {urls} fleet-example:{}", std::process::id())
-        }
-        Some(url) => format!("redis {url} fleet-example:{}", std::process::id()),
+    let store = match redis {
+        Some(redis) => format!("{redis} fleet-example:{}", std::process::id()),
         None => format!("file {}", dir.join("token.json").display()),
     };
     println!(
@@ -120,7 +131,8 @@ async fn coordinator(redis_url: Option<&str>) -> Result<(), BoxError> {
 async fn worker(args: &[String]) -> Result<(), BoxError> {
     let [name, token_url, api_url, run_for, kind, location, rest @ ..] = args else {
         return Err("usage: --worker NAME TOKEN_URL API_URL MILLIS \
-             (file PATH | redis URL KEY | redis-cluster URL,URL,… KEY)"
+             (file PATH | redis URL KEY | redis-cluster URL,URL,… KEY \
+             | redis-sentinel URL,URL,… NAME KEY)"
             .into());
     };
     let store: Arc<dyn TokenStore> = match kind.as_str() {
@@ -135,6 +147,22 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
             location.split(','),
             rest.first().ok_or("redis-cluster needs a key")?.as_str(),
         )?),
+        #[cfg(feature = "redis")]
+        "redis-sentinel" => {
+            let [name, key] = rest else {
+                return Err("redis-sentinel needs a primary's name and a key".into());
+            };
+            let mut builder = tower_token_refresh::store::RedisStore::sentinel_builder(
+                location.split(','),
+                name,
+                key,
+            );
+            if let Ok(password) = std::env::var("REDIS_PRIMARY_PASSWORD") {
+                let user = std::env::var("REDIS_PRIMARY_USER").unwrap_or_else(|_| "default".into());
+                builder = builder.primary_auth(user, tower_token_refresh::Secret::new(password));
+            }
+            Arc::new(builder.build()?)
+        }
         other => return Err(format!("store {other} is not available (rest: {rest:?})").into()),
     };
     let source = ClientCredentials::new(

@@ -32,11 +32,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use support::redis_cluster::{REDIS_PASSWORD, REDIS_USER, RedisCluster, which, with_fleet_user};
+use support::tcp_proxy::TcpProxy;
 use support::temp_dir::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, timeout};
+use tower_token_refresh::store::{RedisStore, StoreError};
 
 /// Tokens live this long (the endpoint's `expires_in`).
 const LIFETIME: Duration = Duration::from_secs(2);
@@ -113,6 +115,9 @@ fn main() -> ExitCode {
             run(redis_lock_holder_killed_mid_fetch())
         }),
         ("redis_stopped_mid_run", || run(redis_stopped_mid_run())),
+        ("redis_primary_behind_one_address_failed_over", || {
+            run(redis_primary_behind_one_address_failed_over())
+        }),
         ("redis_lock_is_fenced", || run(redis_lock_is_fenced())),
         ("redis_keeps_a_rotated_refresh_token_for_the_fleet", || {
             run(redis_keeps_a_rotated_refresh_token_for_the_fleet())
@@ -122,6 +127,9 @@ fn main() -> ExitCode {
         }),
         ("redis_over_tls_with_a_private_ca", || {
             run(redis_over_tls_with_a_private_ca())
+        }),
+        ("cluster_over_tls_with_a_private_ca", || {
+            run(cluster_over_tls_with_a_private_ca())
         }),
         ("file_fleet_fetches_once_per_token_lifetime", || {
             run(file_fleet_fetches_once_per_token_lifetime())
@@ -158,9 +166,15 @@ fn main() -> ExitCode {
         .filter(|binary| which(binary).is_none())
         .collect::<Vec<_>>();
     if !missing.is_empty() && !required {
+        // Clusters are made, and replicas and failovers driven, with
+        // redis-cli.
+        let needs_cli = |name: &str| {
+            name.starts_with("cluster_") || name == "redis_primary_behind_one_address_failed_over"
+        };
         let needs_missing = |name: &str| {
-            name.starts_with("cluster_")
-                || (name.starts_with("redis_") && missing.contains(&"redis-server"))
+            (needs_cli(name) && missing.contains(&"redis-cli"))
+                || ((name.starts_with("redis_") || name.starts_with("cluster_"))
+                    && missing.contains(&"redis-server"))
         };
         (skipped, selected) = selected
             .into_iter()
@@ -313,6 +327,69 @@ async fn redis_stopped_mid_run() -> Outcome {
         "requests failed when Redis stopped mid-wave: {results:?}"
     );
     fleet.exit().await
+}
+
+/// A primary with a replica behind one address (a proxy here, a DNS name
+/// in a managed offering): a failover swaps their roles and moves the
+/// address to the new primary. Connections made before still lead to the
+/// old one, which answers writes with `READONLY`: the store makes its
+/// connection anew, and the fleet goes on sharing one token per lifetime
+/// (each process would otherwise fetch its own, lifetime after lifetime).
+async fn redis_primary_behind_one_address_failed_over() -> Outcome {
+    let old = RedisServer::start_replicable().await?;
+    let new = RedisServer::start_replicable().await?;
+    let new_port = new.port.to_string();
+    redis_cli(new.port, &["replicaof", "127.0.0.1", &old.port.to_string()]).await?;
+    let proxy = TcpProxy::start(old.port).await?;
+    let spec = format!(
+        "redis=redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}|fleet:token",
+        proxy.port
+    );
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &spec, &servers).await?;
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 1, "before the failover").await?;
+
+    // The failover: the replica promoted, the old primary its replica, the
+    // address moved.
+    redis_cli(new.port, &["replicaof", "no", "one"]).await?;
+    redis_cli(old.port, &["replicaof", "127.0.0.1", &new_port]).await?;
+    proxy.switch_to(new.port);
+    let deadline = Instant::now() + STEP_LIMIT;
+    while !redis_cli(old.port, &["info", "replication"])
+        .await?
+        .contains("master_link_status:up")
+    {
+        check!(
+            Instant::now() < deadline,
+            "the old primary never followed the new one"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// `redis-cli` against the server on `port`, as the scenarios' user.
+async fn redis_cli(port: u16, args: &[&str]) -> Result<String, String> {
+    let output = timeout(
+        STEP_LIMIT,
+        Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["--user", REDIS_USER, "--no-auth-warning"])
+            .env("REDISCLI_AUTH", REDIS_PASSWORD)
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("redis-cli {args:?} did not finish"))?
+    .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    check!(
+        output.status.success() && !stdout.starts_with("ERR"),
+        "redis-cli {args:?}: {stdout}"
+    );
+    Ok(stdout)
 }
 
 /// The identity provider fails: the fleet calls it once, not once per
@@ -531,10 +608,6 @@ async fn redis_lock_is_fenced() -> Outcome {
 }
 
 async fn redis_over_tls_with_a_private_ca() -> Outcome {
-    use tower_token_refresh::TokenCache;
-    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
-    use tower_token_refresh::store::RedisStore;
-
     let dir = TempDir::new("fleet-tls");
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
         .map_err(|e| e.to_string())?;
@@ -545,12 +618,51 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
     };
     std::fs::write(&tls.certificate, &certificate).map_err(|e| e.to_string())?;
     std::fs::write(&tls.key, certified.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
-    let redis = RedisServer::start_with(None, Some(&tls)).await?;
-    let servers = Servers::start().await;
+    let redis = RedisServer::start_with(None, Some(&tls), &[]).await?;
     let url = format!(
         "rediss://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
         redis.port
     );
+    shares_over_tls(
+        || {
+            RedisStore::builder(&url, "fleet:tls")
+                .root_certificates(certificate.clone())
+                .build()
+        },
+        RedisStore::new(&url, "fleet:tls"),
+    )
+    .await
+}
+
+/// A cluster whose nodes speak only TLS (to each other too), with a
+/// private CA: as for one server.
+async fn cluster_over_tls_with_a_private_ca() -> Outcome {
+    let cluster = RedisCluster::start_tls(3, 0).await?;
+    let certificate = cluster.certificate.clone().ok_or("no certificate")?;
+    let urls = cluster.urls();
+    check!(urls[0].starts_with("rediss://"), "{urls:?}");
+    shares_over_tls(
+        || {
+            RedisStore::cluster_builder(&urls, "fleet:tls")
+                .root_certificates(certificate.clone())
+                .build()
+        },
+        RedisStore::cluster(&urls, "fleet:tls"),
+    )
+    .await
+}
+
+/// Two caches on stores that trust the servers' certificate share one
+/// token; a store that does not trust it fails, and its cache fetches on
+/// its own.
+async fn shares_over_tls(
+    trusting: impl Fn() -> Result<RedisStore, StoreError>,
+    untrusting: Result<RedisStore, StoreError>,
+) -> Outcome {
+    use tower_token_refresh::TokenCache;
+    use tower_token_refresh::oauth2::{ClientAuth, ClientCredentials};
+
+    let servers = Servers::start().await;
     let cache = |store: RedisStore| {
         let source = ClientCredentials::builder(
             format!("http://{}/token", servers.addr),
@@ -561,15 +673,8 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
         .unwrap();
         TokenCache::builder(source).store(store).build()
     };
-    let trusting = || {
-        RedisStore::builder(&url, "fleet:tls")
-            .root_certificates(certificate.clone())
-            .build()
-            .map_err(|e| e.to_string())
-    };
-
-    let first = cache(trusting()?);
-    let second = cache(trusting()?);
+    let first = cache(trusting().map_err(|e| e.to_string())?);
+    let second = cache(trusting().map_err(|e| e.to_string())?);
     first.token().await.map_err(|e| e.to_string())?;
     second.token().await.map_err(|e| e.to_string())?;
     check!(
@@ -580,9 +685,7 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
     check!(second.stats().store_hits == 1, "{:?}", second.stats());
     check!(first.stats().store_failures == 0, "{:?}", first.stats());
 
-    // A store that does not trust the server's certificate fails; the
-    // cache fetches on its own.
-    let untrusting = cache(RedisStore::new(&url, "fleet:tls").map_err(|e| e.to_string())?);
+    let untrusting = cache(untrusting.map_err(|e| e.to_string())?);
     untrusting.token().await.map_err(|e| e.to_string())?;
     check!(
         untrusting.stats().store_failures >= 1 && servers.fetches() == 2,
@@ -1677,10 +1780,24 @@ struct TlsFiles {
 
 impl RedisServer {
     async fn start(port: Option<u16>) -> Result<Self, String> {
-        Self::start_with(port, None).await
+        Self::start_with(port, None, &[]).await
     }
 
-    async fn start_with(port: Option<u16>, tls: Option<&TlsFiles>) -> Result<Self, String> {
+    /// A server that can be made a replica (`REPLICAOF`) of another one.
+    async fn start_replicable() -> Result<Self, String> {
+        Self::start_with(
+            None,
+            None,
+            &["--masteruser", REDIS_USER, "--masterauth", REDIS_PASSWORD],
+        )
+        .await
+    }
+
+    async fn start_with(
+        port: Option<u16>,
+        tls: Option<&TlsFiles>,
+        args: &[&str],
+    ) -> Result<Self, String> {
         let binary = which("redis-server").ok_or(
             "redis-server not found: install the Debian package `redis-server` \
              (apt-get install -y redis-server)",
@@ -1703,7 +1820,7 @@ impl RedisServer {
                 .arg(&tls.key)
                 .args(["--tls-auth-clients", "no"]),
         };
-        command.args(["--bind", "127.0.0.1"]);
+        command.args(["--bind", "127.0.0.1"]).args(args);
         let child = with_fleet_user(&mut command)
             .stdout(Stdio::null())
             .spawn()

@@ -4,10 +4,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, FromRedisValue, RedisResult};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisResult,
+    ServerErrorKind,
+};
 use tokio::time::Instant;
 
 use super::record::Record;
@@ -19,9 +23,18 @@ use crate::{Secret, Token};
 /// Default [timeout](RedisStoreBuilder::timeout) of one Redis call.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Against a cluster, the pause before a call that met a node down, a
-/// cluster down or a slot being moved is made again (until its timeout).
-const CLUSTER_RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Against a cluster or through Sentinel, the pause before a call that met
+/// a node down, a failover or a slot being moved is made again (until its
+/// timeout).
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Against a cluster or through Sentinel, one attempt of a call may take
+/// this share of the store's timeout: a primary that hangs (its process
+/// stopped, its host cut off) is given up on and asked again (the topology
+/// or the sentinels anew) while a replica takes over. Every script of the
+/// store can be run twice with the same result, so a call made again after
+/// its reply was lost does no harm.
+const ATTEMPTS_PER_TIMEOUT: u32 = 4;
 
 /// Writes the token (and clears a failure) only while the caller's fence
 /// still holds the lock.
@@ -124,21 +137,29 @@ return 0
 ///   one hash tag, so each script touches one slot: the keys are
 ///   `{K}`, `{K}:lock`, `{K}:failure` and `{K}:refresh_token`, or, when `K`
 ///   already has a hash tag (`{billing}:token`), `K` and its suffixes as
-///   above. While a call meets a node or the cluster down, or a slot being
-///   migrated, it is made again every 50 ms until its
-///   [timeout](RedisStoreBuilder::timeout): a failover shorter than that is
-///   ridden through (a primary that crashes; one that hangs holds the call
-///   until the timeout, and the process then fetches on its own). ACL users
+///   above. While a call meets a node or the cluster down, a replica, or a
+///   slot being migrated, it is made again every 50 ms until its
+///   [timeout](RedisStoreBuilder::timeout), one attempt taking at most a
+///   quarter of it: a failover shorter than that is ridden through,
+///   whether the primary crashed or hangs. ACL users
 ///   must be allowed the store's keys, `~T*` where `T` is the tagged key
 ///   [`key`](RedisStore::key) returns, and the commands `cluster|slots`
 ///   (the client learns the topology) and, with
 ///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas), `wait`.
-/// - **Sentinel** is not supported: use the address your platform keeps
-///   pointing at the primary (most managed offerings have one), or a
-///   cluster. redis-rs has a Sentinel client, but it hands out a connection
-///   to the primary of the moment and does not follow a failover by itself;
-///   following one means re-asking the sentinels after errors, a third
-///   connection path this store does not have yet.
+/// - **Sentinel**: [`RedisStore::sentinel`] with the sentinels' URLs and
+///   the name they monitor the primary under, the primary's user and
+///   password given by [`primary_auth`](RedisStoreBuilder::primary_auth);
+///   keys as for one server. The sentinels are asked for the primary when
+///   the store connects (redis-rs checks that the server they name says it
+///   is the primary), and asked again whenever a call meets a broken
+///   connection, a replica (`READONLY`: the old primary back after a
+///   failover), no primary, or no answer: as on a cluster, the call is made
+///   again every 50 ms until its timeout. While the sentinels are
+///   unreachable the store keeps using the primary it is connected to.
+/// - A **primary behind one address** that follows it (a managed
+///   offering's primary endpoint): [`RedisStore::new`]. A call answered
+///   `READONLY` (the address still led to the old primary) drops the
+///   connection and is made once more on a new one.
 ///
 /// # Failover
 ///
@@ -158,9 +179,16 @@ return 0
 /// timeout, and a process that cannot reach the store fetches on its own.
 /// That is also the cost of the failover's gap itself: a process that
 /// needs a new token while no primary answers fetches its own (as when
-/// Redis is down). A cluster store waits for the promotion within its
-/// [timeout](RedisStoreBuilder::timeout), so a failover shorter than that
-/// costs at most the one extra fetch; a store on one address does not wait.
+/// Redis is down). A cluster or Sentinel store waits for the promotion
+/// within its [timeout](RedisStoreBuilder::timeout), so a failover shorter
+/// than that costs at most the one extra fetch; a store on one address does
+/// not wait. While a whole cluster (or every sentinel and the primary) is
+/// down, each store call waits that timeout before the process fetches on
+/// its own. Failovers take as long as the deployment is configured to wait
+/// before calling a primary failed (`cluster-node-timeout`, 15 s by
+/// default; Sentinel's `down-after-milliseconds`, 30 s by default) plus the
+/// promotion: a store timeout shorter than that still keeps requests
+/// flowing, each process fetching its own token during the gap.
 /// For writes that survive the loss of a primary,
 /// [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) makes the
 /// lock and the save wait (`WAIT`) until that many replicas have them.
@@ -214,18 +242,22 @@ struct Inner {
     connection: Mutex<Option<Connection>>,
 }
 
-/// One server, or a cluster (one per store, behind its `Arc`: the size
-/// difference does not matter).
+/// One server, a cluster, or the primary the sentinels name (one per
+/// store, behind its `Arc`: the size difference does not matter).
 #[allow(clippy::large_enum_variant)]
 enum Clients {
     Standalone(Client),
     Cluster(ClusterClient),
+    /// Asked for the primary's address at each connection; locked while
+    /// asking, so that callers who all lost the primary ask once.
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
 }
 
 #[derive(Clone)]
 enum Connection {
     Standalone(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(MultiplexedConnection),
 }
 
 impl Connection {
@@ -233,6 +265,7 @@ impl Connection {
         match self {
             Connection::Standalone(connection) => command.query_async(connection).await,
             Connection::Cluster(connection) => command.query_async(connection).await,
+            Connection::Sentinel(connection) => command.query_async(connection).await,
         }
     }
 }
@@ -241,9 +274,14 @@ impl Connection {
 enum Servers {
     Standalone(Secret),
     Cluster(Vec<Secret>),
+    Sentinel {
+        sentinels: Vec<Secret>,
+        primary_name: String,
+    },
 }
 
-/// Settings of a [`RedisStore`]; made by [`RedisStore::builder`].
+/// Settings of a [`RedisStore`]; made by [`RedisStore::builder`],
+/// [`RedisStore::cluster_builder`] or [`RedisStore::sentinel_builder`].
 pub struct RedisStoreBuilder {
     servers: Servers,
     key: String,
@@ -251,6 +289,7 @@ pub struct RedisStoreBuilder {
     replicas: Option<(u32, Duration)>,
     root_certificates: Option<Vec<u8>>,
     client_certificate: Option<(Vec<u8>, Secret)>,
+    primary_auth: Option<(String, Secret)>,
 }
 
 impl RedisStore {
@@ -302,20 +341,74 @@ impl RedisStore {
         RedisStoreBuilder::new(Servers::Cluster(seeds), key.into())
     }
 
+    /// A store on the primary that the Redis Sentinels at `sentinel_urls`
+    /// monitor as `primary_name` (the name in their `sentinel monitor`
+    /// line), keeping the token under `key` (as for one server). The
+    /// sentinels are asked for the primary when the store connects, and
+    /// again after a failover (see [deployments](RedisStore#deployments)).
+    /// The URLs are the sentinels' (`redis://` or `rediss://`, with the
+    /// sentinels' own user and password if they have one, all alike); the
+    /// primary's user and password are given with
+    /// [`primary_auth`](RedisStoreBuilder::primary_auth), and the primary
+    /// is reached over TLS when the sentinels are. Nothing connects until
+    /// the store is first used.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::InvalidConfig`] when there is no sentinel, a URL
+    /// cannot be parsed, or the URLs differ in user, password or TLS.
+    pub fn sentinel<I>(
+        sentinel_urls: I,
+        primary_name: &str,
+        key: impl Into<String>,
+    ) -> Result<Self, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        Self::sentinel_builder(sentinel_urls, primary_name, key).build()
+    }
+
+    /// Starts building a [Sentinel](Self::sentinel) store with custom
+    /// settings, such as the primary's
+    /// [user and password](RedisStoreBuilder::primary_auth).
+    pub fn sentinel_builder<I>(
+        sentinel_urls: I,
+        primary_name: &str,
+        key: impl Into<String>,
+    ) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let sentinels = sentinel_urls
+            .into_iter()
+            .map(|url| Secret::new(url.as_ref()))
+            .collect();
+        RedisStoreBuilder::new(
+            Servers::Sentinel {
+                sentinels,
+                primary_name: primary_name.to_owned(),
+            },
+            key.into(),
+        )
+    }
+
     /// The key the token is kept under (for a cluster, with its hash tag).
     pub fn key(&self) -> &str {
         &self.inner.token_key
     }
 
     async fn connection(&self) -> Result<Connection, StoreError> {
-        let slot = || {
-            self.inner
-                .connection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(connection) = slot().as_ref() {
-            return Ok(connection.clone());
+        self.connect()
+            .await
+            .map_err(unavailable("could not connect to Redis"))
+    }
+
+    /// The connection made before, or a new one.
+    async fn connect(&self) -> RedisResult<Connection> {
+        if let Some(connection) = self.cached_connection() {
+            return Ok(connection);
         }
         let timeout = self.inner.timeout;
         let connection = match &self.inner.client {
@@ -337,35 +430,79 @@ impl RedisStore {
                     .unwrap_or_else(|_elapsed| Err(timed_out()))
                     .map(Connection::Cluster)
             }
-        }
-        .map_err(unavailable("could not connect to Redis"))?;
-        *slot() = Some(connection.clone());
+            Clients::Sentinel(sentinel) => {
+                let mut sentinel = sentinel.lock().await;
+                // Another caller may have connected while this one waited.
+                if let Some(connection) = self.cached_connection() {
+                    return Ok(connection);
+                }
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout / 3))
+                    .set_response_timeout(Some(timeout));
+                tokio::time::timeout(timeout, async {
+                    // The sentinels name the primary; redis-rs checks that
+                    // it says it is one (`ROLE`) before handing it out.
+                    let primary = sentinel.async_get_client().await?;
+                    primary
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                })
+                .await
+                .unwrap_or_else(|_elapsed| Err(timed_out()))
+                .map(Connection::Sentinel)
+            }
+        }?;
+        *self.connection_slot() = Some(connection.clone());
         Ok(connection)
     }
 
-    fn forget_connection(&self) {
-        *self
-            .inner
+    fn connection_slot(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        self.inner
             .connection
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `command`. After an outage the connection answers its first
-    /// call with the error of its last reconnection attempt and reconnects:
-    /// such a call is made once more. A call that timed out drops the
-    /// connection (it may be half-open) for the next call to make anew.
-    ///
-    /// Against a cluster, a call that meets a node down, the cluster down
-    /// or a slot on the move is made again every [`CLUSTER_RETRY_PAUSE`]
-    /// until the timeout (the client follows `MOVED` and `ASK` itself), so
-    /// that a failover shorter than the timeout is ridden through; a
-    /// connection that still fails is dropped, and the next call starts
-    /// again from the seed nodes.
+    fn cached_connection(&self) -> Option<Connection> {
+        self.connection_slot().clone()
+    }
+
+    fn forget_connection(&self) {
+        *self.connection_slot() = None;
+    }
+
+    /// Runs `command` (see [`Self::query_bounded`]), one attempt taking at
+    /// most a [share](ATTEMPTS_PER_TIMEOUT) of the store's timeout.
     async fn query<T: FromRedisValue>(
         &self,
         command: &Cmd,
         what: &'static str,
+    ) -> Result<T, StoreError> {
+        self.query_bounded(command, what, self.inner.timeout / ATTEMPTS_PER_TIMEOUT)
+            .await
+    }
+
+    /// Runs `command`.
+    ///
+    /// On one server: after an outage the connection answers its first
+    /// call with the error of its last reconnection attempt and reconnects,
+    /// so such a call is made once more; so is a call answered `READONLY`
+    /// (the address now leads to a replica, as after a planned failover
+    /// behind one DNS name), on a new connection. A call that timed out or
+    /// met a replica drops the connection for the next call to make anew.
+    ///
+    /// Against a cluster or through Sentinel, a call that meets a node
+    /// down, no primary, a slot on the move, a replica, or no answer within
+    /// `attempt` is made again every [`RETRY_PAUSE`] until the store's
+    /// timeout (the cluster client follows `MOVED` and `ASK` itself), so
+    /// that a failover shorter than the timeout is ridden through. A
+    /// connection that timed out (or, through Sentinel, failed) is dropped
+    /// first: the next attempt asks the seed nodes or the sentinels anew.
+    async fn query_bounded<T: FromRedisValue>(
+        &self,
+        command: &Cmd,
+        what: &'static str,
+        attempt: Duration,
     ) -> Result<T, StoreError> {
         if matches!(self.inner.client, Clients::Standalone(_)) {
             let mut connection = self.connection().await?;
@@ -376,7 +513,14 @@ impl RedisStore {
                 result = connection.run(command).await;
             }
             if let Err(error) = &result
-                && error.is_timeout()
+                && is_replica(error)
+            {
+                self.forget_connection();
+                let mut connection = self.connection().await?;
+                result = connection.run(command).await;
+            }
+            if let Err(error) = &result
+                && (error.is_timeout() || is_replica(error))
             {
                 self.forget_connection();
             }
@@ -384,38 +528,44 @@ impl RedisStore {
         }
         let deadline = Instant::now() + self.inner.timeout;
         loop {
-            let result = match tokio::time::timeout_at(deadline, async {
-                let mut connection = self.connection().await?;
-                Ok::<_, StoreError>(connection.run(command).await)
+            let result = tokio::time::timeout_at(deadline, async {
+                let mut connection = self.connect().await.map_err(Failed::Connecting)?;
+                tokio::time::timeout(attempt, connection.run(command))
+                    .await
+                    .unwrap_or_else(|_elapsed| Err(timed_out()))
+                    .map_err(Failed::Calling)
             })
             .await
-            {
-                Ok(Ok(result)) => result,
-                Ok(Err(error)) => return Err(error),
-                Err(_elapsed) => {
-                    self.forget_connection();
-                    return Err(unavailable(what)(timed_out()));
-                }
-            };
+            .unwrap_or_else(|_elapsed| Err(Failed::Calling(timed_out())));
             let error = match result {
                 Ok(value) => return Ok(value),
-                Err(error) => error,
+                // The seeds or the sentinels may not know the new primary
+                // yet.
+                Err(Failed::Connecting(error)) => {
+                    let what = "could not connect to Redis";
+                    if !(is_transient(&error)
+                        || error.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel)
+                    {
+                        return Err(unavailable(what)(error));
+                    }
+                    unavailable(what)(error)
+                }
+                Err(Failed::Calling(error)) => {
+                    if !is_transient(&error) {
+                        return Err(unavailable(what)(error));
+                    }
+                    let sentinel = matches!(self.inner.client, Clients::Sentinel(_));
+                    if error.is_timeout() || sentinel {
+                        self.forget_connection();
+                    }
+                    unavailable(what)(error)
+                }
             };
-            let transient = is_disconnection(&error)
-                || error.is_cluster_error()
-                || error.is_timeout()
-                || matches!(
-                    error.kind(),
-                    redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
-                );
-            if !transient {
-                return Err(unavailable(what)(error));
-            }
-            if Instant::now() + CLUSTER_RETRY_PAUSE >= deadline {
+            if Instant::now() + RETRY_PAUSE >= deadline {
                 self.forget_connection();
-                return Err(unavailable(what)(error));
+                return Err(error);
             }
-            tokio::time::sleep(CLUSTER_RETRY_PAUSE).await;
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
 
@@ -428,9 +578,11 @@ impl RedisStore {
         };
         let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let command = redis::cmd("WAIT").arg(replicas).arg(timeout_ms).clone();
+        let what = "could not wait for Redis replicas";
         let result = match &self.inner.client {
-            Clients::Standalone(_) => {
-                self.query::<i64>(&command, "could not wait for Redis replicas")
+            // `WAIT` blocks up to `wait`: its one attempt may take it all.
+            Clients::Standalone(_) | Clients::Sentinel(_) => {
+                self.query_bounded::<i64>(&command, what, self.inner.timeout)
                     .await
             }
             Clients::Cluster(_) => self.wait_on_slot(&command).await,
@@ -474,9 +626,35 @@ impl RedisStore {
     }
 }
 
+/// How one attempt of a call failed.
+enum Failed {
+    Connecting(redis::RedisError),
+    Calling(redis::RedisError),
+}
+
 /// The connection broke or could not be made.
 fn is_disconnection(error: &redis::RedisError) -> bool {
     error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+}
+
+/// The server is a replica: the primary it was failed over.
+fn is_replica(error: &redis::RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+    )
+}
+
+/// A failover, a node down or a slot on the move: worth asking again.
+fn is_transient(error: &redis::RedisError) -> bool {
+    is_disconnection(error)
+        || error.is_cluster_error()
+        || error.is_timeout()
+        || is_replica(error)
+        || matches!(
+            error.kind(),
+            redis::ErrorKind::Server(ServerErrorKind::BusyLoading)
+        )
 }
 
 fn timed_out() -> redis::RedisError {
@@ -532,16 +710,21 @@ impl RedisStoreBuilder {
             replicas: None,
             root_certificates: None,
             client_certificate: None,
+            primary_auth: None,
         }
     }
 
     /// The longest one Redis call (or connection attempt) may take.
     /// Defaults to [`DEFAULT_REDIS_TIMEOUT`] (2 seconds). Against a
-    /// cluster, a call is made again within this time while a node is down
-    /// or a slot moves, and connecting to each seed node may take a third
-    /// of it: make it longer than your failovers take (and keep
-    /// the cache's [fetch timeout](crate::TokenCacheBuilder::fetch_timeout),
-    /// which bounds every store call, longer still).
+    /// cluster or through Sentinel, a call is made again within this time
+    /// while a node is down, a primary is being failed over or a slot
+    /// moves, each attempt taking at most a quarter of it, and connecting
+    /// to each seed node or sentinel may take a third of it: make it longer
+    /// than your failovers take (and keep the cache's
+    /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout), which
+    /// bounds every store call, longer still). A save can wait this long
+    /// for a slot on the move: tokens that live shorter than that can
+    /// expire before the fleet has them.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -579,12 +762,35 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// For a [Sentinel](RedisStore::sentinel) store: the primary's ACL
+    /// user and password (`"default"` for a server with only
+    /// `requirepass`). The sentinels' own credentials, if any, are in
+    /// their URLs. Stores on one server or a cluster take theirs from
+    /// their URLs, and refuse this setting.
+    pub fn primary_auth(mut self, user: impl Into<String>, password: Secret) -> Self {
+        self.primary_auth = Some((user.into(), password));
+        self
+    }
+
     /// Builds the store. Nothing connects until it is first used.
     ///
     /// # Errors
     ///
-    /// [`StoreErrorKind::InvalidConfig`] when the URL cannot be parsed.
+    /// [`StoreErrorKind::InvalidConfig`] when a URL cannot be parsed, the
+    /// URLs of a cluster's seeds or of the sentinels differ in user,
+    /// password or TLS, the key cannot be given a cluster's hash tag,
+    /// [`primary_auth`](Self::primary_auth) is set for a store not made
+    /// through Sentinel, or [`wait_for_replicas`](Self::wait_for_replicas)
+    /// waits as long as the timeout.
     pub fn build(self) -> Result<RedisStore, StoreError> {
+        if self.primary_auth.is_some() && !matches!(self.servers, Servers::Sentinel { .. }) {
+            return Err(StoreError::new(
+                StoreErrorKind::InvalidConfig,
+                "`primary_auth` is for a Sentinel store: put a server's or a cluster's \
+                 user and password in its URL",
+                None,
+            ));
+        }
         if let Some((_, wait)) = self.replicas
             && wait >= self.timeout
         {
@@ -651,6 +857,25 @@ impl RedisStoreBuilder {
                 let tls = seeds.iter().any(|url| url.expose().starts_with("rediss"));
                 (Clients::Cluster(client), key, tls)
             }
+            Servers::Sentinel {
+                sentinels,
+                primary_name,
+            } => {
+                let client = sentinel_client(
+                    sentinels,
+                    primary_name,
+                    self.primary_auth.as_ref(),
+                    certificates,
+                )?;
+                let tls = sentinels
+                    .iter()
+                    .any(|url| url.expose().starts_with("rediss"));
+                (
+                    Clients::Sentinel(tokio::sync::Mutex::new(client)),
+                    self.key,
+                    tls,
+                )
+            }
         };
         if tls {
             crate::tls::install_default();
@@ -668,6 +893,74 @@ impl RedisStoreBuilder {
             }),
         })
     }
+}
+
+/// The client that asks the sentinels for the primary of `primary_name`:
+/// the sentinels' user, password and TLS from their URLs (all alike), the
+/// primary's from `primary_auth`, TLS to it when to the sentinels.
+fn sentinel_client(
+    sentinels: &[Secret],
+    primary_name: &str,
+    primary_auth: Option<&(String, Secret)>,
+    certificates: Option<redis::TlsCertificates>,
+) -> Result<SentinelClient, StoreError> {
+    let infos = sentinels
+        .iter()
+        .map(|url| url.expose().into_connection_info())
+        .collect::<RedisResult<Vec<_>>>()
+        .map_err(invalid_config)?;
+    let Some(first) = infos.first() else {
+        return Err(StoreError::new(
+            StoreErrorKind::InvalidConfig,
+            "a Sentinel store needs at least one sentinel",
+            None,
+        ));
+    };
+    let settings = |info: &redis::ConnectionInfo| {
+        let redis = info.redis_settings();
+        (
+            redis.username().map(str::to_owned),
+            redis.password().map(str::to_owned),
+            matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }),
+        )
+    };
+    let (user, password, tls) = settings(first);
+    if infos
+        .iter()
+        .any(|info| settings(info) != (user.clone(), password.clone(), tls))
+    {
+        return Err(StoreError::new(
+            StoreErrorKind::InvalidConfig,
+            "the sentinels' URLs differ in user, password or TLS",
+            None,
+        ));
+    }
+    let mut builder = SentinelClientBuilder::new(
+        infos.iter().map(|info| info.addr().clone()),
+        primary_name,
+        SentinelServerType::Master,
+    )
+    .map_err(invalid_config)?;
+    if let Some(user) = &user {
+        builder = builder.set_client_to_sentinel_username(user);
+    }
+    if let Some(password) = &password {
+        builder = builder.set_client_to_sentinel_password(password);
+    }
+    if let Some((user, password)) = primary_auth {
+        builder = builder
+            .set_client_to_redis_username(user)
+            .set_client_to_redis_password(password.expose());
+    }
+    if tls {
+        builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+        if let Some(certificates) = certificates {
+            builder = builder
+                .set_client_to_sentinel_certificates(certificates.clone())
+                .set_client_to_redis_certificates(certificates);
+        }
+    }
+    builder.build().map_err(invalid_config)
 }
 
 /// A client that could not be made from the settings. The parser's message
@@ -878,10 +1171,14 @@ fn unavailable(what: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cluster = matches!(self.inner.client, Clients::Cluster(_));
+        let deployment = match self.inner.client {
+            Clients::Standalone(_) => "one server",
+            Clients::Cluster(_) => "cluster",
+            Clients::Sentinel(_) => "sentinel",
+        };
         f.debug_struct("RedisStore")
             .field("key", &self.inner.token_key)
-            .field("cluster", &cluster)
+            .field("deployment", &deployment)
             .field("timeout", &self.inner.timeout)
             .field("wait_for_replicas", &self.inner.replicas)
             .finish_non_exhaustive()
@@ -890,18 +1187,24 @@ impl fmt::Debug for RedisStore {
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let seeds = match &self.servers {
-            Servers::Standalone(_) => None,
-            Servers::Cluster(seeds) => Some(seeds.len()),
-        };
-        f.debug_struct("RedisStoreBuilder")
-            .field("key", &self.key)
-            .field("cluster_seeds", &seeds)
-            .field("timeout", &self.timeout)
-            .field("wait_for_replicas", &self.replicas)
-            .field("root_certificates", &self.root_certificates.is_some())
-            .field("client_certificate", &self.client_certificate.is_some())
-            .finish_non_exhaustive()
+        let mut f = f.debug_struct("RedisStoreBuilder");
+        match &self.servers {
+            Servers::Standalone(_) => &mut f,
+            Servers::Cluster(seeds) => f.field("cluster_seeds", &seeds.len()),
+            Servers::Sentinel {
+                sentinels,
+                primary_name,
+            } => f
+                .field("sentinels", &sentinels.len())
+                .field("primary_name", primary_name)
+                .field("primary_auth", &self.primary_auth.is_some()),
+        }
+        .field("key", &self.key)
+        .field("timeout", &self.timeout)
+        .field("wait_for_replicas", &self.replicas)
+        .field("root_certificates", &self.root_certificates.is_some())
+        .field("client_certificate", &self.client_certificate.is_some())
+        .finish_non_exhaustive()
     }
 }
 
@@ -1002,5 +1305,66 @@ mod tests {
             refused.to_string().contains("wait_for_replicas"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn a_sentinel_store_needs_sentinels_alike_and_keeps_its_secrets() {
+        let kind = |result: Result<RedisStore, StoreError>| result.map(|_| ()).unwrap_err().kind();
+        let none: [&str; 0] = [];
+        assert_eq!(
+            kind(RedisStore::sentinel(none, "primary", "k")),
+            StoreErrorKind::InvalidConfig
+        );
+        let mixed = RedisStore::sentinel(
+            [
+                "redis://u:secret-a@127.0.0.1:26379",
+                "redis://u:secret-b@127.0.0.1:26380",
+            ],
+            "primary",
+            "k",
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(mixed.kind(), StoreErrorKind::InvalidConfig);
+        assert!(
+            !format!("{mixed} {mixed:?}").contains("secret"),
+            "{mixed:?}"
+        );
+        assert_eq!(
+            kind(RedisStore::sentinel(
+                ["redis://127.0.0.1:26379", "rediss://127.0.0.1:26380"],
+                "primary",
+                "k"
+            )),
+            StoreErrorKind::InvalidConfig
+        );
+
+        let builder = RedisStore::sentinel_builder(
+            [
+                "redis://u:sentinel-secret@127.0.0.1:26379",
+                "redis://u:sentinel-secret@127.0.0.1:26380",
+            ],
+            "primary",
+            "billing:token",
+        )
+        .primary_auth("app", Secret::new("primary-secret"));
+        let shown = format!("{builder:?}");
+        assert!(shown.contains("sentinels: 2"), "{shown}");
+        let store = builder.build().unwrap();
+        // Keys as on one server: no hash tag.
+        assert_eq!(store.key(), "billing:token");
+        let shown = format!("{store:?}");
+        assert!(shown.contains("sentinel"), "{shown}");
+        assert!(!shown.contains("secret"), "{shown}");
+
+        // The primary's credentials are a Sentinel store's only.
+        let refused = RedisStore::builder("redis://127.0.0.1:6379", "k")
+            .primary_auth("app", Secret::new("primary-secret"))
+            .build()
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(refused.kind(), StoreErrorKind::InvalidConfig);
+        assert!(refused.to_string().contains("primary_auth"), "{refused}");
+        assert!(!format!("{refused:?}").contains("primary-secret"));
     }
 }

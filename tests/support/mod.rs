@@ -16,6 +16,7 @@ pub mod memory_store;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod revoking_api;
+pub mod tcp_proxy;
 pub mod temp_dir;
 pub mod token_endpoint;
 #[cfg(feature = "rustls")]

@@ -30,6 +30,9 @@ type Outcome = Result<(), String>;
 pub struct RedisCluster {
     pub nodes: Vec<ClusterNode>,
     dir: TempDir,
+    /// With TLS: the certificate every node presents (PEM, for
+    /// 127.0.0.1), which clients must trust.
+    pub certificate: Option<String>,
 }
 
 pub struct ClusterNode {
@@ -44,10 +47,32 @@ impl RedisCluster {
     /// `primaries` primaries with `replicas` replicas each, every replica
     /// in sync and every node agreeing that the cluster is up.
     pub async fn start(primaries: usize, replicas: usize) -> Result<Self, String> {
+        Self::start_with(primaries, replicas, false).await
+    }
+
+    /// A cluster whose nodes speak only TLS, to clients and to each other,
+    /// with a self-signed certificate ([`Self::certificate`]).
+    pub async fn start_tls(primaries: usize, replicas: usize) -> Result<Self, String> {
+        Self::start_with(primaries, replicas, true).await
+    }
+
+    async fn start_with(primaries: usize, replicas: usize, tls: bool) -> Result<Self, String> {
         let dir = TempDir::new("fleet-cluster");
+        let certificate = if tls {
+            let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+                .map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("node.key"), certified.signing_key.serialize_pem())
+                .map_err(|e| e.to_string())?;
+            let certificate = certified.cert.pem();
+            std::fs::write(dir.join("node.crt"), &certificate).map_err(|e| e.to_string())?;
+            Some(certificate)
+        } else {
+            None
+        };
         let mut cluster = Self {
             nodes: Vec::new(),
             dir,
+            certificate,
         };
         // Ports held until all are chosen, so that no two are the same.
         let listeners = (0..primaries * (1 + replicas) * 2)
@@ -94,9 +119,23 @@ impl RedisCluster {
         std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
         let ClusterNode { port, bus_port, .. } = self.nodes[node];
         let mut command = std::process::Command::new(binary);
+        if self.certificate.is_some() {
+            command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                .args(["--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("node.crt"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("node.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.dir.join("node.crt"));
+        } else {
+            command.args(["--port", &port.to_string()]);
+        }
         let child = with_fleet_user(&mut command)
             .current_dir(&node_dir)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args([
                 "--cluster-enabled",
                 "yes",
@@ -178,8 +217,13 @@ impl RedisCluster {
         self.nodes
             .iter()
             .map(|node| {
+                let scheme = if self.certificate.is_some() {
+                    "rediss"
+                } else {
+                    "redis"
+                };
                 format!(
-                    "redis://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
+                    "{scheme}://{REDIS_USER}:{REDIS_PASSWORD}@127.0.0.1:{}",
                     node.port
                 )
             })
@@ -332,6 +376,12 @@ impl RedisCluster {
 
     fn cli_command_at(&self, node: usize, args: &[&str]) -> Command {
         let mut command = Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()));
+        if self.certificate.is_some() {
+            command
+                .arg("--tls")
+                .arg("--cacert")
+                .arg(self.dir.join("node.crt"));
+        }
         command
             .args(["-h", "127.0.0.1", "-p", &self.nodes[node].port.to_string()])
             .args(["--user", REDIS_USER, "--no-auth-warning"])
