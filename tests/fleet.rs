@@ -47,14 +47,21 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const LEASE: Duration = Duration::from_secs(4);
 const WORKERS: usize = 4;
 const REQUESTS: usize = 50;
-/// The cluster workers' store timeout: well over what a failover takes
-/// with `CLUSTER_NODE_TIMEOUT` (about 1.5 to 2 s), so that a slow one on a
-/// loaded machine is still ridden through.
+/// The cluster and Sentinel workers' store timeouts: well over what a
+/// failover takes here (about 1.5 to 2 s, with `CLUSTER_NODE_TIMEOUT` or
+/// the sentinels' `DOWN_AFTER`), so that a slow one on a loaded machine is
+/// still ridden through.
 const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(4500);
-/// The cluster workers' fetch timeout (which bounds every store call:
-/// above the store's timeout) and lease (above the fetch timeout).
-const CLUSTER_FETCH_TIMEOUT: Duration = Duration::from_secs(6);
-const CLUSTER_LEASE: Duration = Duration::from_secs(8);
+const SENTINEL_STORE_TIMEOUT: Duration = Duration::from_millis(4500);
+/// The cluster and Sentinel workers' fetch timeout (which bounds every
+/// store call: above their store timeout) and lease (above the fetch
+/// timeout).
+const FAILOVER_FETCH_TIMEOUT: Duration = Duration::from_secs(6);
+const FAILOVER_LEASE: Duration = Duration::from_secs(8);
+/// Tokens live this long in the failover scenarios: longer than the store's
+/// timeout, since a holder whose save waits for the promotion hands its
+/// token over only after it.
+const FAILOVER_LIFETIME: Duration = Duration::from_secs(6);
 /// Set to `1`, a missing `redis-server` fails the Redis scenarios instead
 /// of skipping them.
 const REQUIRE_REDIS: &str = "REQUIRE_REDIS";
@@ -85,7 +92,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 20] = [
+    let scenarios: [Scenario; 22] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -169,11 +176,15 @@ fn main() -> ExitCode {
         // Clusters are made, and replicas and failovers driven, with
         // redis-cli.
         let needs_cli = |name: &str| {
-            name.starts_with("cluster_") || name == "redis_primary_behind_one_address_failed_over"
+            name.starts_with("cluster_")
+                || name.starts_with("sentinel_")
+                || name == "redis_primary_behind_one_address_failed_over"
         };
         let needs_missing = |name: &str| {
             (needs_cli(name) && missing.contains(&"redis-cli"))
-                || ((name.starts_with("redis_") || name.starts_with("cluster_"))
+                || (["redis_", "cluster_", "sentinel_"]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
                     && missing.contains(&"redis-server"))
         };
         (skipped, selected) = selected
@@ -932,7 +943,7 @@ async fn cluster_fleet_fetches_once_per_token_lifetime() -> Outcome {
 async fn cluster_primary_killed_mid_refresh() -> Outcome {
     let mut cluster = RedisCluster::start(3, 1).await?;
     let spec = cluster.store_spec("fleet:token");
-    let servers = Servers::start().await;
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
     let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
     let results = fleet.wave(REQUESTS).await?;
     check!(results.iter().all(|r| r.all_ok()), "{results:?}");
@@ -980,7 +991,7 @@ async fn cluster_primary_killed_mid_refresh() -> Outcome {
 async fn cluster_primary_frozen_mid_refresh() -> Outcome {
     let cluster = RedisCluster::start(3, 1).await?;
     let spec = cluster.store_spec("fleet:token");
-    let servers = Servers::start().await;
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
     let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
     let results = fleet.wave(REQUESTS).await?;
     check!(results.iter().all(|r| r.all_ok()), "{results:?}");
@@ -1043,9 +1054,7 @@ async fn cluster_lock_lost_in_failover() -> Outcome {
     let key = "{fleet:token}";
     let mut cluster = RedisCluster::start(3, 1).await?;
     let spec = cluster.store_spec("fleet:token");
-    // Tokens outlive the steps between the second fetch and the last look
-    // at what is stored.
-    let servers = Servers::with_lifetime(Duration::from_secs(4)).await;
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
     let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
     let results = fleet.wave(REQUESTS).await?;
     check!(results.iter().all(|r| r.all_ok()), "{results:?}");
@@ -1247,19 +1256,20 @@ async fn cluster_down_and_back() -> Outcome {
     fleet.exit().await
 }
 
-/// A wave at the last token's expiry, with the store unreachable and one
-/// fetch so far: every request succeeds, each process fetching on its own.
+/// A wave at the last token's expiry, with the store unreachable: every
+/// request succeeds, each of the `WORKERS` processes fetching on its own.
 async fn each_process_fetches_alone(fleet: &mut Fleet, servers: &Servers, when: &str) -> Outcome {
     servers.wait_until_tokens_expire().await;
+    let before = servers.fetches();
     let results = fleet.wave(REQUESTS).await?;
     check!(
         results.iter().all(|r| r.all_ok()),
         "requests failed {when}: {results:?}"
     );
     check!(
-        servers.fetches() == 1 + WORKERS,
+        servers.fetches() == before + WORKERS,
         "{} fetches: expected one per process {when}",
-        servers.fetches()
+        servers.fetches() - before
     );
     Ok(())
 }
@@ -1659,7 +1669,7 @@ mod worker {
     use tower_token_refresh::store::{FileStore, TokenStore};
     use tower_token_refresh::{BoxError, TokenCache, TokenRefreshLayer};
 
-    use super::{CLUSTER_FETCH_TIMEOUT, CLUSTER_LEASE, FETCH_TIMEOUT, LEASE};
+    use super::{FAILOVER_FETCH_TIMEOUT, FAILOVER_LEASE, FETCH_TIMEOUT, LEASE};
 
     pub(super) fn main(args: &[String]) -> ExitCode {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -1683,6 +1693,24 @@ mod worker {
                 tower_token_refresh::store::RedisStore::cluster_builder(urls.split(','), key)
                     .timeout(super::CLUSTER_STORE_TIMEOUT)
                     .build()?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(rest) = spec.strip_prefix("sentinel=") {
+            let usage = "sentinel=URL,URL,…|PRIMARY_NAME|KEY";
+            let (urls, rest) = rest.split_once('|').ok_or(usage)?;
+            let (primary_name, key) = rest.split_once('|').ok_or(usage)?;
+            let store = tower_token_refresh::store::RedisStore::sentinel_builder(
+                urls.split(','),
+                primary_name,
+                key,
+            )
+            .primary_auth(
+                super::REDIS_USER,
+                tower_token_refresh::Secret::new(super::REDIS_PASSWORD),
+            )
+            .timeout(super::SENTINEL_STORE_TIMEOUT)
+            .build()?;
             return Ok(Arc::new(store));
         }
         #[cfg(feature = "redis")]
@@ -1716,11 +1744,12 @@ mod worker {
         .param("fleet_worker", format!("worker-{id}"))
         .build()?;
         // Stores that ride failovers through wait longer for each call.
-        let (fetch_timeout, lease) = if spec.starts_with("cluster=") {
-            (CLUSTER_FETCH_TIMEOUT, CLUSTER_LEASE)
-        } else {
-            (FETCH_TIMEOUT, LEASE)
-        };
+        let (fetch_timeout, lease) =
+            if spec.starts_with("cluster=") || spec.starts_with("sentinel=") {
+                (FAILOVER_FETCH_TIMEOUT, FAILOVER_LEASE)
+            } else {
+                (FETCH_TIMEOUT, LEASE)
+            };
         let cache = TokenCache::builder(source)
             .store(store(spec)?)
             .fetch_timeout(fetch_timeout)
