@@ -1,6 +1,7 @@
 //! Fleets of real OS processes sharing one token through a `RedisStore` (a
-//! real `redis-server` on 127.0.0.1) or a `FileStore`, against one token
-//! endpoint that counts fetches.
+//! real `redis-server` on 127.0.0.1, a Redis Cluster, or a primary found
+//! through Redis Sentinel) or a `FileStore`, against one token endpoint
+//! that counts fetches.
 //!
 //! This test binary has its own `main` (`harness = false`): run as
 //! `fleet --fleet-worker …` it is a worker process (a `TokenCache` with a
@@ -12,8 +13,11 @@
 //! Redis scenarios need the `redis-server` binary (Debian package
 //! `redis-server`), and the Redis Cluster ones (`cluster_*`: clusters of
 //! `redis-server --cluster-enabled yes` processes on 127.0.0.1, made with
-//! `redis-cli --cluster create`) `redis-cli` too (Debian package
-//! `redis-tools`, which `redis-server` depends on). Without them they are
+//! `redis-cli --cluster create`) and the Sentinel ones (`sentinel_*`: a
+//! primary, its replicas and three `redis-server --sentinel` processes on
+//! 127.0.0.1, each sentinel with a configuration file of its own and an
+//! ACL user of its own) `redis-cli` too (Debian package `redis-tools`,
+//! which `redis-server` depends on). Without them they are
 //! skipped, and the output says how many and why; with `REQUIRE_REDIS=1` in
 //! the environment (as `.ci/run` sets it, after installing the packages) a
 //! missing binary fails them instead.
@@ -32,6 +36,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use support::redis_cluster::{REDIS_PASSWORD, REDIS_USER, RedisCluster, which, with_fleet_user};
+use support::redis_sentinel::{Node, RedisSentinel};
 use support::tcp_proxy::TcpProxy;
 use support::temp_dir::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -92,7 +97,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 22] = [
+    let scenarios: [Scenario; 26] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -115,6 +120,16 @@ fn main() -> ExitCode {
             run(cluster_slot_migrated_mid_run())
         }),
         ("cluster_down_and_back", || run(cluster_down_and_back())),
+        ("sentinel_fleet_fetches_once_per_token_lifetime", || {
+            run(sentinel_fleet_fetches_once_per_token_lifetime())
+        }),
+        ("sentinel_primary_killed_mid_refresh", || {
+            run(sentinel_primary_killed_mid_refresh())
+        }),
+        ("sentinel_primary_frozen_mid_refresh", || {
+            run(sentinel_primary_frozen_mid_refresh())
+        }),
+        ("sentinel_down_and_back", || run(sentinel_down_and_back())),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -1297,6 +1312,137 @@ async fn settles_to_one_fetch_per_lifetime(
         );
     }
     Ok(())
+}
+
+// ------------------------------------------------------------ Redis Sentinel
+
+/// 8 processes on a primary found through three sentinels, for 3 token
+/// lifetimes: one fetch per lifetime, no failed request.
+async fn sentinel_fleet_fetches_once_per_token_lifetime() -> Outcome {
+    let sentinel = RedisSentinel::start(1).await?;
+    fetches_once_per_token_lifetime(8, &sentinel.store_spec("fleet:token")).await
+}
+
+/// The primary is killed while the lock holder fetches; the sentinels
+/// promote a replica and the stores ask them for it. No request fails; the
+/// failover costs at most one extra fetch; the newest token is the one
+/// stored; the next lifetimes are one fetch each.
+async fn sentinel_primary_killed_mid_refresh() -> Outcome {
+    sentinel_primary_lost_mid_refresh(false).await
+}
+
+/// As `sentinel_primary_killed_mid_refresh`, but the primary hangs
+/// (`SIGSTOP`) with its connections open: the stores give up on each
+/// attempt and ask the sentinels again until they name the promoted
+/// replica. Then the old primary resumes, and the sentinels make it a
+/// replica of the new one (closing its clients' connections); the next
+/// lifetimes are one fetch each.
+async fn sentinel_primary_frozen_mid_refresh() -> Outcome {
+    sentinel_primary_lost_mid_refresh(true).await
+}
+
+async fn sentinel_primary_lost_mid_refresh(frozen: bool) -> Outcome {
+    let mut sentinel = RedisSentinel::start(2).await?;
+    let spec = sentinel.store_spec("fleet:token");
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    servers.wait_for_fetch_in_flight().await?;
+    let primary = sentinel.primary().await?;
+    let lost = if frozen { "hung" } else { "died" };
+    if frozen {
+        sentinel.freeze(Node::Data(primary), true)?;
+    } else {
+        sentinel.kill(Node::Data(primary));
+    }
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await;
+    let promoted = sentinel.wait_for_promotion(primary).await;
+    let resumed = if frozen {
+        sentinel.freeze(Node::Data(primary), false)
+    } else {
+        Ok(())
+    };
+    let (results, promoted) = (results?, promoted?);
+    resumed?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the primary {lost}: {results:?}"
+    );
+    let during = servers.fetches() - 1;
+    check!(
+        (1..=2).contains(&during),
+        "{during} fetches across the failover: at most one extra was allowed"
+    );
+    println!("    {during} fetch(es) across the failover");
+    // No older token over a newer one: what is stored is the newest.
+    let stored = sentinel
+        .cli_at(Node::Data(promoted), &["get", "fleet:token"])
+        .await?;
+    if let Some(newest) = servers.last_issued() {
+        check!(
+            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
+            "stored {stored:?}, but {newest} is newer"
+        );
+    }
+
+    if frozen {
+        // Every replica in sync with the promoted one, the old primary too.
+        sentinel.wait_until_up().await?;
+        check!(
+            sentinel.primary().await? == promoted,
+            "the resumed primary is the primary again"
+        );
+    }
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// Every sentinel down, the primary up: the stores keep their connections
+/// to it, and the fleet still shares one token. The primary down too: each
+/// process fetches on its own, and requests keep flowing. Everything back
+/// (on the same ports; the sentinels from their own configuration): one
+/// fetch per lifetime again.
+async fn sentinel_down_and_back() -> Outcome {
+    let mut sentinel = RedisSentinel::start(1).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &sentinel.store_spec("fleet:token"), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+
+    let primary = sentinel.primary().await?;
+    for index in 0..sentinel.sentinels.len() {
+        sentinel.kill(Node::Sentinel(index));
+    }
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 1, "with every sentinel down").await?;
+
+    sentinel.kill(Node::Data(primary));
+    each_process_fetches_alone(
+        &mut fleet,
+        &servers,
+        "while the sentinels and the primary were down",
+    )
+    .await?;
+
+    sentinel.restart_all().await?;
+    check!(
+        sentinel.primary().await? == primary,
+        "the sentinels came back naming another primary"
+    );
+    settles_to_one_fetch_per_lifetime(
+        &mut fleet,
+        &servers,
+        2,
+        "with the sentinels and the primary back",
+    )
+    .await?;
+    fleet.exit().await
 }
 
 // ------------------------------------------------------------ token endpoint + API
