@@ -1084,6 +1084,28 @@ async fn cluster_lock_lost_in_failover() -> Outcome {
     let lock = format!("{key}:lock");
     let held = cluster.cli_at(primary, &["get", &lock]).await?;
     check!(!held.is_empty(), "the holder's lock is not on the primary");
+    // The lock replicated first: deleted after, it does not come back.
+    let offset = |info: String, field: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(field)?.trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("no {field} in {info}"))
+    };
+    let written = offset(
+        cluster.cli_at(primary, &["info", "replication"]).await?,
+        "master_repl_offset:",
+    )?;
+    let deadline = Instant::now() + STEP_LIMIT;
+    while offset(
+        cluster.cli_at(replica, &["info", "replication"]).await?,
+        "slave_repl_offset:",
+    )? < written
+    {
+        check!(
+            Instant::now() < deadline,
+            "the replica never caught up with the lock"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
     cluster
         .cli_at(replica, &["config", "set", "replica-read-only", "no"])
         .await?;
@@ -1393,8 +1415,13 @@ async fn sentinel_primary_lost_mid_refresh(frozen: bool) -> Outcome {
     }
 
     if frozen {
-        // Every replica in sync with the promoted one, the old primary too.
-        sentinel.wait_until_up().await?;
+        // The sentinels make the old primary a replica of the promoted one.
+        let resumed_at = Instant::now();
+        sentinel.wait_for_replica(primary, promoted).await?;
+        println!(
+            "    the old primary was a replica in sync {:.1?} after it resumed",
+            resumed_at.elapsed()
+        );
         check!(
             sentinel.primary().await? == promoted,
             "the resumed primary is the primary again"

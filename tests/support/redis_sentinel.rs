@@ -400,6 +400,35 @@ impl RedisSentinel {
         }
     }
 
+    /// Waits until data node `node` is a replica of `primary`, in sync.
+    ///
+    /// A primary that comes back after a failover is made a replica by the
+    /// sentinels, but not at once: they look at it every 10 s, and wait
+    /// 8 s (four hello periods) after they see it claim to be a primary,
+    /// for news of a newer configuration. Hence a longer limit than a
+    /// step's.
+    pub async fn wait_for_replica(&self, node: usize, primary: usize) -> Outcome {
+        let deadline = Instant::now() + STEP_LIMIT * 2;
+        let primary_port = format!("master_port:{}", self.data[primary].port);
+        loop {
+            let info = self
+                .cli_at(Node::Data(node), &["info", "replication"])
+                .await?;
+            if info.contains("role:slave")
+                && info.contains(&primary_port)
+                && info.contains("master_link_status:up")
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "data node {node} did not become a replica of {primary}: {info}"
+                ));
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A replica (index) of the primary `node`, up and in sync with it.
     pub async fn replica_of(&self, node: usize) -> Result<usize, String> {
         let primary_port = format!("master_port:{}", self.data[node].port);
