@@ -27,7 +27,7 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Against a cluster or through Sentinel, one attempt of a call may take
-/// this share of the store's timeout (and connecting, a third of it): a
+/// this share of the store's timeout (and connecting, at most half of it): a
 /// primary that hangs (its process stopped, its host cut off) is given up
 /// on and asked again (the topology or the sentinels anew) while a replica
 /// takes over. Every command of the store has the same effect when run
@@ -140,7 +140,7 @@ return 0
 ///   above. While a call meets a node or the cluster down, a replica, or a
 ///   slot being migrated, it is made again every 50 ms or so until its
 ///   [timeout](RedisStoreBuilder::timeout), one attempt taking at most a
-///   quarter of it (and connecting to the seeds a third): a failover
+///   quarter of it (and connecting to the seeds at most half): a failover
 ///   shorter than that is ridden through, whether the primary crashed or
 ///   hangs. A store that has never connected does not try again: a wrong
 ///   address, password or certificate fails at once. ACL users
@@ -158,7 +158,7 @@ return 0
 ///   connection, a replica (`READONLY`: the old primary back after a
 ///   failover), no primary, or no answer: as on a cluster, the call is made
 ///   again until its timeout, one attempt taking at most a quarter of it
-///   and connecting a third. While no sentinel answers, the store connects
+///   and connecting at most half. While no sentinel answers, the store connects
 ///   to the last primary it knew (if it still says it is the primary). ACL
 ///   users: on the sentinels, `sentinel|get-master-addr-by-name`; on the
 ///   primary, the store's keys and `role`. With `rediss://` sentinels the
@@ -451,14 +451,14 @@ impl RedisStore {
                     .map(Connection::Standalone)
             }
             Clients::Cluster(client) => {
-                tokio::time::timeout(timeout / 3, client.get_async_connection())
+                tokio::time::timeout(timeout / 2, client.get_async_connection())
                     .await
                     .unwrap_or_else(|_elapsed| Err(timed_out()))
                     .map(Connection::Cluster)
             }
             Clients::Sentinel(sentinels) => tokio::time::timeout(
-                timeout / 3,
-                sentinels.connect_to_primary(timeout / 3, timeout),
+                timeout / 2,
+                sentinels.connect_to_primary(timeout / 4, timeout),
             )
             .await
             .unwrap_or_else(|_elapsed| Err(timed_out()))
@@ -767,7 +767,8 @@ impl RedisStoreBuilder {
     /// cluster or through Sentinel, a call is made again within this time
     /// while a node is down, a primary is being failed over or a slot
     /// moves, each attempt taking at most a quarter of it, and connecting
-    /// to each seed node or sentinel may take a third of it: make it longer
+    /// (to the seed nodes, or to the sentinels and the primary) at most
+    /// half of it: make it longer
     /// than your failovers take (and keep the cache's
     /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout), which
     /// bounds every store call, longer still). A save can wait this long
@@ -880,10 +881,11 @@ impl RedisStoreBuilder {
                 })?;
                 let mut builder =
                     redis::cluster::ClusterClientBuilder::new(seeds.iter().map(Secret::expose))
-                        // The first connection waits for every seed: one
-                        // that hangs (a node cut off) costs a third of the
-                        // call's time, not all of it.
-                        .connection_timeout(self.timeout / 3)
+                        // Connecting waits for every seed, then asks for
+                        // the topology: one that hangs (a node cut off,
+                        // stopped) costs a fifth of the timeout, so that
+                        // connecting fits in half of it.
+                        .connection_timeout(self.timeout / 5)
                         .response_timeout(self.timeout)
                         // `query` makes calls again itself; the client's own
                         // retries (redirections, reconnections) stay short.
