@@ -1,6 +1,7 @@
 //! Fleets of real OS processes sharing one token through a `RedisStore` (a
-//! real `redis-server` on 127.0.0.1) or a `FileStore`, against one token
-//! endpoint that counts fetches.
+//! real `redis-server` on 127.0.0.1, a Redis Cluster, or a primary found
+//! through Redis Sentinel) or a `FileStore`, against one token endpoint
+//! that counts fetches.
 //!
 //! This test binary has its own `main` (`harness = false`): run as
 //! `fleet --fleet-worker …` it is a worker process (a `TokenCache` with a
@@ -12,8 +13,11 @@
 //! Redis scenarios need the `redis-server` binary (Debian package
 //! `redis-server`), and the Redis Cluster ones (`cluster_*`: clusters of
 //! `redis-server --cluster-enabled yes` processes on 127.0.0.1, made with
-//! `redis-cli --cluster create`) `redis-cli` too (Debian package
-//! `redis-tools`, which `redis-server` depends on). Without them they are
+//! `redis-cli --cluster create`) and the Sentinel ones (`sentinel_*`: a
+//! primary, its replicas and three `redis-server --sentinel` processes on
+//! 127.0.0.1, each sentinel with a configuration file of its own and an
+//! ACL user of its own) `redis-cli` too (Debian package `redis-tools`,
+//! which `redis-server` depends on). Without them they are
 //! skipped, and the output says how many and why; with `REQUIRE_REDIS=1` in
 //! the environment (as `.ci/run` sets it, after installing the packages) a
 //! missing binary fails them instead.
@@ -32,6 +36,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use support::redis_cluster::{REDIS_PASSWORD, REDIS_USER, RedisCluster, which, with_fleet_user};
+use support::redis_sentinel::{Node, RedisSentinel};
 use support::tcp_proxy::TcpProxy;
 use support::temp_dir::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -47,9 +52,21 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 const LEASE: Duration = Duration::from_secs(4);
 const WORKERS: usize = 4;
 const REQUESTS: usize = 50;
-/// The cluster workers' store timeout: longer than a failover takes with
-/// `CLUSTER_NODE_TIMEOUT` (about 1.5 to 2 s), shorter than `FETCH_TIMEOUT`.
-const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(2700);
+/// The cluster and Sentinel workers' store timeouts: well over what a
+/// failover takes here (about 1.5 to 2 s, with `CLUSTER_NODE_TIMEOUT` or
+/// the sentinels' `DOWN_AFTER`), so that a slow one on a loaded machine is
+/// still ridden through.
+const CLUSTER_STORE_TIMEOUT: Duration = Duration::from_millis(4500);
+const SENTINEL_STORE_TIMEOUT: Duration = Duration::from_millis(4500);
+/// The cluster and Sentinel workers' fetch timeout (which bounds every
+/// store call: above their store timeout) and lease (above the fetch
+/// timeout).
+const FAILOVER_FETCH_TIMEOUT: Duration = Duration::from_secs(6);
+const FAILOVER_LEASE: Duration = Duration::from_secs(8);
+/// Tokens live this long in the failover scenarios: longer than the store's
+/// timeout, since a holder whose save waits for the promotion hands its
+/// token over only after it.
+const FAILOVER_LIFETIME: Duration = Duration::from_secs(6);
 /// Set to `1`, a missing `redis-server` fails the Redis scenarios instead
 /// of skipping them.
 const REQUIRE_REDIS: &str = "REQUIRE_REDIS";
@@ -80,7 +97,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 20] = [
+    let scenarios: [Scenario; 26] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -93,10 +110,26 @@ fn main() -> ExitCode {
         ("cluster_primary_killed_mid_refresh", || {
             run(cluster_primary_killed_mid_refresh())
         }),
+        ("cluster_primary_frozen_mid_refresh", || {
+            run(cluster_primary_frozen_mid_refresh())
+        }),
+        ("cluster_lock_lost_in_failover", || {
+            run(cluster_lock_lost_in_failover())
+        }),
         ("cluster_slot_migrated_mid_run", || {
             run(cluster_slot_migrated_mid_run())
         }),
         ("cluster_down_and_back", || run(cluster_down_and_back())),
+        ("sentinel_fleet_fetches_once_per_token_lifetime", || {
+            run(sentinel_fleet_fetches_once_per_token_lifetime())
+        }),
+        ("sentinel_primary_killed_mid_refresh", || {
+            run(sentinel_primary_killed_mid_refresh())
+        }),
+        ("sentinel_primary_frozen_mid_refresh", || {
+            run(sentinel_primary_frozen_mid_refresh())
+        }),
+        ("sentinel_down_and_back", || run(sentinel_down_and_back())),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -158,11 +191,15 @@ fn main() -> ExitCode {
         // Clusters are made, and replicas and failovers driven, with
         // redis-cli.
         let needs_cli = |name: &str| {
-            name.starts_with("cluster_") || name == "redis_primary_behind_one_address_failed_over"
+            name.starts_with("cluster_")
+                || name.starts_with("sentinel_")
+                || name == "redis_primary_behind_one_address_failed_over"
         };
         let needs_missing = |name: &str| {
             (needs_cli(name) && missing.contains(&"redis-cli"))
-                || ((name.starts_with("redis_") || name.starts_with("cluster_"))
+                || (["redis_", "cluster_", "sentinel_"]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
                     && missing.contains(&"redis-server"))
         };
         (skipped, selected) = selected
@@ -935,7 +972,7 @@ async fn cluster_fleet_fetches_once_per_token_lifetime() -> Outcome {
 async fn cluster_primary_killed_mid_refresh() -> Outcome {
     let mut cluster = RedisCluster::start(3, 1).await?;
     let spec = cluster.store_spec("fleet:token");
-    let servers = Servers::start().await;
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
     let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
     let results = fleet.wave(REQUESTS).await?;
     check!(results.iter().all(|r| r.all_ok()), "{results:?}");
@@ -968,6 +1005,151 @@ async fn cluster_primary_killed_mid_refresh() -> Outcome {
             "stored {stored:?}, but {newest} is newer"
         );
     }
+
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// As `cluster_primary_killed_mid_refresh`, but the primary hangs
+/// (`SIGSTOP`) instead of dying: its connections stay open and answer
+/// nothing. The store gives up on each attempt soon enough to follow the
+/// promotion within its timeout: no request fails, the failover costs at
+/// most one extra fetch, the newest token is the one stored. Resumed, the
+/// old primary rejoins as a replica (connections still open to it meet
+/// `MOVED`), and the next lifetimes are one fetch each.
+async fn cluster_primary_frozen_mid_refresh() -> Outcome {
+    let cluster = RedisCluster::start(3, 1).await?;
+    let spec = cluster.store_spec("fleet:token");
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    servers.wait_for_fetch_in_flight().await?;
+    let primary = cluster.primary_of("{fleet:token}").await?;
+    cluster.freeze(primary, true)?;
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await;
+    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await;
+    let resumed = cluster.freeze(primary, false);
+    let results = results?;
+    let promoted = promoted?;
+    resumed?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the primary hung: {results:?}"
+    );
+    let during = servers.fetches() - 1;
+    check!(
+        (1..=2).contains(&during),
+        "{during} fetches across the failover: at most one extra was allowed"
+    );
+    println!("    {during} fetch(es) across the failover");
+    let stored = cluster.cli_at(promoted, &["get", "{fleet:token}"]).await?;
+    if let Some(newest) = servers.last_issued() {
+        check!(
+            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
+            "stored {stored:?}, but {newest} is newer"
+        );
+    }
+
+    // The old primary back, as a replica of the promoted one.
+    cluster.wait_until_up().await?;
+    check!(
+        cluster.primary_of("{fleet:token}").await? == promoted,
+        "the resumed primary took its slot back"
+    );
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// The failover loses the lock: the replica promoted never had it (the
+/// test deletes it there, and only there, while the holder fetches), so
+/// another process takes the promoted node's lock and fetches too. The
+/// holder's save, made last with the newest token, is refused by fencing:
+/// the token stored is the one fetched under the promoted node's lock.
+/// Exactly two fetches (the path was taken); no request fails; the next
+/// lifetimes are one fetch each.
+///
+/// A cluster replica redirects keyed writes to its primary (`MOVED`) even
+/// when writable: the lock is deleted on it with `FLUSHDB`, which names no
+/// key (the slot's other keys are the token's, expired, and the failure's,
+/// unset).
+async fn cluster_lock_lost_in_failover() -> Outcome {
+    let key = "{fleet:token}";
+    let mut cluster = RedisCluster::start(3, 1).await?;
+    let spec = cluster.store_spec("fleet:token");
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    let holder = servers.wait_for_fetch_in_flight().await?;
+    let primary = cluster.primary_of(key).await?;
+    let replica = cluster.replica_of(primary).await?;
+    let lock = format!("{key}:lock");
+    let held = cluster.cli_at(primary, &["get", &lock]).await?;
+    check!(!held.is_empty(), "the holder's lock is not on the primary");
+    cluster
+        .cli_at(replica, &["config", "set", "replica-read-only", "no"])
+        .await?;
+    cluster.cli_at(replica, &["flushdb"]).await?;
+    cluster.kill(primary);
+    let promoted = cluster.wait_for_promotion(key, primary).await?;
+    check!(
+        promoted == replica,
+        "node {promoted} was promoted, not the replica without the lock ({replica})"
+    );
+    // Another process takes the promoted node's lock, fetches (not held)
+    // and saves; only then does the holder get its token, the newest.
+    let (second, fetcher) = servers.wait_for_issued(2).await?;
+    check!(
+        fetcher != holder,
+        "the second token went to the holder (worker {holder})"
+    );
+    let deadline = Instant::now() + STEP_LIMIT;
+    while !cluster
+        .cli_at(promoted, &["get", key])
+        .await?
+        .contains(&format!("\"{second}\""))
+    {
+        check!(
+            Instant::now() < deadline,
+            "worker {fetcher} did not save {second} under the promoted node's lock"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed across the failover: {results:?}"
+    );
+    check!(
+        servers.fetches() == 3,
+        "{} fetches across the failover, expected 2 (the holder's and one under the \
+         promoted node's lock)",
+        servers.fetches() - 1
+    );
+    let newest = servers.last_issued().ok_or("no token issued")?;
+    check!(
+        servers.issued_to(&newest)? == holder,
+        "the newest token, {newest}, went to worker {}, not the holder (worker {holder})",
+        servers.issued_to(&newest)?
+    );
+    let stored = cluster.cli_at(promoted, &["get", key]).await?;
+    check!(
+        stored.contains(&format!("\"{second}\"")),
+        "stored {stored:?}: the holder's save ({newest}) was not refused, or {second} was lost"
+    );
 
     settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
     fleet.exit().await
@@ -1103,19 +1285,20 @@ async fn cluster_down_and_back() -> Outcome {
     fleet.exit().await
 }
 
-/// A wave at the last token's expiry, with the store unreachable and one
-/// fetch so far: every request succeeds, each process fetching on its own.
+/// A wave at the last token's expiry, with the store unreachable: every
+/// request succeeds, each of the `WORKERS` processes fetching on its own.
 async fn each_process_fetches_alone(fleet: &mut Fleet, servers: &Servers, when: &str) -> Outcome {
     servers.wait_until_tokens_expire().await;
+    let before = servers.fetches();
     let results = fleet.wave(REQUESTS).await?;
     check!(
         results.iter().all(|r| r.all_ok()),
         "requests failed {when}: {results:?}"
     );
     check!(
-        servers.fetches() == 1 + WORKERS,
+        servers.fetches() == before + WORKERS,
         "{} fetches: expected one per process {when}",
-        servers.fetches()
+        servers.fetches() - before
     );
     Ok(())
 }
@@ -1145,6 +1328,137 @@ async fn settles_to_one_fetch_per_lifetime(
     Ok(())
 }
 
+// ------------------------------------------------------------ Redis Sentinel
+
+/// 8 processes on a primary found through three sentinels, for 3 token
+/// lifetimes: one fetch per lifetime, no failed request.
+async fn sentinel_fleet_fetches_once_per_token_lifetime() -> Outcome {
+    let sentinel = RedisSentinel::start(1).await?;
+    fetches_once_per_token_lifetime(8, &sentinel.store_spec("fleet:token")).await
+}
+
+/// The primary is killed while the lock holder fetches; the sentinels
+/// promote a replica and the stores ask them for it. No request fails; the
+/// failover costs at most one extra fetch; the newest token is the one
+/// stored; the next lifetimes are one fetch each.
+async fn sentinel_primary_killed_mid_refresh() -> Outcome {
+    sentinel_primary_lost_mid_refresh(false).await
+}
+
+/// As `sentinel_primary_killed_mid_refresh`, but the primary hangs
+/// (`SIGSTOP`) with its connections open: the stores give up on each
+/// attempt and ask the sentinels again until they name the promoted
+/// replica. Then the old primary resumes, and the sentinels make it a
+/// replica of the new one (closing its clients' connections); the next
+/// lifetimes are one fetch each.
+async fn sentinel_primary_frozen_mid_refresh() -> Outcome {
+    sentinel_primary_lost_mid_refresh(true).await
+}
+
+async fn sentinel_primary_lost_mid_refresh(frozen: bool) -> Outcome {
+    let mut sentinel = RedisSentinel::start(2).await?;
+    let spec = sentinel.store_spec("fleet:token");
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
+    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    servers.wait_for_fetch_in_flight().await?;
+    let primary = sentinel.primary().await?;
+    let lost = if frozen { "hung" } else { "died" };
+    if frozen {
+        sentinel.freeze(Node::Data(primary), true)?;
+    } else {
+        sentinel.kill(Node::Data(primary));
+    }
+    servers.release_hung_fetch();
+    let results = fleet.finish_wave().await;
+    let promoted = sentinel.wait_for_promotion(primary).await;
+    let resumed = if frozen {
+        sentinel.freeze(Node::Data(primary), false)
+    } else {
+        Ok(())
+    };
+    let (results, promoted) = (results?, promoted?);
+    resumed?;
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the primary {lost}: {results:?}"
+    );
+    let during = servers.fetches() - 1;
+    check!(
+        (1..=2).contains(&during),
+        "{during} fetches across the failover: at most one extra was allowed"
+    );
+    println!("    {during} fetch(es) across the failover");
+    // No older token over a newer one: what is stored is the newest.
+    let stored = sentinel
+        .cli_at(Node::Data(promoted), &["get", "fleet:token"])
+        .await?;
+    if let Some(newest) = servers.last_issued() {
+        check!(
+            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
+            "stored {stored:?}, but {newest} is newer"
+        );
+    }
+
+    if frozen {
+        // Every replica in sync with the promoted one, the old primary too.
+        sentinel.wait_until_up().await?;
+        check!(
+            sentinel.primary().await? == promoted,
+            "the resumed primary is the primary again"
+        );
+    }
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// Every sentinel down, the primary up: the stores keep their connections
+/// to it, and the fleet still shares one token. The primary down too: each
+/// process fetches on its own, and requests keep flowing. Everything back
+/// (on the same ports; the sentinels from their own configuration): one
+/// fetch per lifetime again.
+async fn sentinel_down_and_back() -> Outcome {
+    let mut sentinel = RedisSentinel::start(1).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &sentinel.store_spec("fleet:token"), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+
+    let primary = sentinel.primary().await?;
+    for index in 0..sentinel.sentinels.len() {
+        sentinel.kill(Node::Sentinel(index));
+    }
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 1, "with every sentinel down").await?;
+
+    sentinel.kill(Node::Data(primary));
+    each_process_fetches_alone(
+        &mut fleet,
+        &servers,
+        "while the sentinels and the primary were down",
+    )
+    .await?;
+
+    sentinel.restart_all().await?;
+    check!(
+        sentinel.primary().await? == primary,
+        "the sentinels came back naming another primary"
+    );
+    settles_to_one_fetch_per_lifetime(
+        &mut fleet,
+        &servers,
+        2,
+        "with the sentinels and the primary back",
+    )
+    .await?;
+    fleet.exit().await
+}
+
 // ------------------------------------------------------------ token endpoint + API
 
 /// The token endpoint (client credentials, counts fetches, can hang one)
@@ -1164,6 +1478,8 @@ struct EndpointState {
     /// Tokens issued (fetches that succeeded), which number them.
     issued_count: usize,
     issued: HashMap<String, Instant>,
+    /// The worker (client id, `worker-N`) each token was issued to.
+    issued_to: HashMap<String, String>,
     /// How often each token was refused by the API.
     rejected: HashMap<String, usize>,
     last_expiry: Option<Instant>,
@@ -1241,14 +1557,39 @@ impl Servers {
         let deadline = Instant::now() + STEP_LIMIT;
         loop {
             if let Some(client) = self.state.lock().unwrap().in_flight.clone() {
-                return client
-                    .trim_start_matches("worker-")
-                    .parse()
-                    .map_err(|_| format!("unexpected client id {client}"));
+                return worker_id(&client);
             }
             check!(Instant::now() < deadline, "no fetch started");
             sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    /// Waits until `count` tokens have been issued in all: the last one,
+    /// and the worker it was issued to.
+    async fn wait_for_issued(&self, count: usize) -> Result<(String, usize), String> {
+        let deadline = Instant::now() + STEP_LIMIT;
+        loop {
+            {
+                let state = self.state.lock().unwrap();
+                if state.issued_count >= count {
+                    let token = format!("access-{count}");
+                    let client = state.issued_to.get(&token).cloned().unwrap_or_default();
+                    return Ok((token, worker_id(&client)?));
+                }
+            }
+            check!(
+                Instant::now() < deadline,
+                "{} tokens issued, {count} awaited",
+                self.state.lock().unwrap().issued_count
+            );
+            sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// The worker `token` was issued to.
+    fn issued_to(&self, token: &str) -> Result<usize, String> {
+        let client = self.state.lock().unwrap().issued_to.get(token).cloned();
+        worker_id(&client.ok_or_else(|| format!("{token} was not issued"))?)
     }
 
     async fn wait_until_tokens_expire(&self) {
@@ -1257,6 +1598,14 @@ impl Servers {
             tokio::time::sleep_until(expiry + Duration::from_millis(300)).await;
         }
     }
+}
+
+/// `N` of a client id `worker-N`.
+fn worker_id(client: &str) -> Result<usize, String> {
+    client
+        .strip_prefix("worker-")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("unexpected client id {client:?}"))
 }
 
 async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, String) {
@@ -1273,7 +1622,7 @@ async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, Str
         if state.failing {
             return (StatusCode::SERVICE_UNAVAILABLE, String::new());
         }
-        state.in_flight = Some(client);
+        state.in_flight = Some(client.clone());
         (
             std::mem::take(&mut state.hang_next),
             std::mem::take(&mut state.hold_next),
@@ -1292,6 +1641,7 @@ async fn token(State(servers): State<Servers>, body: String) -> (StatusCode, Str
     let access = format!("access-{}", state.issued_count);
     let expiry = Instant::now() + state.lifetime;
     state.issued.insert(access.clone(), expiry);
+    state.issued_to.insert(access.clone(), client);
     state.last_expiry = Some(expiry);
     let body = format!(
         r#"{{"access_token":"{access}","token_type":"Bearer","expires_in":{}}}"#,
@@ -1479,7 +1829,7 @@ mod worker {
     use tower_token_refresh::store::{FileStore, TokenStore};
     use tower_token_refresh::{BoxError, TokenCache, TokenRefreshLayer};
 
-    use super::{FETCH_TIMEOUT, LEASE};
+    use super::{FAILOVER_FETCH_TIMEOUT, FAILOVER_LEASE, FETCH_TIMEOUT, LEASE};
 
     pub(super) fn main(args: &[String]) -> ExitCode {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -1503,6 +1853,24 @@ mod worker {
                 tower_token_refresh::store::RedisStore::cluster_builder(urls.split(','), key)
                     .timeout(super::CLUSTER_STORE_TIMEOUT)
                     .build()?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(rest) = spec.strip_prefix("sentinel=") {
+            let usage = "sentinel=URL,URL,…|PRIMARY_NAME|KEY";
+            let (urls, rest) = rest.split_once('|').ok_or(usage)?;
+            let (primary_name, key) = rest.split_once('|').ok_or(usage)?;
+            let store = tower_token_refresh::store::RedisStore::sentinel_builder(
+                urls.split(','),
+                primary_name,
+                key,
+            )
+            .primary_auth(
+                super::REDIS_USER,
+                tower_token_refresh::Secret::new(super::REDIS_PASSWORD),
+            )
+            .timeout(super::SENTINEL_STORE_TIMEOUT)
+            .build()?;
             return Ok(Arc::new(store));
         }
         #[cfg(feature = "redis")]
@@ -1535,10 +1903,17 @@ mod worker {
         )
         .param("fleet_worker", format!("worker-{id}"))
         .build()?;
+        // Stores that ride failovers through wait longer for each call.
+        let (fetch_timeout, lease) =
+            if spec.starts_with("cluster=") || spec.starts_with("sentinel=") {
+                (FAILOVER_FETCH_TIMEOUT, FAILOVER_LEASE)
+            } else {
+                (FETCH_TIMEOUT, LEASE)
+            };
         let cache = TokenCache::builder(source)
             .store(store(spec)?)
-            .fetch_timeout(FETCH_TIMEOUT)
-            .lease(LEASE)
+            .fetch_timeout(fetch_timeout)
+            .lease(lease)
             .build();
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let service = TokenRefreshLayer::new(cache).layer(client);

@@ -14,6 +14,7 @@ pub mod github_oidc_server;
 pub mod jwt;
 pub mod memory_store;
 pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod revoking_api;
 pub mod tcp_proxy;
 pub mod temp_dir;

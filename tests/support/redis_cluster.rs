@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -38,6 +39,8 @@ pub struct ClusterNode {
     pub port: u16,
     bus_port: u16,
     child: Option<std::process::Child>,
+    /// Stopped with `SIGSTOP`: asked nothing until resumed.
+    frozen: AtomicBool,
 }
 
 impl RedisCluster {
@@ -87,6 +90,7 @@ impl RedisCluster {
                 port: pair[0],
                 bus_port: pair[1],
                 child: None,
+                frozen: AtomicBool::new(false),
             });
         }
         for node in 0..cluster.nodes.len() {
@@ -150,6 +154,7 @@ impl RedisCluster {
             .spawn()
             .map_err(|error| format!("cannot start redis-server: {error}"))?;
         self.nodes[node].child = Some(child);
+        self.nodes[node].frozen.store(false, Ordering::SeqCst);
         Ok(())
     }
 
@@ -177,7 +182,7 @@ impl RedisCluster {
 
     /// Every live node says `cluster_state:ok`, and every live replica is
     /// in sync with its primary.
-    async fn wait_until_up(&self) -> Outcome {
+    pub async fn wait_until_up(&self) -> Outcome {
         let deadline = Instant::now() + STEP_LIMIT;
         'wait: loop {
             if Instant::now() >= deadline {
@@ -200,11 +205,12 @@ impl RedisCluster {
         }
     }
 
+    /// The nodes running and not frozen.
     fn live(&self) -> impl Iterator<Item = (usize, &ClusterNode)> {
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(_, node)| node.child.is_some())
+            .filter(|(_, node)| node.child.is_some() && !node.frozen.load(Ordering::SeqCst))
     }
 
     pub fn urls(&self) -> Vec<String> {
@@ -305,7 +311,9 @@ impl RedisCluster {
     }
 
     /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) a node's process: a node
-    /// that answers nothing, without closing its connections.
+    /// that answers nothing, without closing its connections. A frozen
+    /// node is asked nothing (by [`primary_of`](Self::primary_of), the
+    /// waits) until resumed.
     pub fn freeze(&self, node: usize, frozen: bool) -> Outcome {
         let pid = self.nodes[node]
             .child
@@ -321,6 +329,7 @@ impl RedisCluster {
         if !status.success() {
             return Err(format!("kill {signal} {pid}: {status}"));
         }
+        self.nodes[node].frozen.store(frozen, Ordering::SeqCst);
         Ok(())
     }
 
@@ -338,8 +347,20 @@ impl RedisCluster {
             .map_err(|_| format!("redis-cli {args:?} did not finish"))?
             .map_err(|e| format!("cannot run redis-cli: {e}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if !output.status.success() || stdout.starts_with("ERR") || stdout.starts_with("CROSSSLOT")
-        {
+        // Error replies: a redirection too (`MOVED` from a replica asked a
+        // write), which would otherwise pass for an answer.
+        let error_reply = [
+            "ERR",
+            "CROSSSLOT",
+            "MOVED",
+            "ASK",
+            "READONLY",
+            "NOPERM",
+            "CLUSTERDOWN",
+        ]
+        .iter()
+        .any(|prefix| stdout.starts_with(prefix));
+        if !output.status.success() || error_reply {
             return Err(format!(
                 "redis-cli {args:?}: {stdout} {}",
                 String::from_utf8_lossy(&output.stderr)
