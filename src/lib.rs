@@ -165,7 +165,7 @@
 //! | `aws-lc-rs` | no | signed JWT assertions with aws-lc-rs (preferred if both are on) |
 //! | `tonic` | yes | [`ReplayableBody`] for `tonic::body::Body` (rejected gRPC calls are retried) and gRPC-aware errors |
 //! | `axum`  | yes | [`ReplayableBody`] for `axum::body::Body` |
-//! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis (one server or a Redis Cluster) |
+//! | `redis` | no | `store::RedisStore`: one token for a fleet through Redis (one server, a Redis Cluster, or Sentinel) |
 //! | `metrics` | no | `metrics`: each cache's counters and token expiry through the `metrics` facade |
 //! | `reqwest-middleware` | no | `TokenRefreshMiddleware`: the layer's behaviour for reqwest, as a `reqwest_middleware::Middleware` |
 //! | `workload` | no | `workload`: a token file a platform rotates (Kubernetes service-account tokens, …), Microsoft Entra workload identity, the GCP metadata server, Azure managed identity, GitHub Actions OIDC (enables `oauth2`) |

@@ -655,7 +655,9 @@ async fn redis_over_tls_with_a_private_ca() -> Outcome {
                 .root_certificates(certificate.clone())
                 .build()
         },
-        RedisStore::new(&url, "fleet:tls"),
+        RedisStore::builder(&url, "fleet:tls")
+            .timeout(UNTRUSTING_TIMEOUT)
+            .build(),
     )
     .await
 }
@@ -673,14 +675,20 @@ async fn cluster_over_tls_with_a_private_ca() -> Outcome {
                 .root_certificates(certificate.clone())
                 .build()
         },
-        RedisStore::cluster(&urls, "fleet:tls"),
+        RedisStore::cluster_builder(&urls, "fleet:tls")
+            .timeout(UNTRUSTING_TIMEOUT)
+            .build(),
     )
     .await
 }
 
+/// The timeout of a store that does not trust the servers' certificate:
+/// it must fail at once, not after trying again for this long.
+const UNTRUSTING_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Two caches on stores that trust the servers' certificate share one
-/// token; a store that does not trust it fails, and its cache fetches on
-/// its own.
+/// token; a store that does not trust it fails at once (a certificate is
+/// not worth trying again), and its cache fetches on its own.
 async fn shares_over_tls(
     trusting: impl Fn() -> Result<RedisStore, StoreError>,
     untrusting: Result<RedisStore, StoreError>,
@@ -712,7 +720,13 @@ async fn shares_over_tls(
     check!(first.stats().store_failures == 0, "{:?}", first.stats());
 
     let untrusting = cache(untrusting.map_err(|e| e.to_string())?);
+    let started = Instant::now();
     untrusting.token().await.map_err(|e| e.to_string())?;
+    check!(
+        started.elapsed() < UNTRUSTING_TIMEOUT / 2,
+        "a store that does not trust the certificate took {:?} to give up",
+        started.elapsed()
+    );
     check!(
         untrusting.stats().store_failures >= 1 && servers.fetches() == 2,
         "{:?}",
@@ -1972,6 +1986,9 @@ mod worker {
 struct RedisServer {
     child: Option<std::process::Child>,
     port: u16,
+    /// Its working directory: a replica writes the primary's data there
+    /// (`dump.rdb`), which a server started later would load.
+    _dir: TempDir,
 }
 
 /// A certificate and its key, PEM files, for `redis-server --tls-port`.
@@ -2023,6 +2040,8 @@ impl RedisServer {
                 .args(["--tls-auth-clients", "no"]),
         };
         command.args(["--bind", "127.0.0.1"]).args(args);
+        let dir = TempDir::new("fleet-redis");
+        command.current_dir(dir.path());
         let child = with_fleet_user(&mut command)
             .stdout(Stdio::null())
             .spawn()
@@ -2030,6 +2049,7 @@ impl RedisServer {
         let server = Self {
             child: Some(child),
             port,
+            _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -101,6 +101,8 @@ mod private_file;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_sentinel;
 mod refresh_token_store;
 mod stored_token;
 

@@ -1,20 +1,18 @@
 //! [`RedisStore`]: one token shared by a fleet of processes through Redis.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{
-    AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisResult,
-    ServerErrorKind,
-};
+use redis::{Client, Cmd, FromRedisValue, RedisResult, ServerErrorKind};
 use tokio::time::Instant;
 
 use super::record::Record;
+use super::redis_sentinel::Sentinels;
 use super::{
     Lease, RefreshTokenStore, StoreError, StoreErrorKind, StoreFuture, StoredToken, TokenStore,
 };
@@ -29,11 +27,11 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Against a cluster or through Sentinel, one attempt of a call may take
-/// this share of the store's timeout: a primary that hangs (its process
-/// stopped, its host cut off) is given up on and asked again (the topology
-/// or the sentinels anew) while a replica takes over. Every script of the
-/// store can be run twice with the same result, so a call made again after
-/// its reply was lost does no harm.
+/// this share of the store's timeout (and connecting, at most half of it): a
+/// primary that hangs (its process stopped, its host cut off) is given up
+/// on and asked again (the topology or the sentinels anew) while a replica
+/// takes over. Every command of the store has the same effect when run
+/// twice, so a call made again after its reply was lost does no harm.
 const ATTEMPTS_PER_TIMEOUT: u32 = 4;
 
 /// Writes the token (and clears a failure) only while the caller's fence
@@ -76,12 +74,14 @@ return redis.call('DEL', KEYS[1])
 ";
 
 /// Takes the lock for the caller's fence unless someone holds it; a lock
-/// the caller already holds counts as taken. A plain `SET NX` sent again
+/// the caller already holds counts as taken (its lease renewed: a write,
+/// for `WAIT` to wait for on this connection). A plain `SET NX` sent again
 /// after its reply was lost (the store retries calls on a cluster) would
 /// find the caller's own lock and report it as another's.
 const TAKE_LOCK: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return 1
 end
 if held then
@@ -138,10 +138,12 @@ return 0
 ///   `{K}`, `{K}:lock`, `{K}:failure` and `{K}:refresh_token`, or, when `K`
 ///   already has a hash tag (`{billing}:token`), `K` and its suffixes as
 ///   above. While a call meets a node or the cluster down, a replica, or a
-///   slot being migrated, it is made again every 50 ms until its
+///   slot being migrated, it is made again every 50 ms or so until its
 ///   [timeout](RedisStoreBuilder::timeout), one attempt taking at most a
-///   quarter of it: a failover shorter than that is ridden through,
-///   whether the primary crashed or hangs. ACL users
+///   quarter of it (and connecting to the seeds at most half): a failover
+///   shorter than that is ridden through, whether the primary crashed or
+///   hangs. A store that has never connected does not try again: a wrong
+///   address, password or certificate fails at once. ACL users
 ///   must be allowed the store's keys, `~T*` where `T` is the tagged key
 ///   [`key`](RedisStore::key) returns, and the commands `cluster|slots`
 ///   (the client learns the topology) and, with
@@ -149,17 +151,27 @@ return 0
 /// - **Sentinel**: [`RedisStore::sentinel`] with the sentinels' URLs and
 ///   the name they monitor the primary under, the primary's user and
 ///   password given by [`primary_auth`](RedisStoreBuilder::primary_auth);
-///   keys as for one server. The sentinels are asked for the primary when
-///   the store connects (redis-rs checks that the server they name says it
-///   is the primary), and asked again whenever a call meets a broken
+///   keys as for one server. To connect, the store asks every sentinel at
+///   once (`SENTINEL GET-MASTER-ADDR-BY-NAME`; the first answer wins, so a
+///   sentinel down costs nothing) and checks that the server named says it
+///   is the primary (`ROLE`). It asks again whenever a call meets a broken
 ///   connection, a replica (`READONLY`: the old primary back after a
 ///   failover), no primary, or no answer: as on a cluster, the call is made
-///   again every 50 ms until its timeout. While the sentinels are
-///   unreachable the store keeps using the primary it is connected to.
+///   again until its timeout, one attempt taking at most a quarter of it
+///   and connecting at most half. While no sentinel answers, the store connects
+///   to the last primary it knew (if it still says it is the primary). ACL
+///   users: on the sentinels, `sentinel|get-master-addr-by-name`; on the
+///   primary, the store's keys and `role`. With `rediss://` sentinels the
+///   primary is reached over TLS too, checked against the address the
+///   sentinels announce (an IP address unless they announce hostnames:
+///   its certificate must name it), with the same
+///   [root certificates](RedisStoreBuilder::root_certificates). A database
+///   in the sentinels' URLs (`/2`) is the primary's.
 /// - A **primary behind one address** that follows it (a managed
 ///   offering's primary endpoint): [`RedisStore::new`]. A call answered
 ///   `READONLY` (the address still led to the old primary) drops the
-///   connection and is made once more on a new one.
+///   connection and is made once more on a new one, within the store's
+///   timeout.
 ///
 /// # Failover
 ///
@@ -239,7 +251,23 @@ struct Inner {
     refresh_token_key: String,
     /// Made on first use; dropped after a call timed out (the connection
     /// may be half-open), so the next call connects again.
-    connection: Mutex<Option<Connection>>,
+    connection: Mutex<Slot>,
+    /// Held while connecting: callers that all lost the connection make
+    /// one new one.
+    connecting: tokio::sync::Mutex<()>,
+    /// Set once a connection has been made. Before that, failing to
+    /// connect is a configuration's fault (an unknown host, a wrong
+    /// password, an untrusted certificate) and is not tried again within
+    /// a call; after, it may be a failover's.
+    connected_once: AtomicBool,
+}
+
+/// The connection, and which one it is: a caller whose call failed drops
+/// it only if it is still the one the call was made on.
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    connection: Option<Connection>,
 }
 
 /// One server, a cluster, or the primary the sentinels name (one per
@@ -248,9 +276,8 @@ struct Inner {
 enum Clients {
     Standalone(Client),
     Cluster(ClusterClient),
-    /// Asked for the primary's address at each connection; locked while
-    /// asking, so that callers who all lost the primary ask once.
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// Asked for the primary's address at each connection.
+    Sentinel(Sentinels),
 }
 
 #[derive(Clone)]
@@ -399,16 +426,15 @@ impl RedisStore {
         &self.inner.token_key
     }
 
-    async fn connection(&self) -> Result<Connection, StoreError> {
-        self.connect()
-            .await
-            .map_err(unavailable("could not connect to Redis"))
-    }
-
-    /// The connection made before, or a new one.
-    async fn connect(&self) -> RedisResult<Connection> {
-        if let Some(connection) = self.cached_connection() {
-            return Ok(connection);
+    /// The connection made before, or a new one (with its generation).
+    async fn connect(&self) -> RedisResult<(u64, Connection)> {
+        if let Some(cached) = self.cached_connection() {
+            return Ok(cached);
+        }
+        let _connecting = self.inner.connecting.lock().await;
+        // Another caller may have connected while this one waited.
+        if let Some(cached) = self.cached_connection() {
+            return Ok(cached);
         }
         let timeout = self.inner.timeout;
         let connection = match &self.inner.client {
@@ -425,168 +451,199 @@ impl RedisStore {
                     .map(Connection::Standalone)
             }
             Clients::Cluster(client) => {
-                tokio::time::timeout(timeout, client.get_async_connection())
+                tokio::time::timeout(timeout / 2, client.get_async_connection())
                     .await
                     .unwrap_or_else(|_elapsed| Err(timed_out()))
                     .map(Connection::Cluster)
             }
-            Clients::Sentinel(sentinel) => {
-                let mut sentinel = sentinel.lock().await;
-                // Another caller may have connected while this one waited.
-                if let Some(connection) = self.cached_connection() {
-                    return Ok(connection);
-                }
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout / 3))
-                    .set_response_timeout(Some(timeout));
-                tokio::time::timeout(timeout, async {
-                    // The sentinels name the primary; redis-rs checks that
-                    // it says it is one (`ROLE`) before handing it out.
-                    let primary = sentinel.async_get_client().await?;
-                    primary
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await
-                })
-                .await
-                .unwrap_or_else(|_elapsed| Err(timed_out()))
-                .map(Connection::Sentinel)
-            }
+            Clients::Sentinel(sentinels) => tokio::time::timeout(
+                timeout / 2,
+                sentinels.connect_to_primary(timeout / 4, timeout),
+            )
+            .await
+            .unwrap_or_else(|_elapsed| Err(timed_out()))
+            .map(Connection::Sentinel),
         }?;
-        *self.connection_slot() = Some(connection.clone());
-        Ok(connection)
+        self.inner.connected_once.store(true, Ordering::Relaxed);
+        let mut slot = self.connection_slot();
+        slot.generation += 1;
+        slot.connection = Some(connection.clone());
+        Ok((slot.generation, connection))
     }
 
-    fn connection_slot(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+    fn connection_slot(&self) -> std::sync::MutexGuard<'_, Slot> {
         self.inner
             .connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cached_connection(&self) -> Option<Connection> {
-        self.connection_slot().clone()
+    fn cached_connection(&self) -> Option<(u64, Connection)> {
+        let slot = self.connection_slot();
+        Some((slot.generation, slot.connection.clone()?))
     }
 
-    fn forget_connection(&self) {
-        *self.connection_slot() = None;
+    /// Drops the connection of `generation`, if it is still the current one.
+    fn forget_connection(&self, generation: u64) {
+        let mut slot = self.connection_slot();
+        if slot.generation == generation {
+            slot.connection = None;
+        }
     }
 
-    /// Runs `command` (see [`Self::query_bounded`]), one attempt taking at
-    /// most a [share](ATTEMPTS_PER_TIMEOUT) of the store's timeout.
+    /// Runs `command` (see [`Self::query_on`]).
     async fn query<T: FromRedisValue>(
         &self,
         command: &Cmd,
         what: &'static str,
     ) -> Result<T, StoreError> {
-        self.query_bounded(command, what, self.inner.timeout / ATTEMPTS_PER_TIMEOUT)
+        self.query_on(command, what)
             .await
+            .map(|(value, _connection)| value)
     }
 
-    /// Runs `command`.
+    /// Runs `command`; returns its answer and the connection that gave it
+    /// (for `WAIT`, which must follow a write on its connection).
     ///
-    /// On one server: after an outage the connection answers its first
-    /// call with the error of its last reconnection attempt and reconnects,
-    /// so such a call is made once more; so is a call answered `READONLY`
-    /// (the address now leads to a replica, as after a planned failover
-    /// behind one DNS name), on a new connection. A call that timed out or
-    /// met a replica drops the connection for the next call to make anew.
+    /// On one server, within the store's timeout: after an outage the
+    /// connection answers its first call with the error of its last
+    /// reconnection attempt and reconnects, so such a call is made once
+    /// more; so is a call answered `READONLY` (the address now leads to a
+    /// replica, as after a planned failover behind one DNS name), on a new
+    /// connection. A call that timed out or met a replica drops the
+    /// connection for the next call to make anew.
     ///
     /// Against a cluster or through Sentinel, a call that meets a node
     /// down, no primary, a slot on the move, a replica, or no answer within
-    /// `attempt` is made again every [`RETRY_PAUSE`] until the store's
-    /// timeout (the cluster client follows `MOVED` and `ASK` itself), so
-    /// that a failover shorter than the timeout is ridden through. A
-    /// connection that timed out (or, through Sentinel, failed) is dropped
-    /// first: the next attempt asks the seed nodes or the sentinels anew.
-    async fn query_bounded<T: FromRedisValue>(
+    /// a [share](ATTEMPTS_PER_TIMEOUT) of the timeout is made again after
+    /// [`RETRY_PAUSE`] (jittered) until the store's timeout (the cluster
+    /// client follows `MOVED` and `ASK` itself), so that a failover shorter
+    /// than the timeout is ridden through. A connection that timed out
+    /// (or, through Sentinel, failed) is dropped first: the next attempt
+    /// asks the seed nodes or the sentinels anew. Failing to connect is
+    /// tried again only by a store that has connected before.
+    async fn query_on<T: FromRedisValue>(
         &self,
         command: &Cmd,
         what: &'static str,
-        attempt: Duration,
-    ) -> Result<T, StoreError> {
+    ) -> Result<(T, Connection), StoreError> {
+        let timeout = self.inner.timeout;
         if matches!(self.inner.client, Clients::Standalone(_)) {
-            let mut connection = self.connection().await?;
-            let mut result = connection.run(command).await;
-            if let Err(error) = &result
-                && is_disconnection(error)
-            {
-                result = connection.run(command).await;
-            }
-            if let Err(error) = &result
-                && is_replica(error)
-            {
-                self.forget_connection();
-                let mut connection = self.connection().await?;
-                result = connection.run(command).await;
-            }
-            if let Err(error) = &result
-                && (error.is_timeout() || is_replica(error))
-            {
-                self.forget_connection();
-            }
-            return result.map_err(unavailable(what));
+            return tokio::time::timeout(timeout, self.query_one_server(command))
+                .await
+                .unwrap_or_else(|_elapsed| Err(timed_out()))
+                .map_err(unavailable(what));
         }
-        let deadline = Instant::now() + self.inner.timeout;
+        let deadline = Instant::now() + timeout;
+        let attempt_limit = timeout / ATTEMPTS_PER_TIMEOUT;
         loop {
-            let result = tokio::time::timeout_at(deadline, async {
-                let mut connection = self.connect().await.map_err(Failed::Connecting)?;
-                tokio::time::timeout(attempt, connection.run(command))
+            let attempt = async {
+                let (generation, mut connection) =
+                    self.connect().await.map_err(Failed::Connecting)?;
+                let result = tokio::time::timeout(attempt_limit, connection.run(command))
                     .await
-                    .unwrap_or_else(|_elapsed| Err(timed_out()))
-                    .map_err(Failed::Calling)
-            })
-            .await
-            .unwrap_or_else(|_elapsed| Err(Failed::Calling(timed_out())));
-            let error = match result {
-                Ok(value) => return Ok(value),
-                // The seeds or the sentinels may not know the new primary
-                // yet.
+                    .unwrap_or_else(|_elapsed| Err(timed_out()));
+                match result {
+                    Ok(value) => Ok((value, connection)),
+                    Err(error) => Err(Failed::Calling(generation, error)),
+                }
+            };
+            let result = tokio::time::timeout_at(deadline, attempt)
+                .await
+                .unwrap_or_else(|_elapsed| Err(Failed::Calling(0, timed_out())));
+            let (error, what) = match result {
+                Ok(answer) => return Ok(answer),
                 Err(Failed::Connecting(error)) => {
                     let what = "could not connect to Redis";
-                    if !(is_transient(&error)
-                        || error.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel)
-                    {
+                    let retry = is_transient(&error)
+                        && error.kind() != redis::ErrorKind::AuthenticationFailed
+                        && self.inner.connected_once.load(Ordering::Relaxed);
+                    if !retry {
                         return Err(unavailable(what)(error));
                     }
-                    unavailable(what)(error)
+                    (error, what)
                 }
-                Err(Failed::Calling(error)) => {
+                Err(Failed::Calling(generation, error)) => {
                     if !is_transient(&error) {
                         return Err(unavailable(what)(error));
                     }
                     let sentinel = matches!(self.inner.client, Clients::Sentinel(_));
                     if error.is_timeout() || sentinel {
-                        self.forget_connection();
+                        self.forget_connection(generation);
                     }
-                    unavailable(what)(error)
+                    (error, what)
                 }
             };
-            if Instant::now() + RETRY_PAUSE >= deadline {
-                self.forget_connection();
-                return Err(error);
+            let pause = RETRY_PAUSE / 2 + crate::jitter::up_to(RETRY_PAUSE);
+            if Instant::now() + pause >= deadline {
+                return Err(unavailable(what)(error));
             }
-            tokio::time::sleep(RETRY_PAUSE).await;
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// [`Self::query_on`] on one server.
+    async fn query_one_server<T: FromRedisValue>(
+        &self,
+        command: &Cmd,
+    ) -> RedisResult<(T, Connection)> {
+        let (mut generation, mut connection) = self.connect().await?;
+        let mut result = connection.run(command).await;
+        if let Err(error) = &result
+            && is_disconnection(error)
+        {
+            result = connection.run(command).await;
+        }
+        if let Err(error) = &result
+            && is_replica(error)
+        {
+            self.forget_connection(generation);
+            (generation, connection) = self.connect().await?;
+            result = connection.run(command).await;
+        }
+        match result {
+            Ok(value) => Ok((value, connection)),
+            Err(error) => {
+                if error.is_timeout() || is_replica(&error) {
+                    self.forget_connection(generation);
+                }
+                Err(error)
+            }
         }
     }
 
     /// After a write under the lock: waits until the configured number of
     /// replicas have it, if one is configured. Fewer replicas in time is
     /// not an error (the write stands on the primary), only a warning.
-    async fn wait_for_replicas(&self) {
+    async fn wait_for_replicas(&self, connection: Connection) {
         let Some((replicas, wait)) = self.inner.replicas else {
             return;
         };
         let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let command = redis::cmd("WAIT").arg(replicas).arg(timeout_ms).clone();
-        let what = "could not wait for Redis replicas";
-        let result = match &self.inner.client {
-            // `WAIT` blocks up to `wait`: its one attempt may take it all.
-            Clients::Standalone(_) | Clients::Sentinel(_) => {
-                self.query_bounded::<i64>(&command, what, self.inner.timeout)
-                    .await
+        // Made once, on the write's connection: on another, `WAIT` would
+        // know no write and answer at once.
+        let waited = async {
+            match connection {
+                Connection::Cluster(mut connection) => {
+                    use redis::cluster_routing::{
+                        Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+                    };
+                    // To the primary of the store's slot (redis-rs would
+                    // send a keyless `WAIT` to every primary).
+                    let slot = key_slot(self.inner.lock_key.as_bytes());
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        Route::new(slot, SlotAddr::Master),
+                    ));
+                    let value = connection.route_command(command, routing).await?;
+                    i64::from_redis_value(value).map_err(Into::into)
+                }
+                mut connection => connection.run::<i64>(&command).await,
             }
-            Clients::Cluster(_) => self.wait_on_slot(&command).await,
         };
+        let result = tokio::time::timeout(self.inner.timeout, waited)
+            .await
+            .unwrap_or_else(|_elapsed| Err(timed_out()));
         match result {
             Ok(acknowledged) if acknowledged >= i64::from(replicas) => {}
             Ok(acknowledged) => tracing::warn!(
@@ -601,35 +658,22 @@ impl RedisStore {
         }
     }
 
-    /// `WAIT` on the primary of the store's slot (redis-rs would send a
-    /// keyless `WAIT` to every primary).
-    async fn wait_on_slot(&self, command: &Cmd) -> Result<i64, StoreError> {
-        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-
-        let what = "could not wait for Redis replicas";
-        let Connection::Cluster(mut connection) = self.connection().await? else {
-            return Err(StoreError::new(StoreErrorKind::Other, what, None));
-        };
-        let slot = key_slot(self.inner.lock_key.as_bytes());
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-            slot,
-            SlotAddr::Master,
-        )));
-        let value = tokio::time::timeout(
-            self.inner.timeout,
-            connection.route_command(command.clone(), routing),
-        )
-        .await
-        .unwrap_or_else(|_elapsed| Err(timed_out()))
-        .map_err(unavailable(what))?;
-        i64::from_redis_value(value).map_err(|error| unavailable(what)(error.into()))
+    /// Releases, in the background and as best it can, a lock this store
+    /// may have taken with `fence` although the call failed (its reply
+    /// lost): the fleet would otherwise wait a lease for it.
+    fn release_in_background(&self, fence: String) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let _released = store.unlock(Lease::new(fence)).await;
+        });
     }
 }
 
 /// How one attempt of a call failed.
 enum Failed {
     Connecting(redis::RedisError),
-    Calling(redis::RedisError),
+    /// On the connection of this generation (0: none yet).
+    Calling(u64, redis::RedisError),
 }
 
 /// The connection broke or could not be made.
@@ -637,12 +681,16 @@ fn is_disconnection(error: &redis::RedisError) -> bool {
     error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
 }
 
-/// The server is a replica: the primary it was failed over.
+/// The server is a replica: the primary was failed over. (Before Redis 7,
+/// a script's write on a replica is answered `ERR Error running script …
+/// -READONLY …`.)
 fn is_replica(error: &redis::RedisError) -> bool {
     matches!(
         error.kind(),
         redis::ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
-    )
+    ) || error
+        .detail()
+        .is_some_and(|detail| detail.contains("-READONLY"))
 }
 
 /// A failover, a node down or a slot on the move: worth asking again.
@@ -719,7 +767,8 @@ impl RedisStoreBuilder {
     /// cluster or through Sentinel, a call is made again within this time
     /// while a node is down, a primary is being failed over or a slot
     /// moves, each attempt taking at most a quarter of it, and connecting
-    /// to each seed node or sentinel may take a third of it: make it longer
+    /// (to the seed nodes, or to the sentinels and the primary) at most
+    /// half of it: make it longer
     /// than your failovers take (and keep the cache's
     /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout), which
     /// bounds every store call, longer still). A save can wait this long
@@ -740,9 +789,11 @@ impl RedisStoreBuilder {
     /// wait for it while the current token is valid. `wait` must be shorter
     /// than the store's [timeout](Self::timeout), and the cache's
     /// [fetch timeout](crate::TokenCacheBuilder::fetch_timeout) longer than
-    /// twice the store's timeout plus `wait`. A `WAIT` sent on a connection
-    /// made after a reconnection knows no write to wait for and returns at
-    /// once.
+    /// twice the store's timeout plus `wait`. `WAIT` is sent once, on the
+    /// connection that made the write (a write made again on a new
+    /// connection, after its reply was lost, writes anew there, so that
+    /// `WAIT` has it to wait for); other calls of the process on that
+    /// connection wait behind it, so keep `wait` short.
     pub fn wait_for_replicas(mut self, replicas: u32, wait: Duration) -> Self {
         self.replicas = Some((replicas, wait));
         self
@@ -830,10 +881,11 @@ impl RedisStoreBuilder {
                 })?;
                 let mut builder =
                     redis::cluster::ClusterClientBuilder::new(seeds.iter().map(Secret::expose))
-                        // The first connection waits for every seed: one
-                        // that hangs (a node cut off) costs a third of the
-                        // call's time, not all of it.
-                        .connection_timeout(self.timeout / 3)
+                        // Connecting waits for every seed, then asks for
+                        // the topology: one that hangs (a node cut off,
+                        // stopped) costs a fifth of the timeout, so that
+                        // connecting fits in half of it.
+                        .connection_timeout(self.timeout / 5)
                         .response_timeout(self.timeout)
                         // `query` makes calls again itself; the client's own
                         // retries (redirections, reconnections) stay short.
@@ -861,7 +913,7 @@ impl RedisStoreBuilder {
                 sentinels,
                 primary_name,
             } => {
-                let client = sentinel_client(
+                let client = Sentinels::new(
                     sentinels,
                     primary_name,
                     self.primary_auth.as_ref(),
@@ -870,11 +922,7 @@ impl RedisStoreBuilder {
                 let tls = sentinels
                     .iter()
                     .any(|url| url.expose().starts_with("rediss"));
-                (
-                    Clients::Sentinel(tokio::sync::Mutex::new(client)),
-                    self.key,
-                    tls,
-                )
+                (Clients::Sentinel(client), self.key, tls)
             }
         };
         if tls {
@@ -889,78 +937,12 @@ impl RedisStoreBuilder {
                 failure_key: format!("{key}:failure"),
                 refresh_token_key: format!("{key}:refresh_token"),
                 token_key: key,
-                connection: Mutex::new(None),
+                connection: Mutex::new(Slot::default()),
+                connecting: tokio::sync::Mutex::new(()),
+                connected_once: AtomicBool::new(false),
             }),
         })
     }
-}
-
-/// The client that asks the sentinels for the primary of `primary_name`:
-/// the sentinels' user, password and TLS from their URLs (all alike), the
-/// primary's from `primary_auth`, TLS to it when to the sentinels.
-fn sentinel_client(
-    sentinels: &[Secret],
-    primary_name: &str,
-    primary_auth: Option<&(String, Secret)>,
-    certificates: Option<redis::TlsCertificates>,
-) -> Result<SentinelClient, StoreError> {
-    let infos = sentinels
-        .iter()
-        .map(|url| url.expose().into_connection_info())
-        .collect::<RedisResult<Vec<_>>>()
-        .map_err(invalid_config)?;
-    let Some(first) = infos.first() else {
-        return Err(StoreError::new(
-            StoreErrorKind::InvalidConfig,
-            "a Sentinel store needs at least one sentinel",
-            None,
-        ));
-    };
-    let settings = |info: &redis::ConnectionInfo| {
-        let redis = info.redis_settings();
-        (
-            redis.username().map(str::to_owned),
-            redis.password().map(str::to_owned),
-            matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }),
-        )
-    };
-    let (user, password, tls) = settings(first);
-    if infos
-        .iter()
-        .any(|info| settings(info) != (user.clone(), password.clone(), tls))
-    {
-        return Err(StoreError::new(
-            StoreErrorKind::InvalidConfig,
-            "the sentinels' URLs differ in user, password or TLS",
-            None,
-        ));
-    }
-    let mut builder = SentinelClientBuilder::new(
-        infos.iter().map(|info| info.addr().clone()),
-        primary_name,
-        SentinelServerType::Master,
-    )
-    .map_err(invalid_config)?;
-    if let Some(user) = &user {
-        builder = builder.set_client_to_sentinel_username(user);
-    }
-    if let Some(password) = &password {
-        builder = builder.set_client_to_sentinel_password(password);
-    }
-    if let Some((user, password)) = primary_auth {
-        builder = builder
-            .set_client_to_redis_username(user)
-            .set_client_to_redis_password(password.expose());
-    }
-    if tls {
-        builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-        if let Some(certificates) = certificates {
-            builder = builder
-                .set_client_to_sentinel_certificates(certificates.clone())
-                .set_client_to_redis_certificates(certificates);
-        }
-    }
-    builder.build().map_err(invalid_config)
 }
 
 /// A client that could not be made from the settings. The parser's message
@@ -998,13 +980,20 @@ impl TokenStore for RedisStore {
                 .arg(&fence)
                 .arg(lease_ms)
                 .clone();
-            let taken: i64 = self
-                .query(&command, "could not take the lock in Redis")
-                .await?;
+            let (taken, connection) = match self
+                .query_on::<i64>(&command, "could not take the lock in Redis")
+                .await
+            {
+                Ok(answer) => answer,
+                Err(error) => {
+                    self.release_in_background(fence);
+                    return Err(error);
+                }
+            };
             if taken != 1 {
                 return Ok(None);
             }
-            self.wait_for_replicas().await;
+            self.wait_for_replicas(connection).await;
             Ok(Some(Lease::new(fence)))
         })
     }
@@ -1028,11 +1017,11 @@ impl TokenStore for RedisStore {
                 .arg(record.to_json())
                 .arg(expire_ms)
                 .clone();
-            let saved: i64 = self
-                .query(&command, "could not save the token to Redis")
+            let (saved, connection) = self
+                .query_on::<i64>(&command, "could not save the token to Redis")
                 .await?;
             if saved == 1 {
-                self.wait_for_replicas().await;
+                self.wait_for_replicas(connection).await;
             }
             Ok(saved == 1)
         })
@@ -1124,10 +1113,11 @@ impl RefreshTokenStore for RedisStore {
                 .arg(&self.inner.refresh_token_key)
                 .arg(record.to_json())
                 .clone();
-            self.query::<()>(&command, "could not save the refresh token to Redis")
+            let ((), connection) = self
+                .query_on(&command, "could not save the refresh token to Redis")
                 .await?;
             // A rotated refresh token lost in a failover is a spent one.
-            self.wait_for_replicas().await;
+            self.wait_for_replicas(connection).await;
             Ok(())
         })
     }
@@ -1356,6 +1346,11 @@ mod tests {
         let shown = format!("{store:?}");
         assert!(shown.contains("sentinel"), "{shown}");
         assert!(!shown.contains("secret"), "{shown}");
+
+        assert_eq!(
+            kind(RedisStore::sentinel(["redis://127.0.0.1:26379"], "", "k")),
+            StoreErrorKind::InvalidConfig
+        );
 
         // The primary's credentials are a Sentinel store's only.
         let refused = RedisStore::builder("redis://127.0.0.1:6379", "k")

@@ -1,0 +1,220 @@
+//! Finding a Redis primary through its sentinels, for [`RedisStore`](super::RedisStore).
+//!
+//! Written on redis-rs's plain client rather than its Sentinel client, for
+//! bounds the store can promise: every sentinel is asked at once and the
+//! first answer wins (one sentinel down or hung costs nothing), each step
+//! is bounded by the store's settings, the primary named is checked
+//! (`ROLE`) before it is used, and when no sentinel answers the last
+//! primary is tried again.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, RedisResult, ServerErrorKind, TlsCertificates, Value,
+};
+
+use super::{StoreError, StoreErrorKind};
+use crate::Secret;
+
+/// The sentinels of one primary, and how to reach the primary they name.
+pub(super) struct Sentinels {
+    sentinels: Vec<Client>,
+    primary_name: String,
+    /// The primary's user, password and database.
+    primary_settings: RedisConnectionInfo,
+    tls: Option<Option<TlsCertificates>>,
+    /// The primary last connected to: tried when no sentinel answers.
+    last_primary: Mutex<Option<(String, u16)>>,
+}
+
+impl Sentinels {
+    /// `urls` are the sentinels' (their own user, password and TLS, all
+    /// alike); a database in them is the primary's.
+    pub(super) fn new(
+        urls: &[Secret],
+        primary_name: &str,
+        primary_auth: Option<&(String, Secret)>,
+        certificates: Option<TlsCertificates>,
+    ) -> Result<Self, StoreError> {
+        let invalid = |what| StoreError::new(StoreErrorKind::InvalidConfig, what, None);
+        let infos = urls
+            .iter()
+            .map(|url| url.expose().into_connection_info())
+            .collect::<RedisResult<Vec<_>>>()
+            .map_err(|_| invalid("a sentinel's URL is not a valid redis:// or rediss:// URL"))?;
+        let Some(first) = infos.first() else {
+            return Err(invalid("a Sentinel store needs at least one sentinel"));
+        };
+        if primary_name.is_empty() {
+            return Err(invalid("a Sentinel store needs the primary's name"));
+        }
+        let settings = |info: &ConnectionInfo| {
+            let redis = info.redis_settings();
+            (
+                redis.username().map(str::to_owned),
+                redis.password().map(str::to_owned),
+                redis.db(),
+                matches!(info.addr(), ConnectionAddr::TcpTls { .. }),
+            )
+        };
+        let (_, _, db, tls) = settings(first);
+        if infos.iter().any(|info| settings(info) != settings(first)) {
+            return Err(invalid(
+                "the sentinels' URLs differ in user, password, database or TLS",
+            ));
+        }
+        let sentinels = infos
+            .into_iter()
+            .map(|info| {
+                // Sentinels have no databases: the URL's is the primary's.
+                let redis = info.redis_settings().clone().set_db(0);
+                let info = info.set_redis_settings(redis);
+                match (&certificates, tls) {
+                    (Some(certificates), true) => {
+                        Client::build_with_tls(info, certificates.clone())
+                    }
+                    _ => Client::open(info),
+                }
+            })
+            .collect::<RedisResult<Vec<_>>>()
+            .map_err(|_| invalid("invalid TLS certificates for Redis"))?;
+        let mut primary_settings = RedisConnectionInfo::default().set_db(db);
+        if let Some((user, password)) = primary_auth {
+            primary_settings = primary_settings
+                .set_username(user)
+                .set_password(password.expose());
+        }
+        Ok(Self {
+            sentinels,
+            primary_name: primary_name.to_owned(),
+            primary_settings,
+            tls: tls.then_some(certificates),
+            last_primary: Mutex::new(None),
+        })
+    }
+
+    /// A connection to the primary: asks every sentinel at once for its
+    /// address (the first answer wins; with none, the last primary), then
+    /// checks that the server there says it is the primary.
+    ///
+    /// `connect` bounds each connection (to a sentinel, to the primary);
+    /// `respond` is the primary connection's response timeout (long
+    /// enough for `WAIT`).
+    pub(super) async fn connect_to_primary(
+        &self,
+        connect: Duration,
+        respond: Duration,
+    ) -> RedisResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect))
+            .set_response_timeout(Some(connect));
+        let (host, port) = match self.ask_sentinels(&config).await {
+            Ok(address) => address,
+            Err(error) => match self.last_primary() {
+                Some(address) if is_unanswered(&error) => address,
+                _ => return Err(error),
+            },
+        };
+        let primary = self.primary_client(&host, port)?;
+        let mut connection = primary
+            .get_multiplexed_async_connection_with_config(
+                &config.clone().set_response_timeout(Some(respond)),
+            )
+            .await?;
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut connection).await?;
+        let is_primary = matches!(role.first(), Some(Value::BulkString(role)) if role == b"master");
+        if !is_primary {
+            // A sentinel that has not seen the failover yet, or the old
+            // primary back as a replica.
+            return Err(RedisError::from((
+                ErrorKind::Server(ServerErrorKind::ReadOnly),
+                "the server the sentinels name is not the primary (a failover under way)",
+            )));
+        }
+        *self
+            .last_primary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((host, port));
+        Ok(connection)
+    }
+
+    fn last_primary(&self) -> Option<(String, u16)> {
+        self.last_primary
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The primary's address from the first sentinel that knows it. Every
+    /// sentinel answering that it monitors no such primary is an error of
+    /// its own (a wrong name: not worth asking again).
+    async fn ask_sentinels(&self, config: &AsyncConnectionConfig) -> RedisResult<(String, u16)> {
+        let question = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.primary_name)
+            .clone();
+        // Dropped (the others' questions aborted) at the first answer.
+        let mut asked = tokio::task::JoinSet::new();
+        for sentinel in &self.sentinels {
+            let (sentinel, config, question) = (sentinel.clone(), config.clone(), question.clone());
+            asked.spawn(async move {
+                let mut connection = sentinel
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                question
+                    .query_async::<Option<(String, u16)>>(&mut connection)
+                    .await
+            });
+        }
+        let mut last_error = None;
+        while let Some(answer) = asked.join_next().await {
+            match answer {
+                Ok(Ok(Some(address))) => return Ok(address),
+                Ok(Ok(None)) => {}
+                Ok(Err(error)) => last_error = Some(error),
+                // A question that panicked (in redis-rs): as unanswered.
+                Err(_) => {
+                    last_error = Some(RedisError::from((
+                        ErrorKind::Io,
+                        "asking a sentinel failed",
+                    )));
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            RedisError::from((
+                ErrorKind::MasterNameNotFoundBySentinel,
+                "no sentinel monitors a primary of that name",
+            ))
+        }))
+    }
+
+    fn primary_client(&self, host: &str, port: u16) -> RedisResult<Client> {
+        let addr = match &self.tls {
+            Some(_) => ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure: false,
+                tls_params: None,
+            },
+            None => ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        let info = "redis://127.0.0.1"
+            .into_connection_info()?
+            .set_addr(addr)
+            .set_redis_settings(self.primary_settings.clone());
+        match &self.tls {
+            Some(Some(certificates)) => Client::build_with_tls(info, certificates.clone()),
+            _ => Client::open(info),
+        }
+    }
+}
+
+/// No sentinel could be reached (as opposed to sentinels that answered).
+fn is_unanswered(error: &RedisError) -> bool {
+    error.kind() != ErrorKind::MasterNameNotFoundBySentinel
+        && !matches!(error.kind(), ErrorKind::Server(_))
+}
