@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 26] = [
+    let scenarios: [Scenario; 27] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -128,6 +128,9 @@ fn main() -> ExitCode {
         }),
         ("sentinel_primary_frozen_mid_refresh", || {
             run(sentinel_primary_frozen_mid_refresh())
+        }),
+        ("sentinel_lock_lost_in_failover", || {
+            run(sentinel_lock_lost_in_failover())
         }),
         ("sentinel_down_and_back", || run(sentinel_down_and_back())),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
@@ -1132,20 +1135,37 @@ async fn cluster_lock_lost_in_failover() -> Outcome {
     );
     // Another process takes the promoted node's lock, fetches (not held)
     // and saves; only then does the holder get its token, the newest.
+    holder_is_fenced_out(&mut fleet, &servers, holder, async || {
+        cluster.cli_at(promoted, &["get", key]).await
+    })
+    .await?;
+    fleet.exit().await
+}
+
+/// After a failover that lost the lock `holder` holds while its fetch is
+/// held: another process takes the promoted primary's lock, fetches (not
+/// held) and saves; only then is the holder's fetch answered, with the
+/// newest token, and its save must be refused by fencing. No request
+/// fails; exactly two fetches across the failover (the lost lock's path
+/// was taken); the token stored (`stored` reads it on the promoted
+/// primary) is the one fetched under its lock; then one fetch per
+/// lifetime.
+async fn holder_is_fenced_out(
+    fleet: &mut Fleet,
+    servers: &Servers,
+    holder: usize,
+    stored: impl AsyncFn() -> Result<String, String>,
+) -> Outcome {
     let (second, fetcher) = servers.wait_for_issued(2).await?;
     check!(
         fetcher != holder,
         "the second token went to the holder (worker {holder})"
     );
     let deadline = Instant::now() + STEP_LIMIT;
-    while !cluster
-        .cli_at(promoted, &["get", key])
-        .await?
-        .contains(&format!("\"{second}\""))
-    {
+    while !stored().await?.contains(&format!("\"{second}\"")) {
         check!(
             Instant::now() < deadline,
-            "worker {fetcher} did not save {second} under the promoted node's lock"
+            "worker {fetcher} did not save {second} under the promoted primary's lock"
         );
         sleep(Duration::from_millis(5)).await;
     }
@@ -1158,7 +1178,7 @@ async fn cluster_lock_lost_in_failover() -> Outcome {
     check!(
         servers.fetches() == 3,
         "{} fetches across the failover, expected 2 (the holder's and one under the \
-         promoted node's lock)",
+         promoted primary's lock)",
         servers.fetches() - 1
     );
     let newest = servers.last_issued().ok_or("no token issued")?;
@@ -1167,14 +1187,12 @@ async fn cluster_lock_lost_in_failover() -> Outcome {
         "the newest token, {newest}, went to worker {}, not the holder (worker {holder})",
         servers.issued_to(&newest)?
     );
-    let stored = cluster.cli_at(promoted, &["get", key]).await?;
+    let stored = stored().await?;
     check!(
         stored.contains(&format!("\"{second}\"")),
         "stored {stored:?}: the holder's save ({newest}) was not refused, or {second} was lost"
     );
-
-    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
-    fleet.exit().await
+    settles_to_one_fetch_per_lifetime(fleet, servers, 2, "after the failover").await
 }
 
 /// The store's slot moves to another primary (`redis-cli --cluster
@@ -1442,6 +1460,65 @@ async fn sentinel_primary_lost_mid_refresh(frozen: bool) -> Outcome {
         );
     }
     settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
+    fleet.exit().await
+}
+
+/// As `cluster_lock_lost_in_failover`, through Sentinel: the replica is
+/// made writable and the lock deleted on it (once it has it), the primary
+/// killed; the sentinels promote the replica, which never had the lock.
+/// Another process takes it and fetches; the holder's later save, with the
+/// newest token, is refused by fencing: exactly two fetches, the token
+/// stored is the other process's, no request fails; then one fetch per
+/// lifetime.
+async fn sentinel_lock_lost_in_failover() -> Outcome {
+    let mut sentinel = RedisSentinel::start(1).await?;
+    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
+    let mut fleet = Fleet::spawn(8, &sentinel.store_spec("fleet:token"), &servers).await?;
+    let results = fleet.wave(REQUESTS).await?;
+    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+    servers.wait_until_tokens_expire().await;
+
+    servers.hold_next_fetch();
+    fleet.start_wave(REQUESTS).await?;
+    let holder = servers.wait_for_fetch_in_flight().await?;
+    let primary = sentinel.primary().await?;
+    let replica = sentinel.replica_of(primary).await?;
+    let lock = "fleet:token:lock";
+    let held = sentinel.cli_at(Node::Data(primary), &["get", lock]).await?;
+    check!(!held.is_empty(), "the holder's lock is not on the primary");
+    // The lock replicated first: deleted after, it does not come back.
+    let deadline = Instant::now() + STEP_LIMIT;
+    while sentinel.cli_at(Node::Data(replica), &["get", lock]).await? != held {
+        check!(
+            Instant::now() < deadline,
+            "the replica never got the holder's lock"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
+    sentinel
+        .cli_at(
+            Node::Data(replica),
+            &["config", "set", "replica-read-only", "no"],
+        )
+        .await?;
+    let deleted = sentinel.cli_at(Node::Data(replica), &["del", lock]).await?;
+    check!(
+        deleted == "1",
+        "the replica's lock was not deleted: {deleted}"
+    );
+    sentinel.kill(Node::Data(primary));
+    let promoted = sentinel.wait_for_promotion(primary).await?;
+    check!(
+        promoted == replica,
+        "node {promoted} was promoted, not the replica without the lock ({replica})"
+    );
+    holder_is_fenced_out(&mut fleet, &servers, holder, async || {
+        sentinel
+            .cli_at(Node::Data(promoted), &["get", "fleet:token"])
+            .await
+    })
+    .await?;
     fleet.exit().await
 }
 
