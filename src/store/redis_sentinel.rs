@@ -125,7 +125,11 @@ impl Sentinels {
             )
             .await?;
         let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut connection).await?;
-        let is_primary = matches!(role.first(), Some(Value::BulkString(role)) if role == b"master");
+        let is_primary = match role.first() {
+            Some(Value::BulkString(role)) => role == b"master",
+            Some(Value::SimpleString(role)) => role == "master",
+            _ => false,
+        };
         if !is_primary {
             // A sentinel that has not seen the failover yet, or the old
             // primary back as a replica.
