@@ -158,7 +158,11 @@ return 0
 ///   connection, a replica (`READONLY`: the old primary back after a
 ///   failover), no primary, or no answer: as on a cluster, the call is made
 ///   again until its timeout, one attempt taking at most a quarter of it
-///   and connecting at most half. While no sentinel answers, the store connects
+///   and connecting at most half. Before taking the lock it asks them once
+///   more whether its connection still leads to the primary (an old
+///   primary cut off during a failover and back before the sentinels have
+///   made it a replica still says it is the primary, for seconds, and
+///   takes writes). While no sentinel answers, the store connects
 ///   to the last primary it knew (if it still says it is the primary). ACL
 ///   users: on the sentinels, `sentinel|get-master-addr-by-name`; on the
 ///   primary, the store's keys and `role`. With `rediss://` sentinels the
@@ -658,6 +662,25 @@ impl RedisStore {
         }
     }
 
+    /// Through Sentinel, before taking the lock: drops the connection if
+    /// the sentinels name another primary than the one it leads to. A
+    /// process that made no call during a failover still holds a
+    /// connection to the old primary, which, back before the sentinels
+    /// make it a replica, answers as the primary: its lock and its token
+    /// would be lost there, and the fleet would fetch again. One question
+    /// to the sentinels per refresh.
+    async fn drop_a_failed_over_primary(&self) {
+        let Clients::Sentinel(sentinels) = &self.inner.client else {
+            return;
+        };
+        let limit = self.inner.timeout / ATTEMPTS_PER_TIMEOUT;
+        if sentinels.name_another_primary(limit).await
+            && let Some((generation, _)) = self.cached_connection()
+        {
+            self.forget_connection(generation);
+        }
+    }
+
     /// Releases, in the background and as best it can, a lock this store
     /// may have taken with `fence` although the call failed (its reply
     /// lost): the fleet would otherwise wait a lease for it.
@@ -973,6 +996,7 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let fence = fence()?;
             let lease_ms = expiry_ms(lease);
+            self.drop_a_failed_over_primary().await;
             let command = redis::cmd("EVAL")
                 .arg(TAKE_LOCK)
                 .arg(1)

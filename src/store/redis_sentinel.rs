@@ -145,6 +145,24 @@ impl Sentinels {
         Ok(connection)
     }
 
+    /// Whether a sentinel names a primary other than the one last
+    /// connected to: a failover this store's connection has not seen. (An
+    /// old primary cut off during the failover and back before the
+    /// sentinels have made it a replica, seconds later, still says it is
+    /// the primary and takes writes.) No answer within `limit` is a no.
+    pub(super) async fn name_another_primary(&self, limit: Duration) -> bool {
+        let Some(last) = self.last_primary() else {
+            return false;
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(limit))
+            .set_response_timeout(Some(limit));
+        match tokio::time::timeout(limit, self.ask_sentinels(&config)).await {
+            Ok(Ok(named)) => named != last,
+            _ => false,
+        }
+    }
+
     fn last_primary(&self) -> Option<(String, u16)> {
         self.last_primary
             .lock()
