@@ -152,20 +152,24 @@ return 0
 ///   the name they monitor the primary under, the primary's user and
 ///   password given by [`primary_auth`](RedisStoreBuilder::primary_auth);
 ///   keys as for one server. To connect, the store asks every sentinel at
-///   once (`SENTINEL GET-MASTER-ADDR-BY-NAME`; the first answer wins, so a
-///   sentinel down costs nothing) and checks that the server named says it
-///   is the primary (`ROLE`). It asks again whenever a call meets a broken
+///   once (`SENTINEL MASTER`; of the answers within a quarter of the
+///   timeout, the one with the highest configuration epoch wins, so a
+///   sentinel that has not heard of a failover yet is outvoted) and checks
+///   that the server named says it is the primary (`ROLE`). It asks again whenever a call meets a broken
 ///   connection, a replica (`READONLY`: the old primary back after a
 ///   failover), no primary, or no answer: as on a cluster, the call is made
 ///   again until its timeout, one attempt taking at most a quarter of it
-///   and connecting at most half. Before taking the lock it asks them once
-///   more whether its connection still leads to the primary (an old
+///   and connecting at most half. Before taking the lock it asks them
+///   (at most once per timeout) whether its connection still leads to the
+///   primary (an old
 ///   primary cut off during a failover and back before the sentinels have
 ///   made it a replica still says it is the primary, for seconds, and
 ///   takes writes). While no sentinel answers, the store connects
 ///   to the last primary it knew (if it still says it is the primary). ACL
-///   users: on the sentinels, `sentinel|get-master-addr-by-name`; on the
-///   primary, the store's keys and `role`. With `rediss://` sentinels the
+///   users: on the sentinels, `sentinel|master`; on the primary, the
+///   store's keys, `role`, and `wait` with
+///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) (`select`
+///   with a database). With `rediss://` sentinels the
 ///   primary is reached over TLS too, checked against the address the
 ///   sentinels announce (an IP address unless they announce hostnames:
 ///   its certificate must name it), with the same
@@ -443,9 +447,11 @@ impl RedisStore {
         let timeout = self.inner.timeout;
         let connection = match &self.inner.client {
             Clients::Standalone(client) => {
+                // Half the timeout each: a call whose connection breaks
+                // is made once more within it.
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
+                    .set_connection_timeout(Some(timeout / 2))
+                    .set_response_timeout(Some(timeout / 2))
                     // Fail fast while Redis is down: the cache fetches on its
                     // own meanwhile, and a later call reconnects.
                     .set_number_of_retries(1)
@@ -532,48 +538,68 @@ impl RedisStore {
         what: &'static str,
     ) -> Result<(T, Connection), StoreError> {
         let timeout = self.inner.timeout;
+        // The connection the call is on: dropped if the store's timeout
+        // cuts the call (the connection may be half-open).
+        let mut on = 0;
         if matches!(self.inner.client, Clients::Standalone(_)) {
-            return tokio::time::timeout(timeout, self.query_one_server(command))
+            let result = tokio::time::timeout(timeout, self.query_one_server(command, &mut on))
                 .await
-                .unwrap_or_else(|_elapsed| Err(timed_out()))
-                .map_err(unavailable(what));
+                .unwrap_or_else(|_elapsed| {
+                    self.forget_connection(on);
+                    Err(timed_out())
+                });
+            return result.map_err(unavailable(what));
         }
         let deadline = Instant::now() + timeout;
         let attempt_limit = timeout / ATTEMPTS_PER_TIMEOUT;
+        let mut last_error: Option<(redis::RedisError, &'static str)> = None;
         loop {
+            on = 0;
             let attempt = async {
                 let (generation, mut connection) =
                     self.connect().await.map_err(Failed::Connecting)?;
+                on = generation;
                 let result = tokio::time::timeout(attempt_limit, connection.run(command))
                     .await
                     .unwrap_or_else(|_elapsed| Err(timed_out()));
                 match result {
                     Ok(value) => Ok((value, connection)),
-                    Err(error) => Err(Failed::Calling(generation, error)),
+                    Err(error) => Err(Failed::Calling(error)),
                 }
             };
-            let result = tokio::time::timeout_at(deadline, attempt)
-                .await
-                .unwrap_or_else(|_elapsed| Err(Failed::Calling(0, timed_out())));
+            let result = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(result) => result,
+                Err(_elapsed) => {
+                    self.forget_connection(on);
+                    let (error, what) = last_error.unwrap_or((timed_out(), what));
+                    return Err(unavailable(what)(error));
+                }
+            };
             let (error, what) = match result {
                 Ok(answer) => return Ok(answer),
                 Err(Failed::Connecting(error)) => {
                     let what = "could not connect to Redis";
+                    // Before any connection, failing to connect is the
+                    // configuration's fault; through Sentinel, once the
+                    // sentinels have named a primary, failing to reach it
+                    // is a failover's.
+                    let proven = self.inner.connected_once.load(Ordering::Relaxed)
+                        || matches!(&self.inner.client, Clients::Sentinel(sentinels) if sentinels.have_answered());
                     let retry = is_transient(&error)
                         && error.kind() != redis::ErrorKind::AuthenticationFailed
-                        && self.inner.connected_once.load(Ordering::Relaxed);
+                        && proven;
                     if !retry {
                         return Err(unavailable(what)(error));
                     }
                     (error, what)
                 }
-                Err(Failed::Calling(generation, error)) => {
+                Err(Failed::Calling(error)) => {
                     if !is_transient(&error) {
                         return Err(unavailable(what)(error));
                     }
                     let sentinel = matches!(self.inner.client, Clients::Sentinel(_));
                     if error.is_timeout() || sentinel {
-                        self.forget_connection(generation);
+                        self.forget_connection(on);
                     }
                     (error, what)
                 }
@@ -582,19 +608,25 @@ impl RedisStore {
             if Instant::now() + pause >= deadline {
                 return Err(unavailable(what)(error));
             }
+            last_error = Some((error, what));
             tokio::time::sleep(pause).await;
         }
     }
 
-    /// [`Self::query_on`] on one server.
+    /// [`Self::query_on`] on one server; `on` tells which connection the
+    /// call is on. A call that timed out is not made again (the connection
+    /// may be half-open): its connection is dropped.
     async fn query_one_server<T: FromRedisValue>(
         &self,
         command: &Cmd,
+        on: &mut u64,
     ) -> RedisResult<(T, Connection)> {
-        let (mut generation, mut connection) = self.connect().await?;
+        let (generation, mut connection) = self.connect().await?;
+        *on = generation;
         let mut result = connection.run(command).await;
         if let Err(error) = &result
             && is_disconnection(error)
+            && !error.is_timeout()
         {
             result = connection.run(command).await;
         }
@@ -602,14 +634,16 @@ impl RedisStore {
             && is_replica(error)
         {
             self.forget_connection(generation);
-            (generation, connection) = self.connect().await?;
-            result = connection.run(command).await;
+            let (generation, mut new) = self.connect().await?;
+            *on = generation;
+            result = new.run(command).await;
+            connection = new;
         }
         match result {
             Ok(value) => Ok((value, connection)),
             Err(error) => {
                 if error.is_timeout() || is_replica(&error) {
-                    self.forget_connection(generation);
+                    self.forget_connection(*on);
                 }
                 Err(error)
             }
@@ -645,7 +679,8 @@ impl RedisStore {
                 mut connection => connection.run::<i64>(&command).await,
             }
         };
-        let result = tokio::time::timeout(self.inner.timeout, waited)
+        let limit = (wait + self.inner.timeout / ATTEMPTS_PER_TIMEOUT).min(self.inner.timeout);
+        let result = tokio::time::timeout(limit, waited)
             .await
             .unwrap_or_else(|_elapsed| Err(timed_out()));
         match result {
@@ -662,41 +697,39 @@ impl RedisStore {
         }
     }
 
-    /// Through Sentinel, before taking the lock: drops the connection if
-    /// the sentinels name another primary than the one it leads to. A
-    /// process that made no call during a failover still holds a
-    /// connection to the old primary, which, back before the sentinels
-    /// make it a replica, answers as the primary: its lock and its token
-    /// would be lost there, and the fleet would fetch again. One question
-    /// to the sentinels per refresh.
-    async fn drop_a_failed_over_primary(&self) {
-        let Clients::Sentinel(sentinels) = &self.inner.client else {
-            return;
-        };
-        let limit = self.inner.timeout / ATTEMPTS_PER_TIMEOUT;
-        if sentinels.name_another_primary(limit).await
-            && let Some((generation, _)) = self.cached_connection()
-        {
-            self.forget_connection(generation);
-        }
-    }
-
     /// Releases, in the background and as best it can, a lock this store
     /// may have taken with `fence` although the call failed (its reply
     /// lost): the fleet would otherwise wait a lease for it.
     fn release_in_background(&self, fence: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let store = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let _released = store.unlock(Lease::new(fence)).await;
         });
+    }
+}
+
+/// A lock `try_lock` may have taken without handing it over: released in
+/// the background when dropped with a fence.
+struct Unreleased<'a> {
+    store: &'a RedisStore,
+    fence: Option<String>,
+}
+
+impl Drop for Unreleased<'_> {
+    fn drop(&mut self) {
+        if let Some(fence) = self.fence.take() {
+            self.store.release_in_background(fence);
+        }
     }
 }
 
 /// How one attempt of a call failed.
 enum Failed {
     Connecting(redis::RedisError),
-    /// On the connection of this generation (0: none yet).
-    Calling(u64, redis::RedisError),
+    Calling(redis::RedisError),
 }
 
 /// The connection broke or could not be made.
@@ -996,7 +1029,6 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let fence = fence()?;
             let lease_ms = expiry_ms(lease);
-            self.drop_a_failed_over_primary().await;
             let command = redis::cmd("EVAL")
                 .arg(TAKE_LOCK)
                 .arg(1)
@@ -1004,20 +1036,22 @@ impl TokenStore for RedisStore {
                 .arg(&fence)
                 .arg(lease_ms)
                 .clone();
-            let (taken, connection) = match self
-                .query_on::<i64>(&command, "could not take the lock in Redis")
-                .await
-            {
-                Ok(answer) => answer,
-                Err(error) => {
-                    self.release_in_background(fence);
-                    return Err(error);
-                }
+            // Until the caller has its lease: a call that fails or is
+            // cancelled (the cache bounds store calls) after the script
+            // ran would leave the lock to its lease.
+            let mut unreleased = Unreleased {
+                store: self,
+                fence: Some(fence.clone()),
             };
+            let (taken, connection) = self
+                .query_on::<i64>(&command, "could not take the lock in Redis")
+                .await?;
             if taken != 1 {
+                unreleased.fence = None;
                 return Ok(None);
             }
             self.wait_for_replicas(connection).await;
+            unreleased.fence = None;
             Ok(Some(Lease::new(fence)))
         })
     }

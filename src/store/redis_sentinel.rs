@@ -2,13 +2,18 @@
 //!
 //! Written on redis-rs's plain client rather than its Sentinel client, for
 //! bounds the store can promise: every sentinel is asked at once and the
-//! first answer wins (one sentinel down or hung costs nothing), each step
+//! answer with the highest configuration epoch wins (one sentinel down
+//! costs nothing, one hung at most the connection timeout), each step
 //! is bounded by the store's settings, the primary named is checked
 //! (`ROLE`) before it is used, and when no sentinel answers the last
 //! primary is tried again.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
@@ -28,6 +33,8 @@ pub(super) struct Sentinels {
     tls: Option<Option<TlsCertificates>>,
     /// The primary last connected to: tried when no sentinel answers.
     last_primary: Mutex<Option<(String, u16)>>,
+    /// Whether they ever have.
+    answered: AtomicBool,
 }
 
 impl Sentinels {
@@ -93,12 +100,14 @@ impl Sentinels {
             primary_settings,
             tls: tls.then_some(certificates),
             last_primary: Mutex::new(None),
+            answered: AtomicBool::new(false),
         })
     }
 
     /// A connection to the primary: asks every sentinel at once for its
-    /// address (the first answer wins; with none, the last primary), then
-    /// checks that the server there says it is the primary.
+    /// address (the answer with the highest configuration epoch within
+    /// `connect`; with none, the last primary), then checks that the
+    /// server there says it is the primary.
     ///
     /// `connect` bounds each connection (to a sentinel, to the primary);
     /// `respond` is the primary connection's response timeout (long
@@ -111,7 +120,7 @@ impl Sentinels {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect))
             .set_response_timeout(Some(connect));
-        let (host, port) = match self.ask_sentinels(&config).await {
+        let (host, port) = match self.ask_sentinels(&config, connect).await {
             Ok(address) => address,
             Err(error) => match self.last_primary() {
                 Some(address) if is_unanswered(&error) => address,
@@ -145,22 +154,11 @@ impl Sentinels {
         Ok(connection)
     }
 
-    /// Whether a sentinel names a primary other than the one last
-    /// connected to: a failover this store's connection has not seen. (An
-    /// old primary cut off during the failover and back before the
-    /// sentinels have made it a replica, seconds later, still says it is
-    /// the primary and takes writes.) No answer within `limit` is a no.
-    pub(super) async fn name_another_primary(&self, limit: Duration) -> bool {
-        let Some(last) = self.last_primary() else {
-            return false;
-        };
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(limit))
-            .set_response_timeout(Some(limit));
-        match tokio::time::timeout(limit, self.ask_sentinels(&config)).await {
-            Ok(Ok(named)) => named != last,
-            _ => false,
-        }
+    /// Whether a sentinel has ever named a primary: a store's
+    /// configuration holds, and failing to reach the primary is a
+    /// failover's doing.
+    pub(super) fn have_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
     }
 
     fn last_primary(&self) -> Option<(String, u16)> {
@@ -170,15 +168,22 @@ impl Sentinels {
             .clone()
     }
 
-    /// The primary's address from the first sentinel that knows it. Every
-    /// sentinel answering that it monitors no such primary is an error of
-    /// its own (a wrong name: not worth asking again).
-    async fn ask_sentinels(&self, config: &AsyncConnectionConfig) -> RedisResult<(String, u16)> {
+    /// The primary's address as the sentinels answering within `limit`
+    /// see it: of their answers, the one with the highest configuration
+    /// epoch (a failover raises it, so a sentinel that has not heard of
+    /// one yet is outvoted). Every sentinel answering that it monitors no
+    /// such primary is an error of its own (a wrong name: not worth asking
+    /// again).
+    async fn ask_sentinels(
+        &self,
+        config: &AsyncConnectionConfig,
+        limit: Duration,
+    ) -> RedisResult<(String, u16)> {
         let question = redis::cmd("SENTINEL")
-            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg("MASTER")
             .arg(&self.primary_name)
             .clone();
-        // Dropped (the others' questions aborted) at the first answer.
+        // Dropped (the late questions aborted) when the time is up.
         let mut asked = tokio::task::JoinSet::new();
         for sentinel in &self.sentinels {
             let (sentinel, config, question) = (sentinel.clone(), config.clone(), question.clone());
@@ -187,15 +192,33 @@ impl Sentinels {
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
                 question
-                    .query_async::<Option<(String, u16)>>(&mut connection)
+                    .query_async::<HashMap<String, String>>(&mut connection)
                     .await
             });
         }
+        let deadline = Instant::now() + limit;
+        let mut best: Option<(u64, (String, u16))> = None;
         let mut last_error = None;
-        while let Some(answer) = asked.join_next().await {
+        while let Ok(Some(answer)) = tokio::time::timeout_at(deadline, asked.join_next()).await {
             match answer {
-                Ok(Ok(Some(address))) => return Ok(address),
-                Ok(Ok(None)) => {}
+                Ok(Ok(primary)) => {
+                    let address = primary.get("ip").zip(
+                        primary
+                            .get("port")
+                            .and_then(|port| port.parse::<u16>().ok()),
+                    );
+                    let epoch = primary
+                        .get("config-epoch")
+                        .and_then(|epoch| epoch.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    if let Some((ip, port)) = address
+                        && best.as_ref().is_none_or(|(highest, _)| epoch > *highest)
+                    {
+                        best = Some((epoch, (ip.clone(), port)));
+                    }
+                }
+                // "No such master with that name."
+                Ok(Err(error)) if matches!(error.kind(), ErrorKind::Server(_)) => {}
                 Ok(Err(error)) => last_error = Some(error),
                 // A question that panicked (in redis-rs): as unanswered.
                 Err(_) => {
@@ -205,6 +228,10 @@ impl Sentinels {
                     )));
                 }
             }
+        }
+        if let Some((_, address)) = best {
+            self.answered.store(true, Ordering::Relaxed);
+            return Ok(address);
         }
         Err(last_error.unwrap_or_else(|| {
             RedisError::from((
