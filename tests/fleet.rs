@@ -973,6 +973,21 @@ async fn cluster_fleet_fetches_once_per_token_lifetime() -> Outcome {
 /// costs at most one extra fetch; the newest token is the one stored; the
 /// next lifetime is one fetch again.
 async fn cluster_primary_killed_mid_refresh() -> Outcome {
+    cluster_primary_lost_mid_refresh(false).await
+}
+
+/// As `cluster_primary_killed_mid_refresh`, but the primary hangs
+/// (`SIGSTOP`) instead of dying: its connections stay open and answer
+/// nothing. The store gives up on each attempt soon enough to follow the
+/// promotion within its timeout: no request fails, the failover costs at
+/// most one extra fetch, the newest token is the one stored. Resumed, the
+/// old primary rejoins as a replica (connections still open to it meet
+/// `MOVED`), and the next lifetimes are one fetch each.
+async fn cluster_primary_frozen_mid_refresh() -> Outcome {
+    cluster_primary_lost_mid_refresh(true).await
+}
+
+async fn cluster_primary_lost_mid_refresh(frozen: bool) -> Outcome {
     let mut cluster = RedisCluster::start(3, 1).await?;
     let spec = cluster.store_spec("fleet:token");
     let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
@@ -986,12 +1001,25 @@ async fn cluster_primary_killed_mid_refresh() -> Outcome {
     fleet.start_wave(REQUESTS).await?;
     servers.wait_for_fetch_in_flight().await?;
     let primary = cluster.primary_of("{fleet:token}").await?;
-    cluster.kill(primary);
+    let lost = if frozen { "hung" } else { "died" };
+    if frozen {
+        cluster.freeze(primary, true)?;
+    } else {
+        cluster.kill(primary);
+    }
     servers.release_hung_fetch();
-    let results = fleet.finish_wave().await?;
+    let results = fleet.finish_wave().await;
+    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await;
+    let resumed = if frozen {
+        cluster.freeze(primary, false)
+    } else {
+        Ok(())
+    };
+    let (results, promoted) = (results?, promoted?);
+    resumed?;
     check!(
         results.iter().all(|r| r.all_ok()),
-        "requests failed across the failover: {results:?}"
+        "requests failed while the primary {lost}: {results:?}"
     );
     let during = servers.fetches() - 1;
     check!(
@@ -999,7 +1027,6 @@ async fn cluster_primary_killed_mid_refresh() -> Outcome {
         "{during} fetches across the failover: at most one extra was allowed"
     );
     println!("    {during} fetch(es) across the failover");
-    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await?;
     // No older token over a newer one: what is stored is the newest.
     let stored = cluster.cli_at(promoted, &["get", "{fleet:token}"]).await?;
     if let Some(newest) = servers.last_issued() {
@@ -1009,63 +1036,14 @@ async fn cluster_primary_killed_mid_refresh() -> Outcome {
         );
     }
 
-    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
-    fleet.exit().await
-}
-
-/// As `cluster_primary_killed_mid_refresh`, but the primary hangs
-/// (`SIGSTOP`) instead of dying: its connections stay open and answer
-/// nothing. The store gives up on each attempt soon enough to follow the
-/// promotion within its timeout: no request fails, the failover costs at
-/// most one extra fetch, the newest token is the one stored. Resumed, the
-/// old primary rejoins as a replica (connections still open to it meet
-/// `MOVED`), and the next lifetimes are one fetch each.
-async fn cluster_primary_frozen_mid_refresh() -> Outcome {
-    let cluster = RedisCluster::start(3, 1).await?;
-    let spec = cluster.store_spec("fleet:token");
-    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
-    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
-    let results = fleet.wave(REQUESTS).await?;
-    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
-    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
-    servers.wait_until_tokens_expire().await;
-
-    servers.hold_next_fetch();
-    fleet.start_wave(REQUESTS).await?;
-    servers.wait_for_fetch_in_flight().await?;
-    let primary = cluster.primary_of("{fleet:token}").await?;
-    cluster.freeze(primary, true)?;
-    servers.release_hung_fetch();
-    let results = fleet.finish_wave().await;
-    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await;
-    let resumed = cluster.freeze(primary, false);
-    let results = results?;
-    let promoted = promoted?;
-    resumed?;
-    check!(
-        results.iter().all(|r| r.all_ok()),
-        "requests failed while the primary hung: {results:?}"
-    );
-    let during = servers.fetches() - 1;
-    check!(
-        (1..=2).contains(&during),
-        "{during} fetches across the failover: at most one extra was allowed"
-    );
-    println!("    {during} fetch(es) across the failover");
-    let stored = cluster.cli_at(promoted, &["get", "{fleet:token}"]).await?;
-    if let Some(newest) = servers.last_issued() {
+    if frozen {
+        // The old primary back, as a replica of the promoted one.
+        cluster.wait_until_up().await?;
         check!(
-            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
-            "stored {stored:?}, but {newest} is newer"
+            cluster.primary_of("{fleet:token}").await? == promoted,
+            "the resumed primary took its slot back"
         );
     }
-
-    // The old primary back, as a replica of the promoted one.
-    cluster.wait_until_up().await?;
-    check!(
-        cluster.primary_of("{fleet:token}").await? == promoted,
-        "the resumed primary took its slot back"
-    );
     settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
     fleet.exit().await
 }
