@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 27] = [
+    let scenarios: [Scenario; 28] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -133,6 +133,9 @@ fn main() -> ExitCode {
             run(sentinel_lock_lost_in_failover())
         }),
         ("sentinel_down_and_back", || run(sentinel_down_and_back())),
+        ("sentinel_idle_process_after_failover", || {
+            run(sentinel_idle_process_after_failover())
+        }),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -1501,6 +1504,48 @@ async fn sentinel_lock_lost_in_failover() -> Outcome {
     fleet.exit().await
 }
 
+/// A process that makes no call during a failover keeps its connection to
+/// the old primary. The primary hangs while the others refresh, a replica
+/// is promoted, and the old primary resumes: for seconds, until the
+/// sentinels make it a replica, it says it is the primary and takes
+/// writes. The idle process asks the sentinels before taking the lock, so
+/// its lock and token go to the new primary: one fetch per lifetime right
+/// after the resume (each lifetime two otherwise, the idle process's lock
+/// and token on the old primary).
+async fn sentinel_idle_process_after_failover() -> Outcome {
+    const IDLE: usize = WORKERS - 1;
+    let sentinel = RedisSentinel::start(2).await?;
+    let servers = Servers::start().await;
+    let mut fleet = Fleet::spawn(WORKERS, &sentinel.store_spec("fleet:token"), &servers).await?;
+    fleet.wave(REQUESTS).await?;
+    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
+
+    servers.wait_until_tokens_expire().await;
+    let primary = sentinel.primary().await?;
+    sentinel.freeze(Node::Data(primary), true)?;
+    let results = fleet.wave_without(IDLE, REQUESTS).await;
+    let promoted = sentinel.wait_for_promotion(primary).await;
+    sentinel.freeze(Node::Data(primary), false)?;
+    let (results, _promoted) = (results?, promoted?);
+    check!(
+        results.iter().all(|r| r.all_ok()),
+        "requests failed while the primary hung: {results:?}"
+    );
+    check!(
+        servers.fetches() <= 3,
+        "{} fetches across the failover: at most one extra was allowed",
+        servers.fetches() - 1
+    );
+    // What makes the scenario: the old primary back, still a primary.
+    let role = sentinel.cli_at(Node::Data(primary), &["role"]).await?;
+    check!(
+        role.starts_with("master"),
+        "the old primary was already a replica when it resumed: {role}"
+    );
+    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 3, "with the old primary back").await?;
+    fleet.exit().await
+}
+
 /// Every sentinel down, the primary up: the stores keep their connections
 /// to it, and the fleet still shares one token. The primary down too: each
 /// process fetches on its own, and requests keep flowing. Everything back
@@ -1829,6 +1874,23 @@ impl Fleet {
     async fn wave(&mut self, requests: usize) -> Result<Vec<WaveResult>, String> {
         self.start_wave(requests).await?;
         self.finish_wave().await
+    }
+
+    /// A wave that worker `idle` sits out.
+    async fn wave_without(
+        &mut self,
+        idle: usize,
+        requests: usize,
+    ) -> Result<Vec<WaveResult>, String> {
+        let worker = self
+            .workers
+            .iter_mut()
+            .find(|w| w.id == idle && w.alive)
+            .ok_or_else(|| format!("no live worker {idle}"))?;
+        worker.alive = false;
+        let results = self.wave(requests).await;
+        self.workers[idle].alive = true;
+        results
     }
 
     /// Tells every live worker to send `requests` concurrent requests.

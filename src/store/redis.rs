@@ -155,17 +155,18 @@ return 0
 ///   once (`SENTINEL MASTER`; of the answers within a quarter of the
 ///   timeout, the one with the highest configuration epoch wins, so a
 ///   sentinel that has not heard of a failover yet is outvoted) and checks
-///   that the server named says it is the primary (`ROLE`). It asks again whenever a call meets a broken
-///   connection, a replica (`READONLY`: the old primary back after a
-///   failover), no primary, or no answer: as on a cluster, the call is made
-///   again until its timeout, one attempt taking at most a quarter of it
-///   and connecting at most half. Before taking the lock it asks them
-///   (at most once per timeout) whether its connection still leads to the
-///   primary (an old
-///   primary cut off during a failover and back before the sentinels have
-///   made it a replica still says it is the primary, for seconds, and
-///   takes writes). While no sentinel answers, the store connects
-///   to the last primary it knew (if it still says it is the primary). ACL
+///   that the server named says it is the primary (`ROLE`). It asks again
+///   whenever a call meets a broken connection, a replica (`READONLY`: the
+///   old primary back after a failover), no primary, or no answer: as on a
+///   cluster, the call is made again until its timeout, one attempt taking
+///   at most a quarter of it and connecting at most half. Before taking the
+///   lock it asks them (at most once per timeout) whether its connection
+///   still leads to the primary: an old primary cut off during a failover
+///   and back before the sentinels have made it a replica still says it is
+///   the primary, for seconds, and takes writes, and a process idle through
+///   the failover is still connected to it. While no sentinel answers, the
+///   store connects to the last primary it knew (if it still says it is
+///   the primary). ACL
 ///   users: on the sentinels, `sentinel|master`; on the primary, the
 ///   store's keys, `role`, and `wait` with
 ///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) (`select`
@@ -697,6 +698,29 @@ impl RedisStore {
         }
     }
 
+    /// Through Sentinel, before taking the lock: drops the connection if
+    /// the sentinels name another primary than the one it leads to. A
+    /// process that made no call during a failover still holds a
+    /// connection to the old primary, which, back before the sentinels
+    /// make it a replica, answers as the primary: its lock and token would
+    /// go there, and the fleet would fetch twice per lifetime until then.
+    /// At most one question per timeout (a process polling for the lock
+    /// calls `try_lock` every 50 ms).
+    async fn drop_a_failed_over_primary(&self) {
+        let Clients::Sentinel(sentinels) = &self.inner.client else {
+            return;
+        };
+        let timeout = self.inner.timeout;
+        if sentinels
+            .name_another_primary(timeout, timeout / ATTEMPTS_PER_TIMEOUT)
+            .await
+            && let Some((generation, _)) = self.cached_connection()
+        {
+            tracing::debug!("the sentinels name another primary: reconnecting");
+            self.forget_connection(generation);
+        }
+    }
+
     /// Releases, in the background and as best it can, a lock this store
     /// may have taken with `fence` although the call failed (its reply
     /// lost): the fleet would otherwise wait a lease for it.
@@ -1029,6 +1053,7 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let fence = fence()?;
             let lease_ms = expiry_ms(lease);
+            self.drop_a_failed_over_primary().await;
             let command = redis::cmd("EVAL")
                 .arg(TAKE_LOCK)
                 .arg(1)

@@ -9,7 +9,6 @@
 //! primary is tried again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,8 +32,8 @@ pub(super) struct Sentinels {
     tls: Option<Option<TlsCertificates>>,
     /// The primary last connected to: tried when no sentinel answers.
     last_primary: Mutex<Option<(String, u16)>>,
-    /// Whether they ever have.
-    answered: AtomicBool,
+    /// When they last named a primary (`None`: never).
+    answered_at: Mutex<Option<Instant>>,
 }
 
 impl Sentinels {
@@ -100,7 +99,7 @@ impl Sentinels {
             primary_settings,
             tls: tls.then_some(certificates),
             last_primary: Mutex::new(None),
-            answered: AtomicBool::new(false),
+            answered_at: Mutex::new(None),
         })
     }
 
@@ -158,7 +157,39 @@ impl Sentinels {
     /// configuration holds, and failing to reach the primary is a
     /// failover's doing.
     pub(super) fn have_answered(&self) -> bool {
-        self.answered.load(Ordering::Relaxed)
+        self.answered_at().is_some()
+    }
+
+    fn answered_at(&self) -> Option<Instant> {
+        *self
+            .answered_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the sentinels name a primary other than the one last
+    /// connected to: a failover this store's connection has not seen (an
+    /// old primary cut off during a failover and back before the sentinels
+    /// have made it a replica still says it is the primary, for seconds,
+    /// and takes writes). Not asked if they answered within `fresh`; no
+    /// answer within `limit` is a no.
+    pub(super) async fn name_another_primary(&self, fresh: Duration, limit: Duration) -> bool {
+        let Some(last) = self.last_primary() else {
+            return false;
+        };
+        if self
+            .answered_at()
+            .is_some_and(|answered| answered.elapsed() < fresh)
+        {
+            return false;
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(limit))
+            .set_response_timeout(Some(limit));
+        match self.ask_sentinels(&config, limit).await {
+            Ok(named) => named != last,
+            Err(_) => false,
+        }
     }
 
     fn last_primary(&self) -> Option<(String, u16)> {
@@ -230,7 +261,10 @@ impl Sentinels {
             }
         }
         if let Some((_, address)) = best {
-            self.answered.store(true, Ordering::Relaxed);
+            *self
+                .answered_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             return Ok(address);
         }
         Err(last_error.unwrap_or_else(|| {
