@@ -990,11 +990,14 @@ async fn cluster_primary_frozen_mid_refresh() -> Outcome {
     cluster_primary_lost_mid_refresh(true).await
 }
 
-async fn cluster_primary_lost_mid_refresh(frozen: bool) -> Outcome {
-    let mut cluster = RedisCluster::start(3, 1).await?;
-    let spec = cluster.store_spec("fleet:token");
+/// The primary holding the lock (and the token) is lost while the holder
+/// fetches, killed or (`frozen`) hung; a replica is promoted. No request
+/// fails; the failover costs at most one extra fetch; the newest token is
+/// the one stored; a hung primary, resumed, rejoins as a replica; the next
+/// lifetimes are one fetch each.
+async fn primary_lost_mid_refresh(mut deployment: impl Failover, frozen: bool) -> Outcome {
     let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
-    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
+    let mut fleet = Fleet::spawn(8, &deployment.store_spec(), &servers).await?;
     let results = fleet.wave(REQUESTS).await?;
     check!(results.iter().all(|r| r.all_ok()), "{results:?}");
     check!(servers.fetches() == 1, "{} fetches", servers.fetches());
@@ -1003,18 +1006,14 @@ async fn cluster_primary_lost_mid_refresh(frozen: bool) -> Outcome {
     servers.hold_next_fetch();
     fleet.start_wave(REQUESTS).await?;
     servers.wait_for_fetch_in_flight().await?;
-    let primary = cluster.primary_of("{fleet:token}").await?;
+    let primary = deployment.primary().await?;
     let lost = if frozen { "hung" } else { "died" };
-    if frozen {
-        cluster.freeze(primary, true)?;
-    } else {
-        cluster.kill(primary);
-    }
+    deployment.lose(primary, frozen)?;
     servers.release_hung_fetch();
     let results = fleet.finish_wave().await;
-    let promoted = cluster.wait_for_promotion("{fleet:token}", primary).await;
+    let promoted = deployment.wait_for_promotion(primary).await;
     let resumed = if frozen {
-        cluster.freeze(primary, false)
+        deployment.resume(primary)
     } else {
         Ok(())
     };
@@ -1031,24 +1030,82 @@ async fn cluster_primary_lost_mid_refresh(frozen: bool) -> Outcome {
     );
     println!("    {during} fetch(es) across the failover");
     // No older token over a newer one: what is stored is the newest.
-    let stored = cluster.cli_at(promoted, &["get", "{fleet:token}"]).await?;
+    let stored = deployment.stored_token(promoted).await?;
     if let Some(newest) = servers.last_issued() {
         check!(
             stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
             "stored {stored:?}, but {newest} is newer"
         );
     }
-
     if frozen {
-        // The old primary back, as a replica of the promoted one.
-        cluster.wait_until_up().await?;
+        let resumed_at = Instant::now();
+        deployment.wait_for_rejoin(primary, promoted).await?;
+        println!(
+            "    the old primary rejoined as a replica {:.1?} after it resumed",
+            resumed_at.elapsed()
+        );
         check!(
-            cluster.primary_of("{fleet:token}").await? == promoted,
-            "the resumed primary took its slot back"
+            deployment.primary().await? == promoted,
+            "the resumed primary is the primary again"
         );
     }
     settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
     fleet.exit().await
+}
+
+/// What [`primary_lost_mid_refresh`] does to a cluster or to a primary
+/// and its sentinels. Nodes are numbered as the deployment numbers them.
+trait Failover {
+    fn store_spec(&self) -> String;
+    /// The primary holding the store's keys.
+    async fn primary(&self) -> Result<usize, String>;
+    /// Kills the node, or (`frozen`) stops it (`SIGSTOP`).
+    fn lose(&mut self, node: usize, frozen: bool) -> Outcome;
+    /// Resumes a stopped node.
+    fn resume(&mut self, node: usize) -> Outcome;
+    /// The replica promoted in `old`'s place.
+    async fn wait_for_promotion(&self, old: usize) -> Result<usize, String>;
+    /// The stored token as `node` has it (`redis-cli get`).
+    async fn stored_token(&self, node: usize) -> Result<String, String>;
+    /// `old`, resumed, a replica of `promoted` again.
+    async fn wait_for_rejoin(&self, old: usize, promoted: usize) -> Outcome;
+}
+
+async fn cluster_primary_lost_mid_refresh(frozen: bool) -> Outcome {
+    primary_lost_mid_refresh(RedisCluster::start(3, 1).await?, frozen).await
+}
+
+/// The store's key on a cluster: its hash tag added.
+const CLUSTER_TOKEN_KEY: &str = "{fleet:token}";
+
+impl Failover for RedisCluster {
+    fn store_spec(&self) -> String {
+        RedisCluster::store_spec(self, "fleet:token")
+    }
+    async fn primary(&self) -> Result<usize, String> {
+        self.primary_of(CLUSTER_TOKEN_KEY).await
+    }
+    fn lose(&mut self, node: usize, frozen: bool) -> Outcome {
+        if frozen {
+            return self.freeze(node, true);
+        }
+        self.kill(node);
+        Ok(())
+    }
+    fn resume(&mut self, node: usize) -> Outcome {
+        self.freeze(node, false)
+    }
+    async fn wait_for_promotion(&self, old: usize) -> Result<usize, String> {
+        RedisCluster::wait_for_promotion(self, CLUSTER_TOKEN_KEY, old).await
+    }
+    async fn stored_token(&self, node: usize) -> Result<String, String> {
+        self.cli_at(node, &["get", CLUSTER_TOKEN_KEY]).await
+    }
+    /// The cluster up again: the old primary a replica, its slot the
+    /// promoted node's.
+    async fn wait_for_rejoin(&self, _old: usize, _promoted: usize) -> Outcome {
+        self.wait_until_up().await
+    }
 }
 
 /// The failover loses the lock: the replica promoted never had it (the
@@ -1378,71 +1435,36 @@ async fn sentinel_primary_frozen_mid_refresh() -> Outcome {
 }
 
 async fn sentinel_primary_lost_mid_refresh(frozen: bool) -> Outcome {
-    let mut sentinel = RedisSentinel::start(2).await?;
-    let spec = sentinel.store_spec("fleet:token");
-    let servers = Servers::with_lifetime(FAILOVER_LIFETIME).await;
-    let mut fleet = Fleet::spawn(8, &spec, &servers).await?;
-    let results = fleet.wave(REQUESTS).await?;
-    check!(results.iter().all(|r| r.all_ok()), "{results:?}");
-    check!(servers.fetches() == 1, "{} fetches", servers.fetches());
-    servers.wait_until_tokens_expire().await;
+    primary_lost_mid_refresh(RedisSentinel::start(2).await?, frozen).await
+}
 
-    servers.hold_next_fetch();
-    fleet.start_wave(REQUESTS).await?;
-    servers.wait_for_fetch_in_flight().await?;
-    let primary = sentinel.primary().await?;
-    let lost = if frozen { "hung" } else { "died" };
-    if frozen {
-        sentinel.freeze(Node::Data(primary), true)?;
-    } else {
-        sentinel.kill(Node::Data(primary));
+impl Failover for RedisSentinel {
+    fn store_spec(&self) -> String {
+        RedisSentinel::store_spec(self, "fleet:token")
     }
-    servers.release_hung_fetch();
-    let results = fleet.finish_wave().await;
-    let promoted = sentinel.wait_for_promotion(primary).await;
-    let resumed = if frozen {
-        sentinel.freeze(Node::Data(primary), false)
-    } else {
+    async fn primary(&self) -> Result<usize, String> {
+        RedisSentinel::primary(self).await
+    }
+    fn lose(&mut self, node: usize, frozen: bool) -> Outcome {
+        if frozen {
+            return self.freeze(Node::Data(node), true);
+        }
+        self.kill(Node::Data(node));
         Ok(())
-    };
-    let (results, promoted) = (results?, promoted?);
-    resumed?;
-    check!(
-        results.iter().all(|r| r.all_ok()),
-        "requests failed while the primary {lost}: {results:?}"
-    );
-    let during = servers.fetches() - 1;
-    check!(
-        (1..=2).contains(&during),
-        "{during} fetches across the failover: at most one extra was allowed"
-    );
-    println!("    {during} fetch(es) across the failover");
-    // No older token over a newer one: what is stored is the newest.
-    let stored = sentinel
-        .cli_at(Node::Data(promoted), &["get", "fleet:token"])
-        .await?;
-    if let Some(newest) = servers.last_issued() {
-        check!(
-            stored.is_empty() || stored.contains(&format!("\"{newest}\"")),
-            "stored {stored:?}, but {newest} is newer"
-        );
     }
-
-    if frozen {
-        // The sentinels make the old primary a replica of the promoted one.
-        let resumed_at = Instant::now();
-        sentinel.wait_for_replica(primary, promoted).await?;
-        println!(
-            "    the old primary was a replica in sync {:.1?} after it resumed",
-            resumed_at.elapsed()
-        );
-        check!(
-            sentinel.primary().await? == promoted,
-            "the resumed primary is the primary again"
-        );
+    fn resume(&mut self, node: usize) -> Outcome {
+        self.freeze(Node::Data(node), false)
     }
-    settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
-    fleet.exit().await
+    async fn wait_for_promotion(&self, old: usize) -> Result<usize, String> {
+        RedisSentinel::wait_for_promotion(self, old).await
+    }
+    async fn stored_token(&self, node: usize) -> Result<String, String> {
+        self.cli_at(Node::Data(node), &["get", "fleet:token"]).await
+    }
+    /// The sentinels make the old primary a replica of the promoted one.
+    async fn wait_for_rejoin(&self, old: usize, promoted: usize) -> Outcome {
+        self.wait_for_replica(old, promoted).await
+    }
 }
 
 /// As `cluster_lock_lost_in_failover`, through Sentinel: the replica is
