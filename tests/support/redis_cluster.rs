@@ -342,31 +342,7 @@ impl RedisCluster {
     /// `redis-cli` against `node`: its output (trimmed), or an error with
     /// what it said when it failed or printed an error reply.
     pub async fn cli_at(&self, node: usize, args: &[&str]) -> Result<String, String> {
-        let output = timeout(STEP_LIMIT, self.cli_command_at(node, args).output())
-            .await
-            .map_err(|_| format!("redis-cli {args:?} did not finish"))?
-            .map_err(|e| format!("cannot run redis-cli: {e}"))?;
-        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        // Error replies: a redirection too (`MOVED` from a replica asked a
-        // write), which would otherwise pass for an answer.
-        let error_reply = [
-            "ERR",
-            "CROSSSLOT",
-            "MOVED",
-            "ASK",
-            "READONLY",
-            "NOPERM",
-            "CLUSTERDOWN",
-        ]
-        .iter()
-        .any(|prefix| stdout.starts_with(prefix));
-        if !output.status.success() || error_reply {
-            return Err(format!(
-                "redis-cli {args:?}: {stdout} {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        Ok(stdout)
+        run_cli(self.cli_command_at(node, args), args).await
     }
 
     pub fn cli_command(&self, args: &[&str]) -> Command {
@@ -375,21 +351,14 @@ impl RedisCluster {
     }
 
     fn cli_command_at(&self, node: usize, args: &[&str]) -> Command {
-        let mut command = Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()));
+        let mut command = redis_cli(self.nodes[node].port, REDIS_USER, REDIS_PASSWORD);
         if self.certificate.is_some() {
             command
                 .arg("--tls")
                 .arg("--cacert")
                 .arg(self.dir.join("node.crt"));
         }
-        command
-            .args(["-h", "127.0.0.1", "-p", &self.nodes[node].port.to_string()])
-            .args(["--user", REDIS_USER, "--no-auth-warning"])
-            // The password through the environment, not the command line.
-            .env("REDISCLI_AUTH", REDIS_PASSWORD)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        command.args(args);
         command
     }
 }
@@ -400,6 +369,53 @@ impl Drop for RedisCluster {
             self.kill(node);
         }
     }
+}
+
+/// `redis-cli` against the server on `port` as `user`, with no command yet.
+pub fn redis_cli(port: u16, user: &str, password: &str) -> Command {
+    let mut command = Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()));
+    command
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--user", user, "--no-auth-warning"])
+        // The password through the environment, not the command line.
+        .env("REDISCLI_AUTH", password)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `redis-cli` (with `args`): its output (trimmed), or an error with
+/// what it said when it failed or printed an error reply (a redirection
+/// too, `MOVED` from a cluster replica asked a write, which would
+/// otherwise pass for an answer).
+pub async fn run_cli(mut command: Command, args: &[&str]) -> Result<String, String> {
+    const ERROR_REPLIES: [&str; 10] = [
+        "ERR",
+        "CROSSSLOT",
+        "MOVED",
+        "ASK",
+        "READONLY",
+        "CLUSTERDOWN",
+        "LOADING",
+        "NOAUTH",
+        "NOPERM",
+        "WRONGPASS",
+    ];
+    let output = timeout(STEP_LIMIT, command.output())
+        .await
+        .map_err(|_| format!("redis-cli {args:?} did not finish"))?
+        .map_err(|e| format!("cannot run redis-cli: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let error_reply = ERROR_REPLIES
+        .iter()
+        .any(|prefix| stdout.starts_with(prefix));
+    if !output.status.success() || error_reply {
+        return Err(format!(
+            "redis-cli {args:?}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(stdout)
 }
 
 pub async fn wait_for_port(port: u16) -> Outcome {

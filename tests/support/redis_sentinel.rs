@@ -13,10 +13,11 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::process::Command;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 
-use super::redis_cluster::{REDIS_PASSWORD, REDIS_USER, wait_for_port, which, with_fleet_user};
+use super::redis_cluster::{
+    REDIS_PASSWORD, REDIS_USER, redis_cli, run_cli, wait_for_port, which, with_fleet_user,
+};
 use super::temp_dir::TempDir;
 
 /// The name the sentinels know the primary by.
@@ -502,38 +503,11 @@ impl RedisSentinel {
             Node::Data(_) => (REDIS_USER, REDIS_PASSWORD),
             Node::Sentinel(_) => (SENTINEL_USER, SENTINEL_PASSWORD),
         };
-        let port = self.process_ref(node).port.to_string();
-        let mut command = Command::new(which("redis-cli").unwrap_or_else(|| "redis-cli".into()));
-        command
-            .args(["-h", "127.0.0.1", "-p", &port])
-            .args(["--user", user, "--no-auth-warning"])
-            // The password through the environment, not the command line.
-            .env("REDISCLI_AUTH", password)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        let output = timeout(STEP_LIMIT, command.output())
+        let mut command = redis_cli(self.process_ref(node).port, user, password);
+        command.args(args);
+        run_cli(command, args)
             .await
-            .map_err(|_| format!("redis-cli {args:?} against {node:?} did not finish"))?
-            .map_err(|e| format!("cannot run redis-cli: {e}"))?;
-        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        let error_reply = [
-            "ERR",
-            "NOAUTH",
-            "NOPERM",
-            "WRONGPASS",
-            "READONLY",
-            "LOADING",
-        ]
-        .iter()
-        .any(|prefix| stdout.starts_with(prefix));
-        if !output.status.success() || error_reply {
-            return Err(format!(
-                "redis-cli {args:?} against {node:?}: {stdout} {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        Ok(stdout)
+            .map_err(|error| format!("{node:?}: {error}"))
     }
 }
 
