@@ -152,22 +152,24 @@ return 0
 ///   the name they monitor the primary under, the primary's user and
 ///   password given by [`primary_auth`](RedisStoreBuilder::primary_auth);
 ///   keys as for one server. To connect, the store asks every sentinel at
-///   once (`SENTINEL MASTER`; of the answers within a quarter of the
-///   timeout, the one with the highest configuration epoch wins, so a
-///   sentinel that has not heard of a failover yet is outvoted) and checks
-///   that the server named says it is the primary (`ROLE`). It asks again
-///   whenever a call meets a broken connection, a replica (`READONLY`: the
-///   old primary back after a failover), no primary, or no answer: as on a
-///   cluster, the call is made again until its timeout, one attempt taking
-///   at most a quarter of it and connecting at most half. Before taking the
-///   lock it asks them (at most once per timeout) whether its connection
-///   still leads to the primary: an old primary cut off during a failover
-///   and back before the sentinels have made it a replica still says it is
-///   the primary, for seconds, and takes writes, and a process idle through
-///   the failover is still connected to it. While no sentinel answers, the
-///   store connects to the last primary it knew (if it still says it is
-///   the primary). ACL
-///   users: on the sentinels, `sentinel|master`; on the primary, the
+///   once (`SENTINEL MASTER` for its configuration epoch and `SENTINEL
+///   GET-MASTER-ADDR-BY-NAME`; of the answers within a quarter of the
+///   timeout, the one with the highest epoch wins, so a sentinel that has
+///   not heard of a failover yet is outvoted) and checks that the server
+///   named says it is the primary (`ROLE`). It asks again whenever a call
+///   meets a broken connection, a replica (`READONLY`: the old primary back
+///   after a failover), no primary, or no answer: as on a cluster, the call
+///   is made again until its timeout, one attempt taking at most a quarter
+///   of it and connecting at most half. Before taking the lock (within that
+///   call's timeout) it asks them whether they still name the primary it
+///   is connected to, at most once per quarter of the timeout: an old
+///   primary cut off during a failover and back before the sentinels have
+///   made it a replica still says it is the primary, for seconds, and takes
+///   writes, and a process idle through the failover is still connected to
+///   it. While no sentinel answers, the store connects to the last primary
+///   it knew (if it still says it is the primary). ACL users: on the
+///   sentinels, `sentinel|master` and `sentinel|get-master-addr-by-name`;
+///   on the primary, the
 ///   store's keys, `role`, and `wait` with
 ///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) (`select`
 ///   with a database). With `rediss://` sentinels the
@@ -538,12 +540,24 @@ impl RedisStore {
         command: &Cmd,
         what: &'static str,
     ) -> Result<(T, Connection), StoreError> {
+        self.query_until(command, what, Instant::now() + self.inner.timeout)
+            .await
+    }
+
+    /// [`Self::query_on`], by `deadline` (for a call that did something
+    /// else first within the store's timeout).
+    async fn query_until<T: FromRedisValue>(
+        &self,
+        command: &Cmd,
+        what: &'static str,
+        deadline: Instant,
+    ) -> Result<(T, Connection), StoreError> {
         let timeout = self.inner.timeout;
         // The connection the call is on: dropped if the store's timeout
         // cuts the call (the connection may be half-open).
         let mut on = 0;
         if matches!(self.inner.client, Clients::Standalone(_)) {
-            let result = tokio::time::timeout(timeout, self.query_one_server(command, &mut on))
+            let result = tokio::time::timeout_at(deadline, self.query_one_server(command, &mut on))
                 .await
                 .unwrap_or_else(|_elapsed| {
                     self.forget_connection(on);
@@ -551,7 +565,6 @@ impl RedisStore {
                 });
             return result.map_err(unavailable(what));
         }
-        let deadline = Instant::now() + timeout;
         let attempt_limit = timeout / ATTEMPTS_PER_TIMEOUT;
         let mut last_error: Option<(redis::RedisError, &'static str)> = None;
         loop {
@@ -704,18 +717,23 @@ impl RedisStore {
     /// connection to the old primary, which, back before the sentinels
     /// make it a replica, answers as the primary: its lock and token would
     /// go there, and the fleet would fetch twice per lifetime until then.
-    /// At most one question per timeout (a process polling for the lock
-    /// calls `try_lock` every 50 ms).
+    /// At most one question per quarter of the timeout: a process polling
+    /// for the lock calls `try_lock` every 50 ms, and a failover cannot
+    /// happen unseen in between unless the sentinels' `down-after-milliseconds`
+    /// is shorter than that.
     async fn drop_a_failed_over_primary(&self) {
         let Clients::Sentinel(sentinels) = &self.inner.client else {
             return;
         };
-        let timeout = self.inner.timeout;
-        if sentinels
-            .name_another_primary(timeout, timeout / ATTEMPTS_PER_TIMEOUT)
-            .await
-            && let Some((generation, _)) = self.cached_connection()
-        {
+        // Without a connection, connecting asks the sentinels anyway. The
+        // generation is read before the sentinels' last primary is: a
+        // connection made meanwhile, to the primary they name, is newer
+        // and stays.
+        let Some((generation, _)) = self.cached_connection() else {
+            return;
+        };
+        let quarter = self.inner.timeout / ATTEMPTS_PER_TIMEOUT;
+        if sentinels.name_another_primary(quarter, quarter).await {
             tracing::debug!("the sentinels name another primary: reconnecting");
             self.forget_connection(generation);
         }
@@ -1053,6 +1071,8 @@ impl TokenStore for RedisStore {
         Box::pin(async move {
             let fence = fence()?;
             let lease_ms = expiry_ms(lease);
+            // The question to the sentinels counts against the call's time.
+            let deadline = Instant::now() + self.inner.timeout;
             self.drop_a_failed_over_primary().await;
             let command = redis::cmd("EVAL")
                 .arg(TAKE_LOCK)
@@ -1069,7 +1089,7 @@ impl TokenStore for RedisStore {
                 fence: Some(fence.clone()),
             };
             let (taken, connection) = self
-                .query_on::<i64>(&command, "could not take the lock in Redis")
+                .query_until::<i64>(&command, "could not take the lock in Redis", deadline)
                 .await?;
             if taken != 1 {
                 unreleased.fence = None;

@@ -9,6 +9,7 @@
 //! primary is tried again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -32,8 +33,10 @@ pub(super) struct Sentinels {
     tls: Option<Option<TlsCertificates>>,
     /// The primary last connected to: tried when no sentinel answers.
     last_primary: Mutex<Option<(String, u16)>>,
-    /// When they last named a primary (`None`: never).
-    answered_at: Mutex<Option<Instant>>,
+    /// Whether they ever have.
+    answered: AtomicBool,
+    /// When [`Self::name_another_primary`] last asked them.
+    checked_at: Mutex<Option<Instant>>,
 }
 
 impl Sentinels {
@@ -99,7 +102,8 @@ impl Sentinels {
             primary_settings,
             tls: tls.then_some(certificates),
             last_primary: Mutex::new(None),
-            answered_at: Mutex::new(None),
+            answered: AtomicBool::new(false),
+            checked_at: Mutex::new(None),
         })
     }
 
@@ -157,31 +161,28 @@ impl Sentinels {
     /// configuration holds, and failing to reach the primary is a
     /// failover's doing.
     pub(super) fn have_answered(&self) -> bool {
-        self.answered_at().is_some()
-    }
-
-    fn answered_at(&self) -> Option<Instant> {
-        *self
-            .answered_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// Whether the sentinels name a primary other than the one last
     /// connected to: a failover this store's connection has not seen (an
     /// old primary cut off during a failover and back before the sentinels
     /// have made it a replica still says it is the primary, for seconds,
-    /// and takes writes). Not asked if they answered within `fresh`; no
-    /// answer within `limit` is a no.
-    pub(super) async fn name_another_primary(&self, fresh: Duration, limit: Duration) -> bool {
+    /// and takes writes). Asked at most once per `every`, whatever came of
+    /// the last question; no answer within `limit` is a no.
+    pub(super) async fn name_another_primary(&self, every: Duration, limit: Duration) -> bool {
         let Some(last) = self.last_primary() else {
             return false;
         };
-        if self
-            .answered_at()
-            .is_some_and(|answered| answered.elapsed() < fresh)
         {
-            return false;
+            let mut checked_at = self
+                .checked_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if checked_at.is_some_and(|checked| checked.elapsed() < every) {
+                return false;
+            }
+            *checked_at = Some(Instant::now());
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(limit))
@@ -205,13 +206,24 @@ impl Sentinels {
     /// one yet is outvoted). Every sentinel answering that it monitors no
     /// such primary is an error of its own (a wrong name: not worth asking
     /// again).
+    ///
+    /// The epoch comes from `SENTINEL MASTER`, the address from `SENTINEL
+    /// GET-MASTER-ADDR-BY-NAME`, asked together: the sentinel leading a
+    /// failover has the new epoch before its `SENTINEL MASTER` shows the
+    /// promoted replica's address (until every replica follows it, seconds
+    /// later), while `GET-MASTER-ADDR-BY-NAME` names the promoted replica
+    /// at once, as the other sentinels at that epoch do.
     async fn ask_sentinels(
         &self,
         config: &AsyncConnectionConfig,
         limit: Duration,
     ) -> RedisResult<(String, u16)> {
-        let question = redis::cmd("SENTINEL")
+        let question = redis::pipe()
+            .cmd("SENTINEL")
             .arg("MASTER")
+            .arg(&self.primary_name)
+            .cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(&self.primary_name)
             .clone();
         // Dropped (the late questions aborted) when the time is up.
@@ -223,7 +235,9 @@ impl Sentinels {
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
                 question
-                    .query_async::<HashMap<String, String>>(&mut connection)
+                    .query_async::<(HashMap<String, String>, Option<(String, u16)>)>(
+                        &mut connection,
+                    )
                     .await
             });
         }
@@ -232,12 +246,7 @@ impl Sentinels {
         let mut last_error = None;
         while let Ok(Some(answer)) = tokio::time::timeout_at(deadline, asked.join_next()).await {
             match answer {
-                Ok(Ok(primary)) => {
-                    let address = primary.get("ip").zip(
-                        primary
-                            .get("port")
-                            .and_then(|port| port.parse::<u16>().ok()),
-                    );
+                Ok(Ok((primary, address))) => {
                     let epoch = primary
                         .get("config-epoch")
                         .and_then(|epoch| epoch.parse::<u64>().ok())
@@ -245,11 +254,12 @@ impl Sentinels {
                     if let Some((ip, port)) = address
                         && best.as_ref().is_none_or(|(highest, _)| epoch > *highest)
                     {
-                        best = Some((epoch, (ip.clone(), port)));
+                        best = Some((epoch, (ip, port)));
                     }
                 }
-                // "No such master with that name."
-                Ok(Err(error)) if matches!(error.kind(), ErrorKind::Server(_)) => {}
+                // "No such master with that name" (or a command the
+                // sentinel's ACL user may not run): an answer, not an outage.
+                Ok(Err(error)) if is_error_reply(&error) => {}
                 Ok(Err(error)) => last_error = Some(error),
                 // A question that panicked (in redis-rs): as unanswered.
                 Err(_) => {
@@ -261,10 +271,7 @@ impl Sentinels {
             }
         }
         if let Some((_, address)) = best {
-            *self
-                .answered_at
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+            self.answered.store(true, Ordering::Relaxed);
             return Ok(address);
         }
         Err(last_error.unwrap_or_else(|| {
@@ -298,6 +305,11 @@ impl Sentinels {
 
 /// No sentinel could be reached (as opposed to sentinels that answered).
 fn is_unanswered(error: &RedisError) -> bool {
-    error.kind() != ErrorKind::MasterNameNotFoundBySentinel
-        && !matches!(error.kind(), ErrorKind::Server(_))
+    error.kind() != ErrorKind::MasterNameNotFoundBySentinel && !is_error_reply(error)
+}
+
+/// A server's error reply (`Extension`: one whose code redis-rs does not
+/// know, such as `NOPERM` in a pipeline).
+fn is_error_reply(error: &RedisError) -> bool {
+    matches!(error.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
 }
