@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 28] = [
+    let scenarios: [Scenario; 29] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -135,6 +135,9 @@ fn main() -> ExitCode {
         ("sentinel_down_and_back", || run(sentinel_down_and_back())),
         ("sentinel_idle_process_after_failover", || {
             run(sentinel_idle_process_after_failover())
+        }),
+        ("sentinel_misconfigured_fails_at_once", || {
+            run(sentinel_misconfigured_fails_at_once())
         }),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
@@ -1570,6 +1573,82 @@ async fn sentinel_idle_process_after_failover() -> Outcome {
     );
     settles_to_one_fetch_per_lifetime(&mut fleet, &servers, 2, "after the failover").await?;
     fleet.exit().await
+}
+
+/// Through Sentinel, a configuration that cannot work fails at once with
+/// an error that says why (not after the store's timeout, and without a
+/// password): a primary name the sentinels do not monitor; a sentinel user
+/// not allowed a question the store asks. A sentinel user allowed just
+/// what the documentation lists works.
+async fn sentinel_misconfigured_fails_at_once() -> Outcome {
+    use support::redis_sentinel::{
+        CLIENT_PASSWORD, CLIENT_USER, NARROW_USER, PRIMARY_NAME, SENTINEL_PASSWORD,
+    };
+    use tower_token_refresh::Secret;
+    use tower_token_refresh::store::TokenStore;
+
+    let sentinel = RedisSentinel::start(1).await?;
+    let store = |urls: Vec<String>, primary_name: &str| {
+        RedisStore::sentinel_builder(urls, primary_name, "fleet:token")
+            .primary_auth(REDIS_USER, Secret::new(REDIS_PASSWORD))
+            .timeout(UNTRUSTING_TIMEOUT)
+            .build()
+            .map_err(|error| error.to_string())
+    };
+    let documented = store(
+        sentinel.sentinel_urls_as(CLIENT_USER, CLIENT_PASSWORD),
+        PRIMARY_NAME,
+    )?;
+    if let Err(error) = documented.load().await {
+        return Err(format!("the documented ACL: {}", error_chain(&error)));
+    }
+    let cases = [
+        (
+            "an unknown primary name",
+            store(sentinel.sentinel_urls(), "no-such-primary")?,
+            "no sentinel monitors a primary of that name",
+        ),
+        (
+            "a sentinel user not allowed SENTINEL GET-MASTER-ADDR-BY-NAME",
+            store(
+                sentinel.sentinel_urls_as(NARROW_USER, CLIENT_PASSWORD),
+                PRIMARY_NAME,
+            )?,
+            "no permissions to run the 'sentinel|get-master-addr-by-name' command",
+        ),
+    ];
+    for (what, store, expected) in cases {
+        let started = Instant::now();
+        let Err(error) = store.load().await else {
+            return Err(format!("{what}: the store worked"));
+        };
+        let took = started.elapsed();
+        let text = error_chain(&error);
+        println!("    {what}: {took:.1?}: {text}");
+        check!(
+            took < UNTRUSTING_TIMEOUT / 4,
+            "{what}: failed after {took:?}, not at once"
+        );
+        check!(text.contains(expected), "{what}: {text}");
+        check!(
+            ![SENTINEL_PASSWORD, CLIENT_PASSWORD, REDIS_PASSWORD]
+                .iter()
+                .any(|password| text.contains(password)),
+            "{what}: a password in {text}"
+        );
+    }
+    Ok(())
+}
+
+/// An error and its sources, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// Every sentinel down, the primary up: the stores keep their connections

@@ -168,9 +168,10 @@ return 0
 ///   writes, and a process idle through the failover is still connected to
 ///   it. While no sentinel answers, the store connects to the last primary
 ///   it knew (if it still says it is the primary). ACL users: on the
-///   sentinels, `sentinel|master` and `sentinel|get-master-addr-by-name`;
-///   on the primary, the
-///   store's keys, `role`, and `wait` with
+///   sentinels, `sentinel|master` and `sentinel|get-master-addr-by-name`
+///   (a user short of them, or a primary name no sentinel monitors, fails
+///   at once, with the sentinels' answer); on the primary, the store's
+///   keys, `role`, and `wait` with
 ///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) (`select`
 ///   with a database). With `rediss://` sentinels the
 ///   primary is reached over TLS too, checked against the address the

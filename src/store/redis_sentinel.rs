@@ -203,9 +203,10 @@ impl Sentinels {
     /// The primary's address as the sentinels answering within `limit`
     /// see it: of their answers, the one with the highest configuration
     /// epoch (a failover raises it, so a sentinel that has not heard of
-    /// one yet is outvoted). Every sentinel answering that it monitors no
-    /// such primary is an error of its own (a wrong name: not worth asking
-    /// again).
+    /// one yet is outvoted). With no address, an error reply is the
+    /// error, not worth asking again: a sentinel refusing the question
+    /// (its ACL user), or, every sentinel answering that it monitors no
+    /// such primary, an error of its own (a wrong name).
     ///
     /// The epoch comes from `SENTINEL MASTER`, the address from `SENTINEL
     /// GET-MASTER-ADDR-BY-NAME`, asked together: the sentinel leading a
@@ -244,6 +245,9 @@ impl Sentinels {
         let deadline = Instant::now() + limit;
         let mut best: Option<(u64, (String, u16))> = None;
         let mut last_error = None;
+        // An error reply other than "no such master" (the sentinels' ACL
+        // user not allowed a command): the configuration's to fix.
+        let mut refused = None;
         while let Ok(Some(answer)) = tokio::time::timeout_at(deadline, asked.join_next()).await {
             match answer {
                 Ok(Ok((primary, address))) => {
@@ -257,9 +261,12 @@ impl Sentinels {
                         best = Some((epoch, (ip, port)));
                     }
                 }
-                // "No such master with that name" (or a command the
-                // sentinel's ACL user may not run): an answer, not an outage.
-                Ok(Err(error)) if is_error_reply(&error) => {}
+                // An answer, not an outage.
+                Ok(Err(error)) if is_error_reply(&error) => {
+                    if !error.to_string().contains("No such master") {
+                        refused = Some(error);
+                    }
+                }
                 Ok(Err(error)) => last_error = Some(error),
                 // A question that panicked (in redis-rs): as unanswered.
                 Err(_) => {
@@ -274,7 +281,7 @@ impl Sentinels {
             self.answered.store(true, Ordering::Relaxed);
             return Ok(address);
         }
-        Err(last_error.unwrap_or_else(|| {
+        Err(refused.or(last_error).unwrap_or_else(|| {
             RedisError::from((
                 ErrorKind::MasterNameNotFoundBySentinel,
                 "no sentinel monitors a primary of that name",
@@ -308,8 +315,8 @@ fn is_unanswered(error: &RedisError) -> bool {
     error.kind() != ErrorKind::MasterNameNotFoundBySentinel && !is_error_reply(error)
 }
 
-/// A server's error reply (`Extension`: one whose code redis-rs does not
-/// know, such as `NOPERM` in a pipeline).
+/// A server's error reply (`Extension`: with a code redis-rs does not
+/// know).
 fn is_error_reply(error: &RedisError) -> bool {
     matches!(error.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
 }

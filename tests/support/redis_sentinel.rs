@@ -26,6 +26,13 @@ pub const PRIMARY_NAME: &str = "fleet-primary";
 /// sentinels among themselves log in with it.
 pub const SENTINEL_USER: &str = "fleet-sentinels";
 pub const SENTINEL_PASSWORD: &str = "sentinels-password";
+/// A sentinel user for clients with only what `RedisStore`'s documentation
+/// asks for.
+pub const CLIENT_USER: &str = "fleet-client";
+/// A sentinel user for clients allowed `SENTINEL MASTER` only.
+pub const NARROW_USER: &str = "fleet-narrow";
+/// [`CLIENT_USER`]'s and [`NARROW_USER`]'s.
+pub const CLIENT_PASSWORD: &str = "client-password";
 /// The data nodes' user for the sentinels (`sentinel auth-user`), with the
 /// commands and channel the Redis documentation lists for it.
 pub const MONITOR_USER: &str = "fleet-monitor";
@@ -135,6 +142,9 @@ impl RedisSentinel {
              loglevel warning\n\
              user default off\n\
              user {SENTINEL_USER} on >{SENTINEL_PASSWORD} allchannels +@all\n\
+             user {CLIENT_USER} on >{CLIENT_PASSWORD} +sentinel|master \
+             +sentinel|get-master-addr-by-name\n\
+             user {NARROW_USER} on >{CLIENT_PASSWORD} +sentinel|master\n\
              sentinel sentinel-user {SENTINEL_USER}\n\
              sentinel sentinel-pass {SENTINEL_PASSWORD}\n\
              sentinel monitor {PRIMARY_NAME} 127.0.0.1 {primary} 2\n\
@@ -476,14 +486,14 @@ impl RedisSentinel {
 
     /// The sentinels' addresses, with their user.
     pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinel_urls_as(SENTINEL_USER, SENTINEL_PASSWORD)
+    }
+
+    /// The sentinels' addresses, with `user`.
+    pub fn sentinel_urls_as(&self, user: &str, password: &str) -> Vec<String> {
         self.sentinels
             .iter()
-            .map(|sentinel| {
-                format!(
-                    "redis://{SENTINEL_USER}:{SENTINEL_PASSWORD}@127.0.0.1:{}",
-                    sentinel.port
-                )
-            })
+            .map(|sentinel| format!("redis://{user}:{password}@127.0.0.1:{}", sentinel.port))
             .collect()
     }
 
