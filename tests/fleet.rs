@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             name => filter.push(name),
         }
     }
-    let scenarios: [Scenario; 29] = [
+    let scenarios: [Scenario; 30] = [
         ("cluster_store_waits_for_replicas", || {
             run(cluster_store_waits_for_replicas())
         }),
@@ -139,6 +139,10 @@ fn main() -> ExitCode {
         ("sentinel_misconfigured_fails_at_once", || {
             run(sentinel_misconfigured_fails_at_once())
         }),
+        (
+            "sentinel_hung_the_store_reconnects_to_the_last_primary",
+            || run(sentinel_hung_the_store_reconnects_to_the_last_primary()),
+        ),
         ("redis_fleet_fetches_once_per_token_lifetime", || {
             run(redis_fleet_fetches_once_per_token_lifetime())
         }),
@@ -1637,6 +1641,48 @@ async fn sentinel_misconfigured_fails_at_once() -> Outcome {
             "{what}: a password in {text}"
         );
     }
+    Ok(())
+}
+
+/// Every sentinel hung (`SIGSTOP`: their ports take connections that get
+/// no answer) when the store's connection to the primary breaks: the store
+/// connects to the last primary it knew, within its timeout, instead of
+/// taking the silence for a wrong primary name.
+async fn sentinel_hung_the_store_reconnects_to_the_last_primary() -> Outcome {
+    use support::redis_sentinel::PRIMARY_NAME;
+    use tower_token_refresh::Secret;
+    use tower_token_refresh::store::TokenStore;
+
+    let sentinel = RedisSentinel::start(1).await?;
+    let primary = sentinel.primary().await?;
+    let store = RedisStore::sentinel_builder(sentinel.sentinel_urls(), PRIMARY_NAME, "fleet:token")
+        .primary_auth(REDIS_USER, Secret::new(REDIS_PASSWORD))
+        .timeout(SENTINEL_STORE_TIMEOUT)
+        .build()
+        .map_err(|error| error.to_string())?;
+    if let Err(error) = store.load().await {
+        return Err(format!("before: {}", error_chain(&error)));
+    }
+    sentinel.freeze_sentinels(true)?;
+    let killed = sentinel
+        .cli_at(Node::Data(primary), &["client", "kill", "type", "normal"])
+        .await;
+    let started = Instant::now();
+    let loaded = store.load().await;
+    let took = started.elapsed();
+    sentinel.freeze_sentinels(false)?;
+    let killed = killed?;
+    check!(
+        killed.parse::<u32>().is_ok_and(|killed| killed >= 1),
+        "CLIENT KILL closed no connection: {killed}"
+    );
+    if let Err(error) = loaded {
+        return Err(format!(
+            "with every sentinel hung, after {took:?}: {}",
+            error_chain(&error)
+        ));
+    }
+    println!("    reconnected to the last primary in {took:.1?}");
     Ok(())
 }
 

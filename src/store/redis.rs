@@ -169,8 +169,10 @@ return 0
 ///   it. While no sentinel answers, the store connects to the last primary
 ///   it knew (if it still says it is the primary). ACL users: on the
 ///   sentinels, `sentinel|master` and `sentinel|get-master-addr-by-name`
-///   (a user short of them, or a primary name no sentinel monitors, fails
-///   at once, with the sentinels' answer); on the primary, the store's
+///   (a user short of either, or a primary name no sentinel monitors,
+///   fails at once when every sentinel answers, with an error that says
+///   so; sentinels silent within a quarter of the timeout count as
+///   unreachable); on the primary, the store's
 ///   keys, `role`, and `wait` with
 ///   [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) (`select`
 ///   with a database). With `rediss://` sentinels the

@@ -203,10 +203,12 @@ impl Sentinels {
     /// The primary's address as the sentinels answering within `limit`
     /// see it: of their answers, the one with the highest configuration
     /// epoch (a failover raises it, so a sentinel that has not heard of
-    /// one yet is outvoted). With no address, an error reply is the
-    /// error, not worth asking again: a sentinel refusing the question
-    /// (its ACL user), or, every sentinel answering that it monitors no
-    /// such primary, an error of its own (a wrong name).
+    /// one yet is outvoted). With no address from any of them: a sentinel
+    /// unreachable or silent within `limit` makes it an outage (an I/O
+    /// error); when every one answered, an error reply is the error, not
+    /// worth asking again: a sentinel refusing the question (its ACL
+    /// user), or, every one saying it monitors no such primary, an error of
+    /// its own (a wrong name).
     ///
     /// The epoch comes from `SENTINEL MASTER`, the address from `SENTINEL
     /// GET-MASTER-ADDR-BY-NAME`, asked together: the sentinel leading a
@@ -281,12 +283,22 @@ impl Sentinels {
             self.answered.store(true, Ordering::Relaxed);
             return Ok(address);
         }
-        Err(refused.or(last_error).unwrap_or_else(|| {
-            RedisError::from((
+        // A sentinel that could not be reached, or gave no answer in time,
+        // makes it an outage (the last primary is tried, the call made
+        // again); only when every one answered is it the configuration.
+        let unanswered = !asked.is_empty();
+        Err(match (last_error, refused) {
+            (Some(error), _) => error,
+            (None, _) if unanswered => RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no sentinel answered in time",
+            )),
+            (None, Some(refused)) => refused,
+            (None, None) => RedisError::from((
                 ErrorKind::MasterNameNotFoundBySentinel,
                 "no sentinel monitors a primary of that name",
-            ))
-        }))
+            )),
+        })
     }
 
     fn primary_client(&self, host: &str, port: u16) -> RedisResult<Client> {

@@ -464,6 +464,12 @@ impl RedisSentinel {
     /// answers nothing, without closing its connections. A frozen process
     /// is asked nothing (by [`primary`](Self::primary), the waits) until
     /// resumed.
+    /// Stops (or resumes) every sentinel.
+    pub fn freeze_sentinels(&self, frozen: bool) -> Outcome {
+        (0..self.sentinels.len())
+            .try_for_each(|sentinel| self.freeze(Node::Sentinel(sentinel), frozen))
+    }
+
     pub fn freeze(&self, node: Node, frozen: bool) -> Outcome {
         let process = self.process_ref(node);
         let pid = process
