@@ -1556,6 +1556,11 @@ async fn sentinel_idle_process_after_failover() -> Outcome {
     sentinel.freeze(Node::Data(primary), true)?;
     let results = fleet.wave_without(IDLE, REQUESTS).await;
     let promoted = sentinel.wait_for_promotion(primary).await;
+    // Resumed only once the tokens have expired, so that the next wave
+    // comes at once: the sentinels make the old primary a replica some 8 s
+    // after it says it is the primary again, and a slow machine could
+    // otherwise use that up before the idle process takes its turn.
+    servers.wait_until_tokens_expire().await;
     sentinel.freeze(Node::Data(primary), false)?;
     let (results, _promoted) = (results?, promoted?);
     check!(
